@@ -1,0 +1,95 @@
+//! How an emulator instance behaves: accepted keys, limits, timing and response style.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Settings for one [`Emulator`](crate::Emulator) instance.
+///
+/// All keys (ordinary and broke) belong to one account, so the rate limit is shared by all of
+/// them, as the provider documents.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EmulatorConfig {
+    /// Accepted API keys (default: `["emulator-key"]`).
+    pub api_keys: Vec<String>,
+    /// Accepted keys whose account has no credits: a valid submit with one of them is answered
+    /// `402 insufficient_credits` (default: none).
+    pub broke_keys: Vec<String>,
+    /// Account-wide limit over all `/v1/*` requests in a sliding 60 s window; `0` means
+    /// unlimited (default: 50, the provider's documented limit).
+    pub rate_limit_per_minute: u32,
+    /// How long a new job stays `queued`, in milliseconds (default: 1000).
+    pub queued_ms: u64,
+    /// How long a job then runs, in milliseconds, its progress rising linearly from 0 to 1
+    /// (default: 4000).
+    pub running_ms: u64,
+    /// The shape of job objects: the documented one, or a variant that exercises a tolerant
+    /// client (default: [`StatusStyle::Documented`]).
+    pub status_style: StatusStyle,
+    /// How long a signed output URL stays valid after it is handed out (default: 24 h).
+    pub url_ttl: Duration,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            api_keys: vec!["emulator-key".into()],
+            broke_keys: Vec::new(),
+            rate_limit_per_minute: 50,
+            queued_ms: 1000,
+            running_ms: 4000,
+            status_style: StatusStyle::Documented,
+            url_ttl: Duration::from_secs(24 * 60 * 60),
+        }
+    }
+}
+
+// Hand-written so that printing a config (in a test failure, a log line) never shows a key.
+impl fmt::Debug for EmulatorConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmulatorConfig")
+            .field(
+                "api_keys",
+                &format_args!("[{} redacted]", self.api_keys.len()),
+            )
+            .field(
+                "broke_keys",
+                &format_args!("[{} redacted]", self.broke_keys.len()),
+            )
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("queued_ms", &self.queued_ms)
+            .field("running_ms", &self.running_ms)
+            .field("status_style", &self.status_style)
+            .field("url_ttl", &self.url_ttl)
+            .finish()
+    }
+}
+
+/// The shape in which job objects (and job statuses elsewhere) are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum StatusStyle {
+    /// The documented shape: statuses `queued` / `running` / `completed` / `failed`, `progress`
+    /// as a number from 0 to 1, `result.output_urls` as an array.
+    #[default]
+    Documented,
+    /// A plausible undocumented shape: statuses `IN_QUEUE` / `Processing` / `succeeded` /
+    /// `FAILED`, `progress` as a percent string like `"42%"`, `result.video_url` as a single
+    /// string, and an extra field a client must ignore.
+    Variant,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_keys() {
+        let config = EmulatorConfig {
+            broke_keys: vec!["broke-secret".into()],
+            ..EmulatorConfig::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("emulator-key"), "{shown}");
+        assert!(!shown.contains("broke-secret"), "{shown}");
+        assert!(shown.contains("rate_limit_per_minute: 50"), "{shown}");
+    }
+}

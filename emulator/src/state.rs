@@ -1,0 +1,365 @@
+//! What an emulator remembers: jobs, the request log, the rate window, pending faults.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use crate::config::EmulatorConfig;
+use crate::faults::{Fault, FaultQueues, Route};
+use crate::media::{UrlSigner, hex};
+use crate::validation::GenerationRequest;
+
+/// One request the emulator received, as recorded for tests to inspect. Never holds a key.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RequestRecord {
+    /// HTTP method, e.g. `POST`.
+    pub method: String,
+    /// Path without the query, e.g. `/v1/jobs/job_1f…`.
+    pub path: String,
+    /// Raw query string, if any.
+    pub query: Option<String>,
+    /// Status answered; `0` while no answer has been produced (or if the client left during a
+    /// [`Fault::Delay`]).
+    pub status: u16,
+    /// Whether the request carried an accepted key (ordinary or broke).
+    pub authorized: bool,
+    /// The JSON body of a submit as received; `None` for other requests and unparsable bodies.
+    pub body: Option<serde_json::Value>,
+    /// When it arrived, measured from the emulator's start.
+    pub at: Duration,
+    /// The injected fault that handled it, described, if any.
+    pub fault: Option<String>,
+}
+
+/// A job's failure, fixed when it is created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct JobError {
+    pub code: String,
+    pub message: String,
+}
+
+/// A created job; its state is derived from the time since creation.
+#[derive(Clone, Debug)]
+pub(crate) struct Job {
+    pub id: String,
+    pub created: Instant,
+    pub created_wall: SystemTime,
+    pub request: GenerationRequest,
+    pub failure: Option<JobError>,
+}
+
+/// Where a job is at a given instant.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Phase {
+    Queued,
+    /// Running, with progress in `0.0..1.0`.
+    Running(f64),
+    Completed,
+    Failed(JobError),
+}
+
+impl Job {
+    /// The phase at `now` under the configured timing.
+    pub fn phase(&self, config: &EmulatorConfig, now: Instant) -> Phase {
+        let elapsed = now.saturating_duration_since(self.created);
+        let queued = Duration::from_millis(config.queued_ms);
+        let running = Duration::from_millis(config.running_ms);
+        if elapsed < queued {
+            Phase::Queued
+        } else if elapsed < queued + running {
+            Phase::Running((elapsed - queued).as_secs_f64() / running.as_secs_f64())
+        } else {
+            match &self.failure {
+                Some(error) => Phase::Failed(error.clone()),
+                None => Phase::Completed,
+            }
+        }
+    }
+
+    /// When the job ends (or ended), on the wall clock.
+    pub fn completed_wall(&self, config: &EmulatorConfig) -> SystemTime {
+        self.created_wall
+            + Duration::from_millis(config.queued_ms.saturating_add(config.running_ms))
+    }
+
+    /// What the finished job costs, in USD, rounded to 1/10000 to hide float noise.
+    pub fn cost_usd(&self) -> f64 {
+        let raw = self.request.duration * self.request.resolution.usd_per_second();
+        (raw * 10_000.0).round() / 10_000.0
+    }
+}
+
+/// The outcome of counting a request against the rate window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RateDecision {
+    Allowed,
+    /// Refused; retry after this many whole seconds (at least 1).
+    Limited(u64),
+}
+
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+/// A sliding 60 s window over the account's `/v1/*` requests.
+#[derive(Debug, Default)]
+pub(crate) struct RateWindow {
+    hits: VecDeque<Instant>,
+}
+
+impl RateWindow {
+    /// Counts a request at `now` if there is room under `limit` (0 = unlimited). A refused
+    /// request is not counted, so waiting out `Retry-After` is always enough.
+    pub fn try_hit(&mut self, limit: u32, now: Instant) -> RateDecision {
+        self.expire(now);
+        let limit = limit as usize;
+        if limit == 0 || self.hits.len() < limit {
+            self.hits.push_back(now);
+            return RateDecision::Allowed;
+        }
+        // The window can hold more than `limit` hits (faulted requests are counted
+        // unconditionally), so the slot frees when all but `limit - 1` have left.
+        let frees_at = self.hits[self.hits.len() - limit] + RATE_WINDOW;
+        let wait = frees_at.saturating_duration_since(now);
+        RateDecision::Limited(wait.as_secs_f64().ceil().max(1.0) as u64)
+    }
+
+    /// Counts a request at `now` whatever the limit.
+    pub fn force_hit(&mut self, now: Instant) {
+        self.expire(now);
+        self.hits.push_back(now);
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while self
+            .hits
+            .front()
+            .is_some_and(|&t| now.saturating_duration_since(t) >= RATE_WINDOW)
+        {
+            self.hits.pop_front();
+        }
+    }
+}
+
+/// Everything mutable, behind one lock that is never held across an `.await`.
+#[derive(Debug, Default)]
+pub(crate) struct Data {
+    pub jobs: HashMap<String, Job>,
+    /// Job ids in creation order, for the usage listing.
+    pub job_order: Vec<String>,
+    pub requests: Vec<RequestRecord>,
+    pub rate: RateWindow,
+    pub faults: FaultQueues,
+    pub fail_next: Option<JobError>,
+    pub submits_received: usize,
+    pub jobs_created: usize,
+}
+
+/// The state shared by the server task and the [`Emulator`](crate::Emulator) handle.
+pub(crate) struct Shared {
+    pub config: EmulatorConfig,
+    pub started: Instant,
+    pub base_url: String,
+    pub signer: UrlSigner,
+    data: Mutex<Data>,
+}
+
+/// Marks a prompt whose job must fail, so a client test can provoke a failure by input alone.
+pub(crate) const FAIL_MARKER: &str = "[emulator:fail]";
+
+impl Shared {
+    /// Fresh state for `config`, serving output URLs under `base_url`.
+    pub fn new(config: EmulatorConfig, base_url: String) -> Self {
+        Self {
+            config,
+            started: Instant::now(),
+            base_url,
+            signer: UrlSigner::random(),
+            data: Mutex::new(Data::default()),
+        }
+    }
+
+    /// The data lock. A panic elsewhere while it was held must not take the emulator down, so
+    /// poisoning is ignored: every update below leaves the data consistent.
+    pub fn data(&self) -> MutexGuard<'_, Data> {
+        self.data
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Logs an arriving request and returns its index in the log.
+    pub fn record_arrival(&self, record: RequestRecord, is_submit: bool) -> usize {
+        let mut data = self.data();
+        if is_submit {
+            data.submits_received += 1;
+        }
+        data.requests.push(record);
+        data.requests.len() - 1
+    }
+
+    /// Sets the status answered to logged request `index`.
+    pub fn record_status(&self, index: usize, status: u16) {
+        if let Some(record) = self.data().requests.get_mut(index) {
+            record.status = status;
+        }
+    }
+
+    /// Takes the fault (if any) for a request on `route`, noting it in the log entry `index`.
+    pub fn take_fault(&self, route: Option<Route>, index: usize) -> Option<Fault> {
+        let mut data = self.data();
+        let fault = data.faults.pop(route)?;
+        if let Some(record) = data.requests.get_mut(index) {
+            record.fault = Some(fault.describe());
+        }
+        Some(fault)
+    }
+
+    /// Creates a job for a validated request, deciding now whether it will fail.
+    pub fn create_job(&self, request: GenerationRequest) -> Job {
+        let mut data = self.data();
+        let failure = data.fail_next.take().or_else(|| {
+            request.prompt.contains(FAIL_MARKER).then(|| JobError {
+                code: "content_policy_violation".into(),
+                message: "the prompt was flagged by the content policy".into(),
+            })
+        });
+        let job = Job {
+            id: format!("job_{}", hex(&rand::random::<[u8; 16]>())),
+            created: Instant::now(),
+            created_wall: SystemTime::now(),
+            request,
+            failure,
+        };
+        data.jobs.insert(job.id.clone(), job.clone());
+        data.job_order.push(job.id.clone());
+        data.jobs_created += 1;
+        job
+    }
+
+    /// A copy of the job with this id.
+    pub fn job(&self, id: &str) -> Option<Job> {
+        self.data().jobs.get(id).cloned()
+    }
+
+    /// Copies of all jobs, in creation order.
+    pub fn jobs_in_order(&self) -> Vec<Job> {
+        let data = self.data();
+        data.job_order
+            .iter()
+            .filter_map(|id| data.jobs.get(id).cloned())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validation::{Mode, Resolution};
+
+    fn request(duration: f64, resolution: Resolution) -> GenerationRequest {
+        GenerationRequest {
+            prompt: "p".into(),
+            mode: Mode::Auto,
+            images: Vec::new(),
+            aspect_ratio: "16:9".into(),
+            resolution,
+            duration,
+            seed: None,
+            watermark: false,
+        }
+    }
+
+    #[test]
+    fn rate_window_slides_and_reports_wait() {
+        let mut w = RateWindow::default();
+        let t0 = Instant::now();
+        for i in 0..3 {
+            assert_eq!(
+                w.try_hit(3, t0 + Duration::from_secs(i)),
+                RateDecision::Allowed
+            );
+        }
+        // The first hit (t0) leaves the window at t0+60 s: 50 s from t0+10 s.
+        assert_eq!(
+            w.try_hit(3, t0 + Duration::from_secs(10)),
+            RateDecision::Limited(50)
+        );
+        assert_eq!(
+            w.try_hit(3, t0 + Duration::from_millis(59_500)),
+            RateDecision::Limited(1)
+        );
+        assert_eq!(
+            w.try_hit(3, t0 + Duration::from_secs(60)),
+            RateDecision::Allowed
+        );
+        assert_eq!(w.try_hit(0, t0), RateDecision::Allowed, "0 means unlimited");
+    }
+
+    #[test]
+    fn forced_hits_push_retry_after_out() {
+        let mut w = RateWindow::default();
+        let t0 = Instant::now();
+        w.force_hit(t0);
+        w.force_hit(t0 + Duration::from_secs(20));
+        w.force_hit(t0 + Duration::from_secs(30));
+        // Limit 2 with 3 in the window: a slot frees when the t0+20 s hit leaves.
+        assert_eq!(
+            w.try_hit(2, t0 + Duration::from_secs(40)),
+            RateDecision::Limited(40)
+        );
+    }
+
+    #[test]
+    fn phases_follow_the_clock() {
+        let config = EmulatorConfig {
+            queued_ms: 100,
+            running_ms: 200,
+            ..EmulatorConfig::default()
+        };
+        let shared = Shared::new(config.clone(), "http://x".into());
+        let job = shared.create_job(request(5.0, Resolution::P720));
+        let at = |ms| job.created + Duration::from_millis(ms);
+        assert_eq!(job.phase(&config, at(50)), Phase::Queued);
+        assert_eq!(job.phase(&config, at(200)), Phase::Running(0.5));
+        assert_eq!(job.phase(&config, at(300)), Phase::Completed);
+        assert_eq!(job.cost_usd(), 0.7);
+        assert_eq!(shared.job(&job.id).unwrap().id, job.id);
+        assert!(job.id.starts_with("job_") && job.id.len() == 4 + 32);
+    }
+
+    #[test]
+    fn zero_timings_complete_at_once() {
+        let config = EmulatorConfig {
+            queued_ms: 0,
+            running_ms: 0,
+            ..EmulatorConfig::default()
+        };
+        let shared = Shared::new(config.clone(), "http://x".into());
+        let job = shared.create_job(request(15.0, Resolution::P1080));
+        assert_eq!(job.phase(&config, job.created), Phase::Completed);
+        assert_eq!(job.cost_usd(), 2.7);
+    }
+
+    #[test]
+    fn failures_come_from_fail_next_then_the_marker() {
+        let shared = Shared::new(EmulatorConfig::default(), "http://x".into());
+        shared.data().fail_next = Some(JobError {
+            code: "upstream_error".into(),
+            message: "m".into(),
+        });
+        let mut marked = request(5.0, Resolution::P720);
+        marked.prompt = format!("a {FAIL_MARKER} b");
+        let first = shared.create_job(marked.clone());
+        assert_eq!(first.failure.unwrap().code, "upstream_error");
+        let second = shared.create_job(marked);
+        assert_eq!(second.failure.unwrap().code, "content_policy_violation");
+        assert!(
+            shared
+                .create_job(request(5.0, Resolution::P720))
+                .failure
+                .is_none()
+        );
+        assert_eq!(shared.data().jobs_created, 3);
+        assert_eq!(shared.jobs_in_order().len(), 3);
+    }
+}
