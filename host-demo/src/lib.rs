@@ -1,0 +1,29 @@
+//! A Wasmtime host for the HappyHorse `video-gen` component.
+//!
+//! The host treats the component as an untrusted plugin: it decides what the plugin may
+//! reach ([`policy`]), what it can see (only the environment the host gives it), how much
+//! memory and time it may use ([`plugin::PluginLimits`]), and it keeps what matters — job
+//! ids and downloaded files — outside the sandbox.
+//!
+//! - [`runtime`]: the engine, the precompiled-component cache and pre-instantiation;
+//! - [`plugin`]: one sandboxed instance and typed, time-bounded calls into it;
+//! - [`policy`]: the outbound allow-list, enforced at the WASI-HTTP `send_request` hook;
+//! - [`download`]: streaming outputs to disk with a checksum;
+//! - [`report`]: turning contract errors into advice for people.
+
+pub mod download;
+pub mod plugin;
+pub mod policy;
+pub mod report;
+pub mod runtime;
+
+/// Host bindings for the component's world, generated from `wit/`.
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "empiriolabs:happyhorse/happyhorse",
+        exports: { default: async },
+    });
+}
+
+pub use bindings::exports::videogen::api::video_gen as api;

@@ -1,0 +1,419 @@
+//! `host-demo`: run the HappyHorse component as a sandboxed plugin from the command line.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use happyhorse_emulator::{Emulator, EmulatorConfig};
+use host_demo::api::{ClientConfig, JobState, JobStatus, Mode, PollPolicy, VideoRequest};
+use host_demo::download::{DownloadPolicy, download, redact_query};
+use host_demo::plugin::{Plugin, PluginLimits, PluginOptions};
+use host_demo::policy::{Origin, OutboundPolicy};
+use host_demo::report::{describe, money};
+use host_demo::runtime::{Runtime, RuntimeOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// The provider's public endpoint.
+const REAL_BASE_URL: &str = "https://api.empiriolabs.ai";
+/// The key the built-in emulator accepts.
+const EMULATOR_KEY: &str = "emulator-key";
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Run the HappyHorse 1.1 video-gen component in a sandboxed Wasmtime host"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log more (the effective sandbox policy, every request).
+    #[arg(long, short, global = true)]
+    verbose: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate one video: validate, price, submit, wait with progress, download.
+    Generate(GenerateArgs),
+    /// Pick up a job submitted earlier by its id: wait for it and download its outputs.
+    Resume {
+        /// The job id printed by `generate`.
+        job_id: String,
+        #[command(flatten)]
+        conn: ConnectionArgs,
+    },
+    /// Run the local emulator of the EmpirioLabs API until Ctrl-C.
+    Emulator {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        listen: SocketAddr,
+        /// Seconds a job stays queued.
+        #[arg(long, default_value_t = 1.0)]
+        queued_secs: f64,
+        /// Seconds a job runs.
+        #[arg(long, default_value_t = 4.0)]
+        running_secs: f64,
+    },
+}
+
+#[derive(Args)]
+struct ConnectionArgs {
+    /// API key. Without one, the built-in emulator is started and used.
+    #[arg(long, env = "EMPIRIOLABS_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// API base URL (default: the real service when a key is given).
+    #[arg(long)]
+    base_url: Option<String>,
+    /// Give up waiting after this many seconds (the job goes on; resume it by id).
+    #[arg(long, default_value_t = 900)]
+    timeout_secs: u64,
+    /// Where downloaded videos go.
+    #[arg(long, default_value = "out")]
+    out_dir: PathBuf,
+    /// Use this component instead of the one built into the binary.
+    #[arg(long)]
+    component: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// The scene to generate (up to 2,500 characters).
+    #[arg(long)]
+    prompt: String,
+    /// How to interpret the request.
+    #[arg(long, value_enum, default_value_t = CliMode::Auto)]
+    mode: CliMode,
+    /// A reference image URL (repeat for reference-to-video, up to 9).
+    #[arg(long = "image")]
+    images: Vec<String>,
+    /// Aspect ratio: 16:9, 9:16, 1:1, 4:3 or 3:4 (ignored for image-to-video).
+    #[arg(long)]
+    aspect_ratio: Option<String>,
+    /// Resolution: 720p or 1080p.
+    #[arg(long)]
+    resolution: Option<String>,
+    /// Clip length in seconds, 3 to 15.
+    #[arg(long)]
+    duration: Option<u32>,
+    /// Seed for a repeatable result, 0 to 2147483647.
+    #[arg(long, allow_hyphen_values = true)]
+    seed: Option<i64>,
+    /// Watermark the output.
+    #[arg(long)]
+    watermark: bool,
+    /// Model id.
+    #[arg(long)]
+    model: Option<String>,
+    #[command(flatten)]
+    conn: ConnectionArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CliMode {
+    Auto,
+    T2v,
+    I2v,
+    R2v,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = if cli.verbose {
+        "info,host_demo=debug"
+    } else {
+        "warn,host_demo=info"
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let outcome = match cli.command {
+        Command::Generate(args) => generate(args, cli.verbose).await,
+        Command::Resume { job_id, conn } => resume(job_id, conn, cli.verbose).await,
+        Command::Emulator {
+            listen,
+            queued_secs,
+            running_secs,
+        } => emulator(listen, queued_secs, running_secs).await,
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where the plugin talks to, holding the in-process emulator alive when there is one.
+struct Session {
+    base_url: String,
+    key: String,
+    config: ClientConfig,
+    runtime: Runtime,
+    downloads: DownloadPolicy,
+    out_dir: PathBuf,
+    _emulator: Option<Emulator>,
+}
+
+impl Session {
+    async fn open(conn: ConnectionArgs, verbose: bool) -> Result<Session> {
+        let (base_url, key, emulator, poll) = match conn.api_key.filter(|k| !k.is_empty()) {
+            Some(key) => {
+                let base = conn.base_url.unwrap_or_else(|| REAL_BASE_URL.to_string());
+                // The provider's own examples poll every 5 s; the component backs off to 15 s.
+                (base, key, None, None)
+            }
+            None => {
+                if conn.base_url.is_some() {
+                    bail!(
+                        "--base-url needs an API key: set EMPIRIOLABS_API_KEY (the emulator prints the one it accepts)"
+                    );
+                }
+                let emulator = Emulator::start(EmulatorConfig::default()).await?;
+                eprintln!(
+                    "No EMPIRIOLABS_API_KEY set: using the built-in emulator at {} (local, nothing is billed).\n\
+                     Set EMPIRIOLABS_API_KEY to generate with the real HappyHorse 1.1 API.",
+                    emulator.base_url()
+                );
+                // Emulated jobs take seconds, so poll often enough for a lively demo.
+                let poll = PollPolicy {
+                    min_interval_ms: 500,
+                    max_interval_ms: 2_000,
+                    deadline_ms: conn.timeout_secs * 1000,
+                    max_retries: 4,
+                };
+                (
+                    emulator.base_url(),
+                    EMULATOR_KEY.to_string(),
+                    Some(emulator),
+                    Some(poll),
+                )
+            }
+        };
+        let api_origin = Origin::from_url(&base_url)?;
+        let wasm = match &conn.component {
+            Some(path) => {
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
+            }
+            None => video_gen_artifacts::HAPPYHORSE.to_vec(),
+        };
+        let started = Instant::now();
+        let runtime = Runtime::new(&wasm, &RuntimeOptions::default())?;
+        tracing::debug!(elapsed = ?started.elapsed(), "component ready");
+        if verbose {
+            eprintln!(
+                "sandbox: outbound allow-list = [{api_origin}]; no filesystem, no sockets; memory ≤ 64 MiB"
+            );
+        }
+        let poll = poll.unwrap_or(PollPolicy {
+            min_interval_ms: 5_000,
+            max_interval_ms: 15_000,
+            deadline_ms: conn.timeout_secs * 1000,
+            max_retries: 4,
+        });
+        Ok(Session {
+            config: ClientConfig {
+                base_url: Some(base_url.clone()),
+                api_key: None,
+                connect_timeout_ms: None,
+                max_response_bytes: None,
+                poll: Some(poll),
+            },
+            base_url,
+            key,
+            runtime,
+            downloads: DownloadPolicy { api_origin },
+            out_dir: conn.out_dir,
+            _emulator: emulator,
+        })
+    }
+
+    /// A fresh plugin instance that can reach only the API, with the key in its environment.
+    async fn plugin(&self) -> Result<Plugin> {
+        let origin = Origin::from_url(&self.base_url)?;
+        self.runtime
+            .instantiate(PluginOptions {
+                env: vec![("EMPIRIOLABS_API_KEY".into(), self.key.clone())],
+                policy: OutboundPolicy::allow(vec![origin]),
+                limits: PluginLimits {
+                    call_timeout: Duration::from_secs(120),
+                    ..Default::default()
+                },
+            })
+            .await
+    }
+}
+
+async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
+    let request = VideoRequest {
+        model: args.model,
+        prompt: args.prompt,
+        mode: Some(match args.mode {
+            CliMode::Auto => Mode::Auto,
+            CliMode::T2v => Mode::T2v,
+            CliMode::I2v => Mode::I2v,
+            CliMode::R2v => Mode::R2v,
+        }),
+        images: args.images,
+        aspect_ratio: args.aspect_ratio,
+        resolution: args.resolution,
+        duration_seconds: args.duration,
+        seed: args.seed,
+        watermark: Some(args.watermark),
+    };
+    let session = Session::open(args.conn, verbose).await?;
+    let mut plugin = session.plugin().await?;
+
+    let validated = match plugin.validate(&request).await? {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{}", describe(&e));
+            return Ok(ExitCode::from(2));
+        }
+    };
+    for w in &validated.warnings {
+        eprintln!("warning: {}: {}", w.field, w.message);
+    }
+    let cost = match plugin.estimate_cost(&validated.request, None).await? {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}", describe(&e));
+            return Ok(ExitCode::from(2));
+        }
+    };
+    println!(
+        "Estimated cost: {} ({} s at {}/s, {})",
+        money(cost.total_micros, &cost.currency),
+        cost.billed_seconds,
+        money(cost.micros_per_second, &cost.currency),
+        validated.request.resolution.as_deref().unwrap_or("720p"),
+    );
+    let job_id = match plugin.submit(&session.config, &validated.request).await? {
+        Ok(id) => id,
+        Err(e) => {
+            eprintln!("{}", describe(&e));
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    println!("Submitted job {job_id} (if interrupted: host-demo resume {job_id})");
+    finish(&session, plugin, &job_id).await
+}
+
+async fn resume(job_id: String, conn: ConnectionArgs, verbose: bool) -> Result<ExitCode> {
+    let session = Session::open(conn, verbose).await?;
+    let plugin = session.plugin().await?;
+    finish(&session, plugin, &job_id).await
+}
+
+/// Poll with a progress bar until the job ends, then download its outputs.
+async fn finish(session: &Session, mut plugin: Plugin, job_id: &str) -> Result<ExitCode> {
+    let bar = progress_bar();
+    let deadline = Instant::now()
+        + Duration::from_millis(session.config.poll.map_or(900_000, |p| p.deadline_ms));
+    let outputs = loop {
+        let status = match plugin.poll(&session.config, job_id).await? {
+            Ok(s) => s,
+            Err(e) => {
+                bar.abandon();
+                eprintln!("{}", describe(&e));
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+        show(&bar, &status);
+        match status.state {
+            JobState::Completed(urls) => break urls,
+            JobState::Queued | JobState::Running(_) => {}
+            JobState::Failed(f) => {
+                bar.abandon();
+                eprintln!("job {job_id} failed ({}): {}", f.code, f.message);
+                return Ok(ExitCode::FAILURE);
+            }
+            JobState::Cancelled | JobState::Expired => {
+                bar.abandon();
+                eprintln!("job {job_id} ended as {}", status.raw_status);
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        if Instant::now() >= deadline {
+            bar.abandon();
+            eprintln!("gave up waiting; the job goes on: host-demo resume {job_id}");
+            return Ok(ExitCode::FAILURE);
+        }
+        tokio::time::sleep(Duration::from_millis(u64::from(status.next_poll_ms))).await;
+    };
+    bar.finish_with_message("completed");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    for (i, url) in outputs.iter().enumerate() {
+        session.downloads.check(url)?;
+        let dest = session.out_dir.join(format!("{job_id}-{i}.mp4"));
+        let file = download(&client, url, &dest)
+            .await
+            .with_context(|| format!("downloading {}", redact_query(url)))?;
+        println!(
+            "Downloaded {} ({} bytes, sha256 {})",
+            file.path.display(),
+            file.bytes,
+            file.sha256
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress_bar() -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(100);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos:>3}% {msg}")
+            .expect("a valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+fn show(bar: &ProgressBar, status: &JobStatus) {
+    let (pos, label) = match &status.state {
+        JobState::Queued => (0, "queued".to_string()),
+        JobState::Running(p) => (
+            p.map_or(0, |p| (p * 100.0).round() as u64),
+            "running".into(),
+        ),
+        JobState::Completed(_) => (100, "completed".into()),
+        other => (bar.position(), format!("{other:?}")),
+    };
+    bar.set_position(pos);
+    bar.set_message(label.clone());
+    // On a terminal the bar shows this; elsewhere a log line per reading does.
+    if bar.is_hidden() {
+        tracing::info!(job = %status.job_id, state = %label, progress = pos, "job status");
+    }
+}
+
+async fn emulator(listen: SocketAddr, queued_secs: f64, running_secs: f64) -> Result<ExitCode> {
+    let config = EmulatorConfig {
+        queued_ms: (queued_secs * 1000.0) as u64,
+        running_ms: (running_secs * 1000.0) as u64,
+        ..Default::default()
+    };
+    let emulator = Emulator::start_on(listen, config).await?;
+    println!(
+        "Emulator of the EmpirioLabs API listening on {}\nUse: EMPIRIOLABS_API_KEY={EMULATOR_KEY} host-demo generate --base-url {} --prompt …",
+        emulator.base_url(),
+        emulator.base_url()
+    );
+    tokio::signal::ctrl_c().await?;
+    emulator.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}

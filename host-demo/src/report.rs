@@ -1,0 +1,97 @@
+//! Sentences for people: what a contract error means and what to do about it.
+
+use crate::api::{Error, TransportKind};
+
+/// Render a component error as "what happened — what to do".
+pub fn describe(error: &Error) -> String {
+    match error {
+        Error::PermanentInvalidRequest(violations) => {
+            let mut out = String::from("the request is invalid (nothing was sent):");
+            for v in violations {
+                out.push_str(&format!("\n  - {} [{}]: {}", v.field, v.rule, v.message));
+            }
+            out
+        }
+        Error::PermanentUnauthorized(e) => format!(
+            "the API key was refused ({}): {} — check EMPIRIOLABS_API_KEY",
+            e.code.as_deref().unwrap_or("unauthorized"),
+            e.message
+        ),
+        Error::InsufficientCredits(e) => {
+            format!(
+                "the account has no credits left: {} — top up, then retry",
+                e.message
+            )
+        }
+        Error::RateLimited(r) => match r.retry_after_ms {
+            Some(ms) => format!(
+                "rate limited: {} — retry in {:.1} s",
+                r.message,
+                ms as f64 / 1000.0
+            ),
+            None => format!("rate limited: {} — retry shortly", r.message),
+        },
+        Error::JobFailed(f) => format!(
+            "job {} failed ({}): {}",
+            f.job_id, f.failure.code, f.failure.message
+        ),
+        Error::NotFound(id) => format!("the provider does not know job {id}"),
+        Error::ServerError(e) => format!(
+            "the provider failed (HTTP {}): {} — retry later",
+            e.status, e.message
+        ),
+        Error::TransportError(t) => {
+            let hint = match t.kind {
+                TransportKind::Denied => "the host's sandbox policy refused this destination",
+                TransportKind::Dns => "check the base URL's host name",
+                TransportKind::Connect => "is the server up and reachable?",
+                TransportKind::Tls => "the server's TLS certificate or protocol was rejected",
+                TransportKind::Interrupted => "the connection broke; retry",
+                TransportKind::Other => "retry, and report it if it persists",
+            };
+            format!("network error ({:?}): {} — {hint}", t.kind, t.message)
+        }
+        Error::SubmitOutcomeUnknown(u) => format!(
+            "the submit may or may not have created a (billed) job: {} — do NOT resubmit blindly",
+            u.message
+        ),
+        Error::Timeout(t) => format!(
+            "gave up waiting for job {}; it goes on at the provider — resume with `host-demo resume {}`",
+            t.job_id, t.job_id
+        ),
+        Error::MalformedResponse(e) => format!(
+            "the provider's answer could not be read (HTTP {}): {}",
+            e.status, e.message
+        ),
+        Error::ExecutionFailed => "the component failed to execute".to_string(),
+    }
+}
+
+/// Format micro-units of a currency as `$1.23` (USD) or `1.23 XYZ`.
+pub fn money(micros: u64, currency: &str) -> String {
+    let whole = micros / 1_000_000;
+    let cents = (micros % 1_000_000 + 5_000) / 10_000;
+    let (whole, cents) = if cents == 100 {
+        (whole + 1, 0)
+    } else {
+        (whole, cents)
+    };
+    if currency == "USD" {
+        format!("${whole}.{cents:02}")
+    } else {
+        format!("{whole}.{cents:02} {currency}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::money;
+
+    #[test]
+    fn money_rounds_to_cents() {
+        assert_eq!(money(700_000, "USD"), "$0.70");
+        assert_eq!(money(2_700_000, "USD"), "$2.70");
+        assert_eq!(money(1_995_000, "USD"), "$2.00");
+        assert_eq!(money(140_000, "EUR"), "0.14 EUR");
+    }
+}

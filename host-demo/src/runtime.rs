@@ -1,0 +1,197 @@
+//! The Wasmtime engine, the on-disk cache of the precompiled component, and the
+//! pre-instantiated component every plugin instance is created from.
+
+use crate::bindings::HappyhorsePre;
+use crate::plugin::{Plugin, PluginOptions, PluginState};
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances. A guest spinning on CPU is interrupted (and made to yield
+/// to the async executor) at most this long after its time is up.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// How the engine is set up.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Where precompiled components are cached; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    /// Use the pooling instance allocator (faster instantiation, memory reserved up front).
+    pub pooling: bool,
+    /// With `pooling`: how many instances may be live at once.
+    pub max_instances: u32,
+    /// Largest linear memory one instance may have, bytes (enforced again per store).
+    pub max_memory_bytes: usize,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            cache_dir: default_cache_dir(),
+            pooling: false,
+            max_instances: 1_000,
+            max_memory_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The per-user cache directory for precompiled components.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|d| d.join("happyhorse-host"))
+}
+
+/// A compiled, linked component ready to be instantiated many times.
+pub struct Runtime {
+    engine: Engine,
+    component: Component,
+    pre: HappyhorsePre<PluginState>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// Compile (or load from the cache) `wasm` and link it against WASI and WASI-HTTP.
+    pub fn new(wasm: &[u8], options: &RuntimeOptions) -> Result<Runtime> {
+        let engine = engine(options)?;
+        let component = load_component(&engine, wasm, options.cache_dir.as_deref())?;
+        let mut linker = Linker::<PluginState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        let pre = HappyhorsePre::new(linker.instantiate_pre(&component)?)?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_epoch_ticker(engine.clone(), ticker_stop.clone());
+        Ok(Runtime {
+            engine,
+            component,
+            pre,
+            ticker_stop,
+        })
+    }
+
+    /// The engine (shared by every instance).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The names of the interfaces the component imports (what a host must provide).
+    pub fn imports(&self) -> Vec<String> {
+        self.component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
+    /// A fresh, sandboxed instance. Each job gets its own: a trapped store is dead, and
+    /// instances share nothing, so one misbehaving job cannot touch another.
+    pub async fn instantiate(&self, options: PluginOptions) -> Result<Plugin> {
+        Plugin::instantiate(&self.engine, &self.pre, options).await
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn engine(options: &RuntimeOptions) -> Result<Engine> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    if options.pooling {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(options.max_instances)
+            .total_core_instances(options.max_instances.saturating_mul(4))
+            .total_memories(options.max_instances.saturating_mul(2))
+            .total_tables(options.max_instances.saturating_mul(2))
+            .max_memory_size(options.max_memory_bytes);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    Ok(Engine::new(&config)?)
+}
+
+fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) {
+    std::thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })
+        .expect("spawning the epoch thread");
+}
+
+/// The cache file for `wasm` under this engine: a precompiled artifact only loads into an
+/// engine with the same version and settings, so both are part of the key.
+fn cache_path(engine: &Engine, wasm: &[u8], dir: &Path) -> PathBuf {
+    let mut settings = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut settings);
+    let mut key = Sha256::new();
+    key.update(wasm);
+    key.update(settings.finish().to_le_bytes());
+    key.update(env!("CARGO_PKG_VERSION").as_bytes());
+    let digest = key.finalize();
+    let name: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    dir.join(format!("{name}.cwasm"))
+}
+
+/// Load the precompiled component from the cache, or compile and cache it.
+pub fn load_component(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) -> Result<Component> {
+    let Some(dir) = cache_dir else {
+        return compile(engine, wasm);
+    };
+    let path = cache_path(engine, wasm, dir);
+    if path.exists() {
+        // SAFETY: the file was written by `Component::serialize` of this same host version
+        // and engine settings (both in its name), into a directory this user owns.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => return Ok(component),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "ignoring unusable cache entry: {e:#}")
+            }
+        }
+    }
+    let component = compile(engine, wasm)?;
+    if let Err(e) = write_cache(&component, dir, &path) {
+        tracing::warn!(dir = %dir.display(), "could not cache the compiled component: {e:#}");
+    }
+    Ok(component)
+}
+
+fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component> {
+    Component::new(engine, wasm)
+        .map_err(anyhow::Error::from)
+        .context("compiling the component")
+}
+
+fn write_cache(component: &Component, dir: &Path, path: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let bytes = component.serialize()?;
+    // Write then rename, so a concurrent reader never sees half a file.
+    let tmp = tempfile_in(dir)?;
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn tempfile_in(dir: &Path) -> Result<PathBuf> {
+    let unique = format!(
+        ".tmp-{}-{:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+    );
+    Ok(dir.join(unique))
+}
