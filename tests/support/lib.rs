@@ -1,0 +1,108 @@
+//! Shared set-up for the integration tests: one compiled component per test binary, a
+//! fresh emulator on an ephemeral 127.0.0.1 port per test, and a fresh plugin per job.
+
+use happyhorse_emulator::{Emulator, EmulatorConfig};
+use host_demo::api::{ClientConfig, PollPolicy, VideoRequest};
+use host_demo::plugin::{Plugin, PluginLimits, PluginOptions};
+use host_demo::policy::{Origin, OutboundPolicy};
+use host_demo::runtime::{Runtime, RuntimeOptions};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The key the emulator accepts by default.
+pub const KEY: &str = "emulator-key";
+
+/// The component, compiled once per test binary (and cached on disk across runs: a debug
+/// build of Cranelift takes seconds to compile it).
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        // Next to the built component, inside the target directory.
+        let built = std::path::Path::new(video_gen_artifacts::HAPPYHORSE_PATH);
+        let options = RuntimeOptions {
+            cache_dir: built.parent().map(|dir| dir.join("cwasm")),
+            ..Default::default()
+        };
+        Runtime::new(video_gen_artifacts::HAPPYHORSE, &options).expect("the component loads")
+    })
+}
+
+/// Emulated jobs that finish in a fraction of a second. The account's request limit is
+/// off: these tests poll every few ms on purpose, and the limit has tests of its own.
+pub fn fast() -> EmulatorConfig {
+    EmulatorConfig {
+        queued_ms: 30,
+        running_ms: 150,
+        rate_limit_per_minute: 0,
+        ..Default::default()
+    }
+}
+
+/// Start an emulator for one test.
+pub async fn emulator(config: EmulatorConfig) -> Emulator {
+    Emulator::start(config).await.expect("the emulator starts")
+}
+
+/// A plugin that may reach only `emulator`, with `key` as its `EMPIRIOLABS_API_KEY`.
+pub async fn plugin_with_key(emulator: &Emulator, key: Option<&str>) -> Plugin {
+    let origin = Origin::from_url(&emulator.base_url()).expect("emulator URL");
+    runtime()
+        .instantiate(PluginOptions {
+            env: key
+                .map(|k| vec![("EMPIRIOLABS_API_KEY".to_string(), k.to_string())])
+                .unwrap_or_default(),
+            policy: OutboundPolicy::allow(vec![origin]),
+            limits: PluginLimits {
+                call_timeout: Duration::from_secs(30),
+                ..Default::default()
+            },
+        })
+        .await
+        .expect("the plugin instantiates")
+}
+
+/// A plugin with the emulator's key.
+pub async fn plugin(emulator: &Emulator) -> Plugin {
+    plugin_with_key(emulator, Some(KEY)).await
+}
+
+/// Polls every few tens of ms, gives up after `deadline_ms`.
+pub fn config(emulator: &Emulator, deadline_ms: u64) -> ClientConfig {
+    ClientConfig {
+        base_url: Some(emulator.base_url()),
+        api_key: None,
+        connect_timeout_ms: Some(2_000),
+        max_response_bytes: None,
+        poll: Some(PollPolicy {
+            min_interval_ms: 20,
+            max_interval_ms: 100,
+            deadline_ms,
+            max_retries: 3,
+        }),
+    }
+}
+
+/// A minimal text-to-video request.
+pub fn t2v(prompt: &str) -> VideoRequest {
+    VideoRequest {
+        model: None,
+        prompt: prompt.to_string(),
+        mode: None,
+        images: vec![],
+        aspect_ratio: None,
+        resolution: None,
+        duration_seconds: None,
+        seed: None,
+        watermark: None,
+    }
+}
+
+/// The JSON bodies of every submit the emulator received.
+pub fn submit_bodies(emulator: &Emulator) -> Vec<serde_json::Value> {
+    emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/videos/generations")
+        .filter_map(|r| r.body)
+        .collect()
+}
