@@ -5,17 +5,23 @@
 //! memory and time it may use ([`plugin::PluginLimits`]), and it keeps what matters — job
 //! ids and downloaded files — outside the sandbox.
 //!
+//! - [`session`]: the real API or the built-in emulator, the component, the sandbox;
+//! - [`sandbox`]: the policy every plugin runs under (deny by default, widened by config);
 //! - [`runtime`]: the engine, the precompiled-component cache and pre-instantiation;
-//! - [`plugin`]: one sandboxed instance and typed, time-bounded calls into it;
-//! - [`policy`]: the outbound allow-list, enforced at the WASI-HTTP `send_request` hook;
+//! - [`plugin`]: one sandboxed instance and typed, time- and memory-bounded calls into it;
+//! - [`policy`]: the outbound rules, enforced at the WASI-HTTP `send_request` hook;
+//! - [`budget`]: the account-wide request budget all plugins share;
 //! - [`download`]: streaming outputs to disk with a checksum;
 //! - [`report`]: turning contract errors into advice for people.
 
+pub mod budget;
 pub mod download;
 pub mod plugin;
 pub mod policy;
 pub mod report;
 pub mod runtime;
+pub mod sandbox;
+pub mod session;
 
 /// Host bindings for the component's world, generated from `wit/`.
 pub mod bindings {

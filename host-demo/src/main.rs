@@ -1,25 +1,20 @@
 //! `host-demo`: run the HappyHorse component as a sandboxed plugin from the command line.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use happyhorse_emulator::{Emulator, EmulatorConfig};
-use host_demo::api::{ClientConfig, JobState, JobStatus, Mode, PollPolicy, VideoRequest};
-use host_demo::download::{DownloadPolicy, download, redact_query};
-use host_demo::plugin::{Plugin, PluginLimits, PluginOptions};
-use host_demo::policy::{Origin, OutboundPolicy};
+use host_demo::api::{JobState, JobStatus, Mode, VideoRequest};
+use host_demo::download::{download, redact_query};
+use host_demo::plugin::Plugin;
 use host_demo::report::{describe, money};
-use host_demo::runtime::{Runtime, RuntimeOptions};
+use host_demo::sandbox::SandboxPolicy;
+use host_demo::session::{ConnectOptions, EMULATOR_KEY, Session};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-
-/// The provider's public endpoint.
-const REAL_BASE_URL: &str = "https://api.empiriolabs.ai";
-/// The key the built-in emulator accepts.
-const EMULATOR_KEY: &str = "emulator-key";
 
 #[derive(Parser)]
 #[command(
@@ -76,6 +71,42 @@ struct ConnectionArgs {
     /// Use this component instead of the one built into the binary.
     #[arg(long)]
     component: Option<PathBuf>,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+}
+
+/// The sandbox is deny-by-default; these widen or tighten it explicitly.
+#[derive(Args)]
+struct SandboxArgs {
+    /// Sandbox policy file (TOML; see README "Sandbox"). Flags below override it.
+    #[arg(long)]
+    sandbox_config: Option<PathBuf>,
+    /// Let plugins also reach this origin (repeatable), e.g. https://cdn.example.com.
+    #[arg(long = "allow-origin")]
+    allow_origins: Vec<String>,
+    /// The account's request budget per minute, shared by all plugins (0 = unlimited).
+    #[arg(long)]
+    requests_per_minute: Option<u32>,
+    /// Memory cap per plugin, MiB.
+    #[arg(long)]
+    max_memory_mib: Option<u32>,
+}
+
+impl SandboxArgs {
+    fn policy(self) -> Result<SandboxPolicy> {
+        let mut policy = match &self.sandbox_config {
+            Some(path) => SandboxPolicy::from_toml_file(path)?,
+            None => SandboxPolicy::default(),
+        };
+        policy.allow.extend(self.allow_origins);
+        if let Some(n) = self.requests_per_minute {
+            policy.requests_per_minute = n;
+        }
+        if let Some(n) = self.max_memory_mib {
+            policy.max_memory_mib = n;
+        }
+        Ok(policy)
+    }
 }
 
 #[derive(Args)]
@@ -153,104 +184,30 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Where the plugin talks to, holding the in-process emulator alive when there is one.
-struct Session {
-    base_url: String,
-    key: String,
-    config: ClientConfig,
-    runtime: Runtime,
-    downloads: DownloadPolicy,
-    out_dir: PathBuf,
-    _emulator: Option<Emulator>,
-}
-
-impl Session {
-    async fn open(conn: ConnectionArgs, verbose: bool) -> Result<Session> {
-        let (base_url, key, emulator, poll) = match conn.api_key.filter(|k| !k.is_empty()) {
-            Some(key) => {
-                let base = conn.base_url.unwrap_or_else(|| REAL_BASE_URL.to_string());
-                // The provider's own examples poll every 5 s; the component backs off to 15 s.
-                (base, key, None, None)
-            }
-            None => {
-                if conn.base_url.is_some() {
-                    bail!(
-                        "--base-url needs an API key: set EMPIRIOLABS_API_KEY (the emulator prints the one it accepts)"
-                    );
-                }
-                let emulator = Emulator::start(EmulatorConfig::default()).await?;
-                eprintln!(
-                    "No EMPIRIOLABS_API_KEY set: using the built-in emulator at {} (local, nothing is billed).\n\
-                     Set EMPIRIOLABS_API_KEY to generate with the real HappyHorse 1.1 API.",
-                    emulator.base_url()
-                );
-                // Emulated jobs take seconds, so poll often enough for a lively demo.
-                let poll = PollPolicy {
-                    min_interval_ms: 500,
-                    max_interval_ms: 2_000,
-                    deadline_ms: conn.timeout_secs * 1000,
-                    max_retries: 4,
-                };
-                (
-                    emulator.base_url(),
-                    EMULATOR_KEY.to_string(),
-                    Some(emulator),
-                    Some(poll),
-                )
-            }
-        };
-        let api_origin = Origin::from_url(&base_url)?;
-        let wasm = match &conn.component {
-            Some(path) => {
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
-            }
-            None => video_gen_artifacts::HAPPYHORSE.to_vec(),
-        };
-        let started = Instant::now();
-        let runtime = Runtime::new(&wasm, &RuntimeOptions::default())?;
-        tracing::debug!(elapsed = ?started.elapsed(), "component ready");
-        if verbose {
-            eprintln!(
-                "sandbox: outbound allow-list = [{api_origin}]; no filesystem, no sockets; memory ≤ 64 MiB"
-            );
-        }
-        let poll = poll.unwrap_or(PollPolicy {
-            min_interval_ms: 5_000,
-            max_interval_ms: 15_000,
-            deadline_ms: conn.timeout_secs * 1000,
-            max_retries: 4,
-        });
-        Ok(Session {
-            config: ClientConfig {
-                base_url: Some(base_url.clone()),
-                api_key: None,
-                connect_timeout_ms: None,
-                max_response_bytes: None,
-                poll: Some(poll),
-            },
-            base_url,
-            key,
-            runtime,
-            downloads: DownloadPolicy { api_origin },
-            out_dir: conn.out_dir,
-            _emulator: emulator,
-        })
+/// Open a session as the flags say, telling the user plainly when it is the emulator.
+async fn open_session(conn: ConnectionArgs, verbose: bool) -> Result<(Session, PathBuf)> {
+    let options = ConnectOptions {
+        api_key: conn.api_key,
+        base_url: conn.base_url,
+        component: conn.component,
+        wait_deadline: Duration::from_secs(conn.timeout_secs),
+        sandbox: conn.sandbox.policy()?,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let session = Session::open(options).await?;
+    tracing::debug!(elapsed = ?started.elapsed(), "session ready");
+    if session.is_emulated() {
+        eprintln!(
+            "No EMPIRIOLABS_API_KEY set: using the built-in emulator at {} (local, nothing is billed).\n\
+             Set EMPIRIOLABS_API_KEY to generate with the real HappyHorse 1.1 API.",
+            session.base_url()
+        );
     }
-
-    /// A fresh plugin instance that can reach only the API, with the key in its environment.
-    async fn plugin(&self) -> Result<Plugin> {
-        let origin = Origin::from_url(&self.base_url)?;
-        self.runtime
-            .instantiate(PluginOptions {
-                env: vec![("EMPIRIOLABS_API_KEY".into(), self.key.clone())],
-                policy: OutboundPolicy::allow(vec![origin]),
-                limits: PluginLimits {
-                    call_timeout: Duration::from_secs(120),
-                    ..Default::default()
-                },
-            })
-            .await
+    if verbose {
+        eprintln!("{}", session.sandbox.describe());
     }
+    Ok((session, conn.out_dir))
 }
 
 async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
@@ -270,7 +227,7 @@ async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
         seed: args.seed,
         watermark: Some(args.watermark),
     };
-    let session = Session::open(args.conn, verbose).await?;
+    let (session, out_dir) = open_session(args.conn, verbose).await?;
     let mut plugin = session.plugin().await?;
 
     let validated = match plugin.validate(&request).await? {
@@ -297,7 +254,10 @@ async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
         money(cost.micros_per_second, &cost.currency),
         validated.request.resolution.as_deref().unwrap_or("720p"),
     );
-    let job_id = match plugin.submit(&session.config, &validated.request).await? {
+    let job_id = match plugin
+        .submit(&session.client_config, &validated.request)
+        .await?
+    {
         Ok(id) => id,
         Err(e) => {
             eprintln!("{}", describe(&e));
@@ -305,22 +265,32 @@ async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
         }
     };
     println!("Submitted job {job_id} (if interrupted: host-demo resume {job_id})");
-    finish(&session, plugin, &job_id).await
+    finish(&session, &out_dir, plugin, &job_id).await
 }
 
 async fn resume(job_id: String, conn: ConnectionArgs, verbose: bool) -> Result<ExitCode> {
-    let session = Session::open(conn, verbose).await?;
+    let (session, out_dir) = open_session(conn, verbose).await?;
     let plugin = session.plugin().await?;
-    finish(&session, plugin, &job_id).await
+    finish(&session, &out_dir, plugin, &job_id).await
 }
 
 /// Poll with a progress bar until the job ends, then download its outputs.
-async fn finish(session: &Session, mut plugin: Plugin, job_id: &str) -> Result<ExitCode> {
+async fn finish(
+    session: &Session,
+    out_dir: &std::path::Path,
+    mut plugin: Plugin,
+    job_id: &str,
+) -> Result<ExitCode> {
     let bar = progress_bar();
     let deadline = Instant::now()
-        + Duration::from_millis(session.config.poll.map_or(900_000, |p| p.deadline_ms));
+        + Duration::from_millis(
+            session
+                .client_config
+                .poll
+                .map_or(900_000, |p| p.deadline_ms),
+        );
     let outputs = loop {
-        let status = match plugin.poll(&session.config, job_id).await? {
+        let status = match plugin.poll(&session.client_config, job_id).await? {
             Ok(s) => s,
             Err(e) => {
                 bar.abandon();
@@ -356,7 +326,7 @@ async fn finish(session: &Session, mut plugin: Plugin, job_id: &str) -> Result<E
         .build()?;
     for (i, url) in outputs.iter().enumerate() {
         session.downloads.check(url)?;
-        let dest = session.out_dir.join(format!("{job_id}-{i}.mp4"));
+        let dest = out_dir.join(format!("{job_id}-{i}.mp4"));
         let file = download(&client, url, &dest)
             .await
             .with_context(|| format!("downloading {}", redact_query(url)))?;

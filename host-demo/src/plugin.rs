@@ -9,7 +9,7 @@ use crate::policy::OutboundPolicy;
 use anyhow::Result;
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -23,6 +23,8 @@ const STDERR_CAPACITY: usize = 16 * 1024;
 pub struct PluginLimits {
     /// Largest linear memory, bytes.
     pub max_memory_bytes: usize,
+    /// CPU time one call may spend running guest code (waiting on I/O does not count).
+    pub max_cpu_per_call: Duration,
     /// Wall-clock bound on each call (a `wait` needs its poll deadline plus slack).
     pub call_timeout: Duration,
 }
@@ -31,8 +33,52 @@ impl Default for PluginLimits {
     fn default() -> Self {
         PluginLimits {
             max_memory_bytes: 64 << 20,
+            max_cpu_per_call: Duration::from_secs(10),
             call_timeout: Duration::from_secs(20 * 60),
         }
+    }
+}
+
+/// Caps linear memory and remembers whether it had to refuse growth, so a trap that follows
+/// is reported as "out of memory" rather than as whatever the guest did next.
+struct MemoryCap {
+    max_bytes: usize,
+    refused: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.refused = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+
+    fn instances(&self) -> usize {
+        8
+    }
+
+    fn memories(&self) -> usize {
+        8
+    }
+
+    fn tables(&self) -> usize {
+        8
     }
 }
 
@@ -52,8 +98,12 @@ pub struct PluginState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    memory: MemoryCap,
     policy: OutboundPolicy,
+    /// Epoch ticks the current call has spent running guest code.
+    cpu_ticks: u64,
+    cpu_limit_ticks: u64,
+    cpu_exhausted: bool,
 }
 
 impl WasiView for PluginState {
@@ -85,7 +135,21 @@ pub enum PluginFailure {
         /// The bound.
         after: Duration,
     },
-    /// The guest trapped (a panic, running out of memory, an epoch interruption …).
+    /// The call used more CPU time than allowed and was interrupted.
+    CpuExhausted {
+        /// The function called.
+        function: &'static str,
+        /// The limit.
+        limit: Duration,
+    },
+    /// The guest needed more memory than allowed and trapped.
+    MemoryExhausted {
+        /// The function called.
+        function: &'static str,
+        /// The limit, bytes.
+        limit: usize,
+    },
+    /// The guest trapped (a panic, an `unreachable`, …).
     Trap {
         /// The function called.
         function: &'static str,
@@ -105,6 +169,15 @@ impl std::fmt::Display for PluginFailure {
                 f,
                 "the plugin's `{function}` call was stopped after {after:?} (its wall-clock limit); \
                  the job, if submitted, goes on: resume it by id"
+            ),
+            PluginFailure::CpuExhausted { function, limit } => write!(
+                f,
+                "the plugin's `{function}` call used more than {limit:?} of CPU time and was stopped"
+            ),
+            PluginFailure::MemoryExhausted { function, limit } => write!(
+                f,
+                "the plugin's `{function}` call needed more than {} MiB of memory and was stopped",
+                limit >> 20
             ),
             PluginFailure::Trap {
                 function,
@@ -133,6 +206,7 @@ pub struct Plugin {
     bindings: Happyhorse,
     stderr: MemoryOutputPipe,
     call_timeout: Duration,
+    max_cpu_per_call: Duration,
     dead: bool,
 }
 
@@ -152,32 +226,44 @@ impl Plugin {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(options.limits.max_memory_bytes)
-            .instances(8)
-            .tables(8)
-            .memories(8)
-            .trap_on_grow_failure(true)
-            .build();
+        let tick = crate::runtime::EPOCH_TICK.as_micros().max(1);
+        let cpu_limit_ticks =
+            u64::try_from(options.limits.max_cpu_per_call.as_micros() / tick).unwrap_or(u64::MAX);
         let state = PluginState {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            limits,
+            memory: MemoryCap {
+                max_bytes: options.limits.max_memory_bytes,
+                refused: false,
+            },
             policy: options.policy,
+            cpu_ticks: 0,
+            cpu_limit_ticks: cpu_limit_ticks.max(1),
+            cpu_exhausted: false,
         };
         let mut store = Store::new(engine, state);
-        store.limiter(|s| &mut s.limits);
-        // Every epoch tick, yield to the executor: a guest spinning on CPU then cannot
-        // keep the wall-clock timeout (or other jobs on this thread) from running.
+        store.limiter(|s| &mut s.memory);
+        // The callback runs once per epoch tick spent executing guest code: count those
+        // against the call's CPU budget, and otherwise yield to the executor so a guest
+        // spinning on CPU cannot keep the wall-clock timeout (or other jobs) from running.
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+        store.epoch_deadline_callback(|mut store| {
+            let state = store.data_mut();
+            state.cpu_ticks += 1;
+            if state.cpu_ticks > state.cpu_limit_ticks {
+                state.cpu_exhausted = true;
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
         let bindings = pre.instantiate_async(&mut store).await?;
         Ok(Plugin {
             store,
             bindings,
             stderr,
             call_timeout: options.limits.call_timeout,
+            max_cpu_per_call: options.limits.max_cpu_per_call,
             dead: false,
         })
     }
@@ -187,11 +273,13 @@ impl Plugin {
         &self.store.data().policy
     }
 
-    /// Refuse calls into an instance an earlier failure killed.
-    fn live(&self) -> Result<(), PluginFailure> {
+    /// Refuse calls into an instance an earlier failure killed; start a call's CPU count.
+    fn begin(&mut self) -> Result<(), PluginFailure> {
         if self.dead {
             return Err(PluginFailure::Dead);
         }
+        self.store.data_mut().cpu_ticks = 0;
+        self.store.set_epoch_deadline(1);
         Ok(())
     }
 
@@ -206,10 +294,23 @@ impl Plugin {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(trap)) => {
                 self.dead = true;
-                Err(PluginFailure::Trap {
-                    function,
-                    reason: format!("{trap:#}"),
-                    stderr: tail(&self.stderr),
+                let state = self.store.data();
+                Err(if state.cpu_exhausted {
+                    PluginFailure::CpuExhausted {
+                        function,
+                        limit: self.max_cpu_per_call,
+                    }
+                } else if state.memory.refused {
+                    PluginFailure::MemoryExhausted {
+                        function,
+                        limit: state.memory.max_bytes,
+                    }
+                } else {
+                    PluginFailure::Trap {
+                        function,
+                        reason: format!("{trap:#}"),
+                        stderr: tail(&self.stderr),
+                    }
                 })
             }
             Err(_) => {
@@ -226,7 +327,7 @@ impl Plugin {
 /// Call one export of the instance under its wall-clock bound.
 macro_rules! bounded_call {
     ($plugin:ident, $name:literal, $method:ident($($arg:expr),*)) => {{
-        $plugin.live()?;
+        $plugin.begin()?;
         let call = $plugin
             .bindings
             .videogen_api_video_gen()

@@ -1,16 +1,27 @@
-//! What a plugin may reach: an allow-list of origins, enforced at the WASI-HTTP boundary.
+//! What a plugin may reach and send, enforced at the WASI-HTTP boundary.
 //!
 //! Every outgoing request from the component passes through
-//! [`WasiHttpHooks::send_request`]; a request to an origin that is not on the list is refused
-//! with `HttpRequestDenied` before any connection is opened, and logged. The `Host` header
-//! cannot be forged around this check: WASI-HTTP forbids guests from setting it, and the
-//! connection is made to the URI's authority, which is what is checked.
+//! [`WasiHttpHooks::send_request`], where, in order:
+//! 1. a request to an origin (scheme, host, port) not on the allow-list is refused with
+//!    `HttpRequestDenied` before any connection is opened, and logged — other hosts, other
+//!    ports, metadata addresses, and every hop of a redirect the plugin tries to follow;
+//! 2. a `Host` header that disagrees with the URI is refused (WASI-HTTP already forbids
+//!    guests from setting it);
+//! 3. the key placeholder in `Authorization` is swapped for the real key, on requests to the
+//!    API origin only;
+//! 4. more than the plugin's share of concurrent requests is refused;
+//! 5. the request waits for a token from the account-wide budget;
+//! 6. the response body is capped, and a `429` slows the whole budget down.
 
+use crate::budget::RequestBudget;
 use anyhow::{Context, Result, bail};
+use http_body_util::{BodyExt, Limited};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// A scheme, host and port: what one allow-list entry admits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,21 +59,91 @@ impl std::fmt::Display for Origin {
     }
 }
 
-/// The outbound policy of one plugin instance. Cheap to clone: clones share the counters.
-#[derive(Debug, Clone, Default)]
+/// A secret the plugin never sees: the plugin's environment holds `placeholder`, and the host
+/// puts `value` in its place in the `Authorization` header of requests to `origin` only.
+#[derive(Clone)]
+pub struct Credential {
+    /// Where the real value may go.
+    pub origin: Origin,
+    /// What the plugin sees.
+    pub placeholder: String,
+    /// The real secret.
+    pub value: String,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("origin", &self.origin)
+            .field("placeholder", &self.placeholder)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one plugin instance's outgoing requests are held to.
+#[derive(Debug, Clone)]
 pub struct OutboundPolicy {
     allowed: Arc<Vec<Origin>>,
+    credential: Option<Arc<Credential>>,
+    budget: Option<Arc<RequestBudget>>,
+    in_flight: Arc<Semaphore>,
+    max_concurrent: usize,
+    max_response_bytes: u64,
     sent: Arc<AtomicUsize>,
     denied: Arc<AtomicUsize>,
 }
 
+impl Default for OutboundPolicy {
+    /// Deny everything.
+    fn default() -> Self {
+        OutboundPolicy::allow(Vec::new())
+    }
+}
+
+/// Default cap on one response body read through the policy (job objects are tiny).
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 4 << 20;
+/// Default cap on one plugin's requests in flight at once (the component sends one).
+pub const DEFAULT_MAX_CONCURRENT: usize = 4;
+
 impl OutboundPolicy {
-    /// Admit exactly these origins (an empty list denies everything).
+    /// Admit exactly these origins (an empty list denies everything), with no credential,
+    /// no shared budget and the default caps.
     pub fn allow(origins: Vec<Origin>) -> Self {
         OutboundPolicy {
             allowed: Arc::new(origins),
-            ..Default::default()
+            credential: None,
+            budget: None,
+            in_flight: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT)),
+            max_concurrent: DEFAULT_MAX_CONCURRENT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            sent: Arc::default(),
+            denied: Arc::default(),
         }
+    }
+
+    /// Swap `credential.placeholder` for the real value on requests to its origin.
+    pub fn with_credential(mut self, credential: Arc<Credential>) -> Self {
+        self.credential = Some(credential);
+        self
+    }
+
+    /// Make every request wait for a token from `budget`.
+    pub fn with_budget(mut self, budget: Arc<RequestBudget>) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// At most `n` requests in flight at once; more are refused with `ConnectionLimitReached`.
+    pub fn with_max_concurrent(mut self, n: usize) -> Self {
+        self.in_flight = Arc::new(Semaphore::new(n));
+        self.max_concurrent = n;
+        self
+    }
+
+    /// Refuse response bodies over `bytes`.
+    pub fn with_max_response_bytes(mut self, bytes: u64) -> Self {
+        self.max_response_bytes = bytes;
+        self
     }
 
     /// The admitted origins.
@@ -82,56 +163,161 @@ impl OutboundPolicy {
 
     /// Whether a request to `uri` may be sent.
     pub fn admits(&self, uri: &http::Uri) -> bool {
-        let Some(host) = uri.host() else {
-            return false;
-        };
-        let scheme = uri.scheme_str().unwrap_or("https");
-        let default_port = if scheme == "http" { 80 } else { 443 };
-        let port = uri.port_u16().unwrap_or(default_port);
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        self.allowed
-            .iter()
-            .any(|o| o.scheme == scheme && o.port == port && o.host.eq_ignore_ascii_case(host))
+        origin_of(uri).is_some_and(|o| self.allowed.iter().any(|a| a == &o))
+    }
+
+    fn deny(
+        &mut self,
+        request: &http::Request<WasiBody>,
+        why: &str,
+        error: Error,
+    ) -> ResponseFuture {
+        self.denied.fetch_add(1, Ordering::Relaxed);
+        let uri = request.uri();
+        // The origin and path only: never headers (they may carry the key) nor the query
+        // (signed URLs carry signatures there).
+        tracing::warn!(
+            method = %request.method(),
+            host = uri.host().unwrap_or(""),
+            port = uri.port_u16(),
+            path = uri.path(),
+            "plugin request refused: {why}"
+        );
+        Box::new(async move { Err(error) })
     }
 }
 
-type ResponseFuture = Box<
-    dyn Future<
-            Output = Result<
-                (
-                    http::Response<WasiBody>,
-                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                ),
-                wasmtime_wasi_http::Error,
-            >,
-        > + Send,
->;
+/// The origin a request will connect to.
+fn origin_of(uri: &http::Uri) -> Option<Origin> {
+    let host = uri.host()?;
+    let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    Some(Origin {
+        port: uri.port_u16().unwrap_or(default_port),
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase(),
+        scheme,
+    })
+}
+
+type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
+type ResponseFuture =
+    Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), Error>> + Send>;
 
 impl WasiHttpHooks for OutboundPolicy {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
-        fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+        _fut: IoFuture,
     ) -> ResponseFuture {
-        let uri = request.uri().clone();
-        if !self.admits(&uri) {
-            self.denied.fetch_add(1, Ordering::Relaxed);
-            // Only the origin and path are logged: never headers, which carry the key.
-            tracing::warn!(
-                method = %request.method(),
-                host = uri.host().unwrap_or(""),
-                port = uri.port_u16(),
-                path = uri.path(),
-                "plugin request denied: origin not on the allow-list"
+        let Some(origin) = origin_of(request.uri()) else {
+            return self.deny(&request, "no usable origin", Error::HttpRequestUriInvalid);
+        };
+        if !self.allowed.contains(&origin) {
+            return self.deny(
+                &request,
+                "origin not on the allow-list",
+                Error::HttpRequestDenied,
             );
-            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
+        // Guests cannot set `Host` (WASI-HTTP forbids it), but the connection goes to the
+        // URI's authority whatever the header says, so refuse any disagreement outright.
+        if let Some(host) = request.headers().get(http::header::HOST) {
+            let authority = request.uri().authority().map(|a| a.as_str());
+            if host.to_str().ok() != authority {
+                return self.deny(
+                    &request,
+                    "Host header differs from the URI",
+                    Error::HttpRequestDenied,
+                );
+            }
+        }
+        if let Some(credential) = &self.credential {
+            if credential.origin == origin {
+                swap_placeholder(&mut request, credential);
+            }
+        }
+        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+            let why = format!("more than {} requests in flight", self.max_concurrent);
+            return self.deny(&request, &why, Error::ConnectionLimitReached);
+        };
         self.sent.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(method = %request.method(), %uri, "plugin request");
-        let default = wasmtime_wasi_http::default_hooks();
-        default.send_request(request, options, fut)
+        tracing::debug!(method = %request.method(), %origin, path = request.uri().path(), "plugin request");
+        let budget = self.budget.clone();
+        let max = self.max_response_bytes;
+        Box::new(async move {
+            if let Some(budget) = &budget {
+                budget.acquire().await;
+            }
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            if response.status() == http::StatusCode::TOO_MANY_REQUESTS {
+                if let Some(budget) = &budget {
+                    budget.back_off(retry_after(response.headers()));
+                }
+            }
+            let declared = response
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > max) {
+                return Err(Error::HttpResponseBodySize(declared));
+            }
+            let response = response.map(|body| {
+                let limit = usize::try_from(max).unwrap_or(usize::MAX);
+                Limited::new(body, limit)
+                    .map_err(move |e| match e.downcast::<Error>() {
+                        Ok(inner) => *inner,
+                        Err(_) => Error::HttpResponseBodySize(Some(max)),
+                    })
+                    .boxed_unsync()
+            });
+            // The permit lives as long as the connection, i.e. until the body is read.
+            let io: IoFuture = Box::new(async move {
+                let result = io.await;
+                drop(permit);
+                result
+            });
+            Ok((response, io))
+        })
     }
+}
+
+/// Put the real secret where the plugin wrote its placeholder, marked sensitive so no
+/// `Debug` of the headers (hyper's trace logs included) can print it.
+fn swap_placeholder(request: &mut http::Request<WasiBody>, credential: &Credential) {
+    let header = http::header::AUTHORIZATION;
+    let Some(value) = request.headers().get(&header).and_then(|v| v.to_str().ok()) else {
+        return;
+    };
+    if !value.contains(&credential.placeholder) {
+        return;
+    }
+    let swapped = value.replace(&credential.placeholder, &credential.value);
+    if let Ok(mut value) = http::HeaderValue::from_str(&swapped) {
+        value.set_sensitive(true);
+        request.headers_mut().insert(header, value);
+    }
+}
+
+/// `Retry-After` in seconds (the provider's dates are rare enough to fall back to a pause).
+fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
 }
 
 #[cfg(test)]

@@ -3,11 +3,10 @@
 
 use happyhorse_emulator::{Emulator, EmulatorConfig};
 use host_demo::api::{ClientConfig, PollPolicy, VideoRequest};
-use host_demo::plugin::{Plugin, PluginLimits, PluginOptions};
-use host_demo::policy::{Origin, OutboundPolicy};
+use host_demo::plugin::Plugin;
 use host_demo::runtime::{Runtime, RuntimeOptions};
+use host_demo::sandbox::{Sandbox, SandboxPolicy};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 /// The key the emulator accepts by default.
 pub const KEY: &str = "emulator-key";
@@ -43,20 +42,32 @@ pub async fn emulator(config: EmulatorConfig) -> Emulator {
     Emulator::start(config).await.expect("the emulator starts")
 }
 
-/// A plugin that may reach only `emulator`, with `key` as its `EMPIRIOLABS_API_KEY`.
+/// The sandbox the tests run plugins in: the default policy, but no account budget (these
+/// tests poll every few ms on purpose; the budget has tests of its own) and a shorter bound
+/// on each call.
+pub fn test_policy() -> SandboxPolicy {
+    SandboxPolicy {
+        requests_per_minute: 0,
+        call_timeout_secs: 30,
+        ..Default::default()
+    }
+}
+
+/// A sandbox for `emulator` holding `key`.
+pub fn sandbox(emulator: &Emulator, key: &str, policy: SandboxPolicy) -> Sandbox {
+    Sandbox::new(&emulator.base_url(), key.to_string(), policy).expect("a valid sandbox")
+}
+
+/// A plugin in the default sandbox for `emulator`: it sees a placeholder for `key` (nothing at
+/// all when `key` is `None`), and the host swaps in the real key on requests to the emulator.
 pub async fn plugin_with_key(emulator: &Emulator, key: Option<&str>) -> Plugin {
-    let origin = Origin::from_url(&emulator.base_url()).expect("emulator URL");
+    let sandbox = sandbox(emulator, key.unwrap_or_default(), test_policy());
+    let mut options = sandbox.plugin_options();
+    if key.is_none() {
+        options.env.clear();
+    }
     runtime()
-        .instantiate(PluginOptions {
-            env: key
-                .map(|k| vec![("EMPIRIOLABS_API_KEY".to_string(), k.to_string())])
-                .unwrap_or_default(),
-            policy: OutboundPolicy::allow(vec![origin]),
-            limits: PluginLimits {
-                call_timeout: Duration::from_secs(30),
-                ..Default::default()
-            },
-        })
+        .instantiate(options)
         .await
         .expect("the plugin instantiates")
 }

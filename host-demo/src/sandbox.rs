@@ -1,0 +1,229 @@
+//! The sandbox every plugin runs in: what it may reach, what it can see, what it may spend.
+//!
+//! Deny by default: a plugin reaches only the API origin, sees only a placeholder for the key,
+//! has no filesystem, sockets or inherited environment, and is bounded in memory, CPU, wall
+//! time, response size and concurrent requests; all plugins share one request budget. A
+//! [`SandboxPolicy`] (from a TOML file or CLI flags) widens these explicitly.
+
+use crate::budget::RequestBudget;
+use crate::plugin::{PluginLimits, PluginOptions};
+use crate::policy::{Credential, Origin, OutboundPolicy};
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The environment variable the component reads its key from.
+pub const KEY_ENV: &str = "EMPIRIOLABS_API_KEY";
+
+/// The knobs, with safe defaults. Field names are the TOML keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SandboxPolicy {
+    /// Origins plugins may reach besides the API's own (e.g. `https://cdn.example.com`).
+    pub allow: Vec<String>,
+    /// Largest linear memory of one plugin, MiB.
+    pub max_memory_mib: u32,
+    /// CPU time one call may use, ms (time spent waiting on the network or sleeping between
+    /// polls does not count).
+    pub max_cpu_ms_per_call: u64,
+    /// Wall-clock bound on one call, seconds (a `wait` needs its poll deadline plus slack).
+    pub call_timeout_secs: u64,
+    /// Largest response body a plugin may receive, bytes.
+    pub max_response_bytes: u64,
+    /// Requests one plugin may have in flight at once.
+    pub max_concurrent_requests: u32,
+    /// The account's request budget per minute, shared by every plugin (0 = unlimited).
+    pub requests_per_minute: u32,
+    /// Largest burst the budget grants at once.
+    pub burst: u32,
+}
+
+impl Default for SandboxPolicy {
+    fn default() -> Self {
+        SandboxPolicy {
+            allow: Vec::new(),
+            max_memory_mib: 64,
+            max_cpu_ms_per_call: 10_000,
+            call_timeout_secs: 20 * 60,
+            max_response_bytes: crate::policy::DEFAULT_MAX_RESPONSE_BYTES,
+            max_concurrent_requests: 4,
+            requests_per_minute: 50,
+            burst: 3,
+        }
+    }
+}
+
+impl SandboxPolicy {
+    /// Read a policy from a TOML file; keys it does not set keep their defaults, unknown
+    /// keys are refused (a typo must not silently leave a limit at its default).
+    pub fn from_toml_file(path: &Path) -> Result<SandboxPolicy> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.max_memory_mib == 0 || self.max_memory_mib > 4096 {
+            bail!("max-memory-mib must be 1 to 4096");
+        }
+        if self.call_timeout_secs == 0 || self.max_cpu_ms_per_call == 0 {
+            bail!("call-timeout-secs and max-cpu-ms-per-call must be positive");
+        }
+        if self.max_concurrent_requests == 0 {
+            bail!("max-concurrent-requests must be at least 1");
+        }
+        if self.max_response_bytes < 1024 {
+            bail!("max-response-bytes must be at least 1024");
+        }
+        Ok(())
+    }
+}
+
+/// A configured sandbox. Every plugin created from it shares its request budget.
+pub struct Sandbox {
+    policy: SandboxPolicy,
+    allowed: Vec<Origin>,
+    credential: Arc<Credential>,
+    budget: Arc<RequestBudget>,
+}
+
+impl Sandbox {
+    /// A sandbox for plugins that talk to `api_base_url` with `api_key`.
+    pub fn new(api_base_url: &str, api_key: String, policy: SandboxPolicy) -> Result<Sandbox> {
+        policy.check()?;
+        let api_origin = Origin::from_url(api_base_url)?;
+        let mut allowed = vec![api_origin.clone()];
+        for extra in &policy.allow {
+            let origin =
+                Origin::from_url(extra).with_context(|| format!("allow-list entry {extra:?}"))?;
+            if !allowed.contains(&origin) {
+                allowed.push(origin);
+            }
+        }
+        let budget = Arc::new(RequestBudget::new(policy.requests_per_minute, policy.burst));
+        Ok(Sandbox {
+            credential: Arc::new(Credential {
+                origin: api_origin,
+                placeholder: placeholder(),
+                value: api_key,
+            }),
+            allowed,
+            budget,
+            policy,
+        })
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &SandboxPolicy {
+        &self.policy
+    }
+
+    /// The budget every plugin of this sandbox draws on.
+    pub fn budget(&self) -> &Arc<RequestBudget> {
+        &self.budget
+    }
+
+    /// What the plugin finds in `EMPIRIOLABS_API_KEY` instead of the key.
+    pub fn placeholder(&self) -> &str {
+        &self.credential.placeholder
+    }
+
+    /// Options for one new plugin instance: its own concurrency cap, the shared budget.
+    pub fn plugin_options(&self) -> PluginOptions {
+        let policy = OutboundPolicy::allow(self.allowed.clone())
+            .with_credential(self.credential.clone())
+            .with_budget(self.budget.clone())
+            .with_max_concurrent(self.policy.max_concurrent_requests as usize)
+            .with_max_response_bytes(self.policy.max_response_bytes);
+        PluginOptions {
+            env: vec![(KEY_ENV.to_string(), self.credential.placeholder.clone())],
+            policy,
+            limits: PluginLimits {
+                max_memory_bytes: (self.policy.max_memory_mib as usize) << 20,
+                max_cpu_per_call: Duration::from_millis(self.policy.max_cpu_ms_per_call),
+                call_timeout: Duration::from_secs(self.policy.call_timeout_secs),
+            },
+        }
+    }
+
+    /// The effective policy, for `--verbose`.
+    pub fn describe(&self) -> String {
+        let p = &self.policy;
+        let mut out = String::from("sandbox policy:\n");
+        let origins: Vec<String> = self.allowed.iter().map(ToString::to_string).collect();
+        let _ = writeln!(out, "  outbound allow-list: {}", origins.join(", "));
+        let _ = writeln!(
+            out,
+            "  key: plugins see a placeholder; the real key is added only for {}",
+            self.credential.origin
+        );
+        let _ = writeln!(out, "  filesystem, sockets, inherited environment: none");
+        let _ = writeln!(
+            out,
+            "  per plugin: memory ≤ {} MiB, CPU ≤ {} ms and wall time ≤ {} s per call, responses ≤ {} bytes, ≤ {} requests in flight",
+            p.max_memory_mib,
+            p.max_cpu_ms_per_call,
+            p.call_timeout_secs,
+            p.max_response_bytes,
+            p.max_concurrent_requests
+        );
+        let _ = write!(
+            out,
+            "  account budget (all plugins): {} requests/minute, bursts of {}",
+            if p.requests_per_minute == 0 {
+                "unlimited".to_string()
+            } else {
+                p.requests_per_minute.to_string()
+            },
+            self.budget.burst()
+        );
+        out
+    }
+}
+
+/// An opaque, per-process placeholder: worthless anywhere but through this host.
+fn placeholder() -> String {
+    let bytes: [u8; 16] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("hh-placeholder-{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_refuses_unknown_keys_and_keeps_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sandbox.toml");
+        std::fs::write(
+            &file,
+            "allow = [\"https://cdn.example.com\"]\nmax-memory-mib = 32\n",
+        )
+        .unwrap();
+        let policy = SandboxPolicy::from_toml_file(&file).unwrap();
+        assert_eq!(policy.max_memory_mib, 32);
+        assert_eq!(policy.requests_per_minute, 50);
+        std::fs::write(&file, "max-memroy-mib = 32\n").unwrap();
+        assert!(SandboxPolicy::from_toml_file(&file).is_err());
+    }
+
+    #[test]
+    fn plugins_see_only_the_placeholder() {
+        let sandbox = Sandbox::new(
+            "https://api.empiriolabs.ai",
+            "sk-real".into(),
+            SandboxPolicy::default(),
+        )
+        .unwrap();
+        let options = sandbox.plugin_options();
+        assert_eq!(options.env.len(), 1);
+        assert_eq!(options.env[0].0, KEY_ENV);
+        assert!(options.env[0].1.starts_with("hh-placeholder-"));
+        assert!(!format!("{options:?}").contains("sk-real"));
+        assert!(!sandbox.describe().contains("sk-real"));
+    }
+}

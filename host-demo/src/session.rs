@@ -1,0 +1,156 @@
+//! A session: which API the plugins talk to (the real one, or the built-in emulator when
+//! no key is given), the compiled component, and the sandbox every plugin runs in.
+
+use crate::api::{ClientConfig, PollPolicy};
+use crate::download::DownloadPolicy;
+use crate::plugin::Plugin;
+use crate::policy::Origin;
+use crate::runtime::{Runtime, RuntimeOptions};
+use crate::sandbox::{Sandbox, SandboxPolicy};
+use anyhow::{Context, Result, bail};
+use happyhorse_emulator::{Emulator, EmulatorConfig};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The provider's public endpoint.
+pub const REAL_BASE_URL: &str = "https://api.empiriolabs.ai";
+/// The key the built-in emulator accepts.
+pub const EMULATOR_KEY: &str = "emulator-key";
+
+/// How to open a session.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// The API key; `None` (or empty) starts the built-in emulator instead.
+    pub api_key: Option<String>,
+    /// The API base URL; `None` is the real service (with a key).
+    pub base_url: Option<String>,
+    /// A component file to load instead of the one built into the binary.
+    pub component: Option<PathBuf>,
+    /// How long `wait`-style loops may take before handing back the job id.
+    pub wait_deadline: Duration,
+    /// What plugins may reach and spend.
+    pub sandbox: SandboxPolicy,
+    /// The emulator's settings, when one is started.
+    pub emulator: EmulatorConfig,
+    /// Engine settings.
+    pub runtime: RuntimeOptions,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            api_key: None,
+            base_url: None,
+            component: None,
+            wait_deadline: Duration::from_secs(15 * 60),
+            sandbox: SandboxPolicy::default(),
+            emulator: EmulatorConfig::default(),
+            runtime: RuntimeOptions::default(),
+        }
+    }
+}
+
+/// An open session. Share it (`Arc<Session>`) between concurrent jobs: every plugin it
+/// creates draws on the same request budget.
+pub struct Session {
+    /// The compiled, pre-instantiated component.
+    pub runtime: Runtime,
+    /// The sandbox plugins run in.
+    pub sandbox: Sandbox,
+    /// The configuration passed to the component's networked calls.
+    pub client_config: ClientConfig,
+    /// Which output URLs the host will download.
+    pub downloads: DownloadPolicy,
+    /// The in-process emulator, when no key was given.
+    pub emulator: Option<Emulator>,
+}
+
+impl Session {
+    /// Start the emulator if needed, load the component, set up the sandbox.
+    pub async fn open(options: ConnectOptions) -> Result<Session> {
+        let key = options.api_key.filter(|k| !k.trim().is_empty());
+        let (base_url, key, emulator) = match key {
+            Some(key) => {
+                let base = options
+                    .base_url
+                    .unwrap_or_else(|| REAL_BASE_URL.to_string());
+                (base, key, None)
+            }
+            None => {
+                if options.base_url.is_some() {
+                    bail!(
+                        "a base URL needs an API key: set EMPIRIOLABS_API_KEY (an external emulator prints the key it accepts)"
+                    );
+                }
+                let emulator = Emulator::start(options.emulator).await?;
+                (
+                    emulator.base_url(),
+                    EMULATOR_KEY.to_string(),
+                    Some(emulator),
+                )
+            }
+        };
+        let api_origin = Origin::from_url(&base_url)?;
+        let wasm = match &options.component {
+            Some(path) => {
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
+            }
+            None => video_gen_artifacts::HAPPYHORSE.to_vec(),
+        };
+        let runtime = Runtime::new(&wasm, &options.runtime)?;
+        let sandbox = Sandbox::new(&base_url, key, options.sandbox)?;
+        let deadline_ms = u64::try_from(options.wait_deadline.as_millis()).unwrap_or(u64::MAX);
+        // Emulated jobs take seconds: poll often enough for a lively demo. Against the real
+        // service, the component's defaults (5 s backing off to 15 s) apply.
+        let poll = if emulator.is_some() {
+            PollPolicy {
+                min_interval_ms: 500,
+                max_interval_ms: 2_000,
+                deadline_ms,
+                max_retries: 4,
+            }
+        } else {
+            PollPolicy {
+                min_interval_ms: 5_000,
+                max_interval_ms: 15_000,
+                deadline_ms,
+                max_retries: 4,
+            }
+        };
+        Ok(Session {
+            client_config: ClientConfig {
+                base_url: Some(base_url),
+                api_key: None,
+                connect_timeout_ms: None,
+                max_response_bytes: None,
+                poll: Some(poll),
+            },
+            downloads: DownloadPolicy {
+                api_origin: api_origin.clone(),
+            },
+            runtime,
+            sandbox,
+            emulator,
+        })
+    }
+
+    /// Whether this session talks to the built-in emulator.
+    pub fn is_emulated(&self) -> bool {
+        self.emulator.is_some()
+    }
+
+    /// The API base URL.
+    pub fn base_url(&self) -> &str {
+        self.client_config
+            .base_url
+            .as_deref()
+            .unwrap_or(REAL_BASE_URL)
+    }
+
+    /// A fresh plugin instance inside the sandbox.
+    pub async fn plugin(&self) -> Result<Plugin> {
+        self.runtime
+            .instantiate(self.sandbox.plugin_options())
+            .await
+    }
+}
