@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Packages built for wasm32-wasip2, and the name each artifact is exposed under.
-const COMPONENTS: &[(&str, &str)] = &[("happyhorse-component", "HAPPYHORSE")];
+const COMPONENTS: &[(&str, &str)] = &[
+    ("happyhorse-component", "HAPPYHORSE"),
+    // Misbehaves on purpose; the sandbox tests run it in the real host.
+    ("hostile-guest", "HOSTILE"),
+];
 
 fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -31,9 +35,13 @@ fn main() {
         .unwrap_or(&out_dir)
         .join("wasm-guests");
 
+    build(workspace, &target_dir);
     let mut generated = String::new();
     for (package, name) in COMPONENTS {
-        let wasm = build(workspace, &target_dir, package);
+        let wasm = target_dir
+            .join("wasm32-wasip2")
+            .join("guest")
+            .join(format!("{}.wasm", package.replace('-', "_")));
         let dest = out_dir.join(format!("{package}.wasm"));
         std::fs::copy(&wasm, &dest)
             .unwrap_or_else(|e| panic!("copying {} to {}: {e}", wasm.display(), dest.display()));
@@ -47,36 +55,29 @@ fn main() {
     std::fs::write(out_dir.join("components.rs"), generated).expect("writing components.rs");
 }
 
-fn build(workspace: &Path, target_dir: &Path, package: &str) -> PathBuf {
+/// One nested cargo invocation for every component: they share dependencies.
+fn build(workspace: &Path, target_dir: &Path) {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    command
         .current_dir(workspace)
-        .args([
-            "build",
-            "--target",
-            "wasm32-wasip2",
-            "--profile",
-            "guest",
-            "--package",
-            package,
-        ])
+        .args(["build", "--target", "wasm32-wasip2", "--profile", "guest"])
         .env("CARGO_TARGET_DIR", target_dir)
         // Flags meant for the host build must not leak into the wasm build.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("CARGO_MAKEFLAGS")
+        .env_remove("CARGO_MAKEFLAGS");
+    for (package, _) in COMPONENTS {
+        command.args(["--package", package]);
+    }
+    let status = command
         .status()
         .expect("running cargo for the wasm32-wasip2 build");
     if !status.success() {
         panic!(
-            "building {package} for wasm32-wasip2 failed (the compiler's output is above). \
+            "building the components for wasm32-wasip2 failed (the compiler's output is above). \
              If the target is missing, run `rustup target add wasm32-wasip2`."
         );
     }
-    let file = package.replace('-', "_");
-    target_dir
-        .join("wasm32-wasip2")
-        .join("guest")
-        .join(format!("{file}.wasm"))
 }

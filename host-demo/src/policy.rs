@@ -239,10 +239,8 @@ impl WasiHttpHooks for OutboundPolicy {
                 );
             }
         }
-        if let Some(credential) = &self.credential {
-            if credential.origin == origin {
-                swap_placeholder(&mut request, credential);
-            }
+        if let Some(credential) = self.credential.as_ref().filter(|c| c.origin == origin) {
+            swap_placeholder(&mut request, credential);
         }
         let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
             let why = format!("more than {} requests in flight", self.max_concurrent);
@@ -257,10 +255,11 @@ impl WasiHttpHooks for OutboundPolicy {
                 budget.acquire().await;
             }
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            if response.status() == http::StatusCode::TOO_MANY_REQUESTS {
-                if let Some(budget) = &budget {
-                    budget.back_off(retry_after(response.headers()));
-                }
+            if let Some(budget) = budget
+                .as_ref()
+                .filter(|_| response.status() == http::StatusCode::TOO_MANY_REQUESTS)
+            {
+                budget.back_off(retry_after(response.headers()));
             }
             let declared = response
                 .headers()

@@ -15,15 +15,23 @@ pub const KEY: &str = "emulator-key";
 /// build of Cranelift takes seconds to compile it).
 pub fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        // Next to the built component, inside the target directory.
-        let built = std::path::Path::new(video_gen_artifacts::HAPPYHORSE_PATH);
-        let options = RuntimeOptions {
-            cache_dir: built.parent().map(|dir| dir.join("cwasm")),
-            ..Default::default()
-        };
-        Runtime::new(video_gen_artifacts::HAPPYHORSE, &options).expect("the component loads")
-    })
+    RUNTIME.get_or_init(|| load(video_gen_artifacts::HAPPYHORSE))
+}
+
+/// The hostile test component (`tests/guests/hostile`), compiled once per test binary.
+pub fn hostile_runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| load(video_gen_artifacts::HOSTILE))
+}
+
+fn load(wasm: &[u8]) -> Runtime {
+    // Next to the built component, inside the target directory.
+    let built = std::path::Path::new(video_gen_artifacts::HAPPYHORSE_PATH);
+    let options = RuntimeOptions {
+        cache_dir: built.parent().map(|dir| dir.join("cwasm")),
+        ..Default::default()
+    };
+    Runtime::new(wasm, &options).expect("the component loads")
 }
 
 /// Emulated jobs that finish in a fraction of a second. The account's request limit is

@@ -1,0 +1,73 @@
+//! The API key never appears in anything the host prints — at any log level, on success or
+//! failure — while the real component, which never sees it, still authenticates with it.
+
+use happyhorse_emulator::{Emulator, EmulatorConfig};
+use std::process::Output;
+
+const SECRET: &str = "sk-live-THIS-KEY-MUST-NEVER-BE-PRINTED-0123456789abcdef";
+
+async fn run_host(args: &[&str], key: &str, log: &str, cache: &std::path::Path) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_host-demo"))
+        .args(args)
+        .env("EMPIRIOLABS_API_KEY", key)
+        .env("RUST_LOG", log)
+        .env("XDG_CACHE_HOME", cache)
+        .output()
+        .await
+        .expect("host-demo runs")
+}
+
+fn printed(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_is_never_printed() {
+    let emulator = Emulator::start(EmulatorConfig {
+        api_keys: vec![SECRET.into()],
+        queued_ms: 50,
+        running_ms: 200,
+        rate_limit_per_minute: 0,
+        ..Default::default()
+    })
+    .await
+    .expect("emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let cache = dir.path().join("cache");
+    let base = emulator.base_url();
+    let generate = [
+        "--verbose",
+        "generate",
+        "--prompt",
+        "A horse gallops along a beach at sunset.",
+        "--base-url",
+        &base,
+        "--out-dir",
+        out.to_str().expect("utf-8 path"),
+    ];
+
+    // Compile the component into the cache first: Cranelift's own trace output is huge
+    // and has nothing to do with requests.
+    let first = run_host(&generate, SECRET, "info", &cache).await;
+    assert!(first.status.success(), "{}", printed(&first));
+
+    // Everything, at trace level: hyper, WASI-HTTP, the policy hook, reqwest, the CLI.
+    let traced = run_host(&generate, SECRET, "trace", &cache).await;
+    let text = printed(&traced);
+    assert!(traced.status.success(), "{text}");
+    assert!(text.contains("Downloaded"), "{text}");
+    assert!(!text.contains(SECRET), "the key was printed");
+
+    // A key the provider refuses: the error path must not echo it either.
+    let refused = "sk-live-REFUSED-KEY-ALSO-SECRET-9876543210";
+    let failed = run_host(&generate, refused, "trace", &cache).await;
+    let text = printed(&failed);
+    assert!(!failed.status.success());
+    assert!(text.contains("invalid_api_key"), "{text}");
+    assert!(!text.contains(refused), "the refused key was printed");
+}

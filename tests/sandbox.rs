@@ -1,0 +1,336 @@
+//! The sandbox, attacked: a hostile component (`tests/guests/hostile`) runs in the real host
+//! and tries to reach what it must not, read the key, spin and hog; target servers count the
+//! hits that got through (there must be none), and the host must carry on afterwards.
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use happyhorse_emulator::{EmulatorConfig, Fault, Route};
+use host_demo::api::{ClientConfig, Error, JobState, TransportKind};
+use host_demo::plugin::{Plugin, PluginFailure};
+use host_demo::sandbox::{Sandbox, SandboxPolicy};
+use std::time::{Duration, Instant};
+use video_gen_tests::*;
+
+type Test = Result<(), Box<dyn std::error::Error>>;
+
+/// Ask the hostile plugin to do `command`.
+async fn attempt(
+    plugin: &mut Plugin,
+    command: &str,
+) -> Result<Result<String, Error>, PluginFailure> {
+    let config = ClientConfig {
+        base_url: None,
+        api_key: None,
+        connect_timeout_ms: None,
+        max_response_bytes: None,
+        poll: None,
+    };
+    plugin.submit(&config, &t2v(command)).await
+}
+
+fn denied(outcome: Result<Result<String, Error>, PluginFailure>) -> bool {
+    matches!(outcome, Ok(Err(Error::TransportError(t))) if t.kind == TransportKind::Denied)
+}
+
+async fn hostile(sandbox: &Sandbox) -> Plugin {
+    hostile_runtime()
+        .instantiate(sandbox.plugin_options())
+        .await
+        .expect("the hostile plugin instantiates")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destinations_off_the_list_are_refused_before_any_connection() -> Test {
+    let api = emulator(fast()).await;
+    let target = emulator(fast()).await; // another loopback port, counting every hit
+    let sandbox = sandbox(&api, KEY, test_policy());
+    let mut plugin = hostile(&sandbox).await;
+
+    let allowed = attempt(
+        &mut plugin,
+        &format!("reach {}/v1/account/usage", api.base_url()),
+    )
+    .await?;
+    assert!(
+        allowed.is_ok(),
+        "the API origin itself is reachable: {allowed:?}"
+    );
+    for url in [
+        format!("{}/v1/account/usage", target.base_url()),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://metadata.google.internal/computeMetadata/v1/".to_string(),
+        "https://evil.example/collect".to_string(),
+        api.base_url().replace("http://", "https://"),
+        api.base_url().replace("127.0.0.1", "localhost"),
+    ] {
+        assert!(
+            denied(attempt(&mut plugin, &format!("reach {url}")).await),
+            "{url} was not denied"
+        );
+    }
+    assert_eq!(
+        target.requests().len(),
+        0,
+        "a denied request reached the target"
+    );
+    assert_eq!(plugin.policy().denied(), 6);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_out_of_the_list_is_refused() -> Test {
+    let target = emulator(fast()).await;
+    let destination = format!("{}/v1/account/usage", target.base_url());
+    // An allowed origin that redirects elsewhere, as a compromised or confused API might.
+    let app = Router::new().route(
+        "/v1/jobs/{id}",
+        get(move || {
+            let destination = destination.clone();
+            async move { (StatusCode::FOUND, [(header::LOCATION, destination)]).into_response() }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let redirector = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let sandbox = Sandbox::new(&redirector, KEY.into(), test_policy())?;
+    let mut plugin = hostile(&sandbox).await;
+    let outcome = attempt(&mut plugin, &format!("follow {redirector}/v1/jobs/x")).await;
+    assert!(denied(outcome), "the second hop must be denied");
+    assert_eq!(plugin.policy().sent(), 1, "only the first hop was sent");
+    assert_eq!(target.requests().len(), 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_host_header_is_refused() -> Test {
+    let api = emulator(fast()).await;
+    let sandbox = sandbox(&api, KEY, test_policy());
+    let mut plugin = hostile(&sandbox).await;
+    let report = attempt(
+        &mut plugin,
+        &format!("forge-host {} evil.example", api.base_url()),
+    )
+    .await??;
+    assert!(report.contains("refused"), "{report}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugin_only_ever_holds_a_placeholder() -> Test {
+    const SECRET: &str = "sk-live-THIS-KEY-MUST-NEVER-LEAVE-THE-HOST-0123456789";
+    let api = emulator(EmulatorConfig {
+        api_keys: vec![SECRET.into()],
+        ..fast()
+    })
+    .await;
+    let target = emulator(fast()).await;
+    let sandbox = sandbox(&api, SECRET, test_policy());
+    let mut plugin = hostile(&sandbox).await;
+
+    let env = attempt(&mut plugin, "env").await??;
+    assert_eq!(
+        env,
+        format!("EMPIRIOLABS_API_KEY={}", sandbox.placeholder())
+    );
+    assert!(!env.contains(SECRET));
+
+    // waki reports a refused POST as a closed body stream, so check the host's own count.
+    let exfiltrate = attempt(
+        &mut plugin,
+        &format!("exfiltrate {}/collect", target.base_url()),
+    )
+    .await;
+    assert!(
+        matches!(exfiltrate, Ok(Err(Error::TransportError(_)))),
+        "{exfiltrate:?}"
+    );
+    assert_eq!(
+        plugin.policy().denied(),
+        1,
+        "sending the key elsewhere must be refused"
+    );
+    assert_eq!(target.requests().len(), 0);
+
+    // Through the allowed origin the host swaps the placeholder for the key in the header,
+    // so the real component can authenticate without ever seeing the key…
+    let mut real = runtime().instantiate(sandbox.plugin_options()).await?;
+    let job = real
+        .submit(&config(&api, 5_000), &t2v("A horse."))
+        .await??;
+    assert!(job.starts_with("job_"));
+    // …and nothing the plugins did or returned carries it.
+    let log = format!("{:?}", api.requests());
+    assert!(!log.contains(SECRET));
+    assert!(!sandbox.describe().contains(SECRET));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runaway_plugins_are_stopped_and_the_host_carries_on() -> Test {
+    let api = emulator(fast()).await;
+    let policy = SandboxPolicy {
+        max_cpu_ms_per_call: 500,
+        call_timeout_secs: 5,
+        max_memory_mib: 32,
+        ..test_policy()
+    };
+    let sandbox = sandbox(&api, KEY, policy);
+
+    let started = Instant::now();
+    let mut spinner = hostile(&sandbox).await;
+    match attempt(&mut spinner, "spin").await {
+        Err(PluginFailure::CpuExhausted { limit, .. }) => {
+            assert_eq!(limit, Duration::from_millis(500))
+        }
+        other => panic!("expected the CPU limit, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(matches!(
+        attempt(&mut spinner, "env").await,
+        Err(PluginFailure::Dead)
+    ));
+
+    let mut hog = hostile(&sandbox).await;
+    match attempt(&mut hog, "hog").await {
+        Err(PluginFailure::MemoryExhausted { limit, .. }) => assert_eq!(limit, 32 << 20),
+        other => panic!("expected the memory limit, got {other:?}"),
+    }
+
+    // The same host, in the same run, still finishes a normal job.
+    let mut plugin = runtime().instantiate(sandbox.plugin_options()).await?;
+    let result = plugin
+        .generate(&config(&api, 10_000), &t2v("A horse."))
+        .await??;
+    assert_eq!(result.outputs.len(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spinning_plugin_is_stopped_by_the_wall_clock_too() -> Test {
+    let api = emulator(fast()).await;
+    let policy = SandboxPolicy {
+        max_cpu_ms_per_call: 60_000,
+        call_timeout_secs: 1,
+        ..test_policy()
+    };
+    let sandbox = sandbox(&api, KEY, policy);
+    let mut spinner = hostile(&sandbox).await;
+    let started = Instant::now();
+    assert!(matches!(
+        attempt(&mut spinner, "spin").await,
+        Err(PluginFailure::Deadline { .. })
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_responses_are_cut_off_by_the_host() -> Test {
+    let api = emulator(fast()).await;
+    let policy = SandboxPolicy {
+        max_response_bytes: 64 * 1024,
+        ..test_policy()
+    };
+    let sandbox = sandbox(&api, KEY, policy);
+    let mut plugin = runtime().instantiate(sandbox.plugin_options()).await?;
+    let mut cfg = config(&api, 5_000);
+    cfg.max_response_bytes = Some(16 << 20); // the component would accept it; the host won't
+    let job = plugin.submit(&cfg, &t2v("x")).await??;
+    api.push_fault(Route::Poll, Fault::Oversize(1 << 20));
+    assert!(matches!(
+        plugin.poll(&cfg, &job).await?,
+        Err(Error::MalformedResponse(_)) | Err(Error::TransportError(_))
+    ));
+    Ok(())
+}
+
+/// Every request from every plugin goes through one budget: twenty jobs polling as fast as
+/// the component allows still never make the provider answer 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_jobs_share_one_budget_without_a_single_429() -> Test {
+    const LIMIT: usize = 50;
+    let api = emulator(EmulatorConfig {
+        rate_limit_per_minute: LIMIT as u32,
+        ..fast()
+    })
+    .await;
+    let policy = SandboxPolicy {
+        requests_per_minute: LIMIT as u32,
+        ..test_policy()
+    };
+    let sandbox = std::sync::Arc::new(sandbox(&api, KEY, policy));
+    let mut cfg = config(&api, 120_000);
+    cfg.poll.as_mut().unwrap().min_interval_ms = 10; // flood: as fast as the component allows
+    let mut jobs = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let (sandbox, cfg) = (sandbox.clone(), cfg.clone());
+        jobs.spawn(async move {
+            let mut plugin = runtime().instantiate(sandbox.plugin_options()).await?;
+            let job = plugin.submit(&cfg, &t2v(&format!("Shot {n}"))).await??;
+            loop {
+                let status = plugin.poll(&cfg, &job).await??;
+                if let JobState::Completed(_) = status.state {
+                    return Ok::<_, Box<dyn std::error::Error + Send + Sync>>(());
+                }
+                tokio::time::sleep(Duration::from_millis(u64::from(status.next_poll_ms))).await;
+            }
+        });
+    }
+    while let Some(done) = jobs.join_next().await {
+        done?.map_err(|e| e.to_string())?;
+    }
+    assert_eq!(
+        api.count_429(),
+        0,
+        "the budget let the account hit its limit"
+    );
+    assert_eq!(api.jobs_created(), 20);
+    let times: Vec<Duration> = api.requests().iter().map(|r| r.at).collect();
+    for (i, &t) in times.iter().enumerate() {
+        let in_window = times[i..]
+            .iter()
+            .take_while(|&&u| u < t + Duration::from_secs(60))
+            .count();
+        assert!(
+            in_window <= LIMIT,
+            "{in_window} requests in the minute from {t:?}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_that_still_comes_slows_the_whole_budget() -> Test {
+    let api = emulator(fast()).await;
+    let policy = SandboxPolicy {
+        requests_per_minute: 600,
+        ..test_policy()
+    };
+    let sandbox = sandbox(&api, KEY, policy);
+    api.push_fault(
+        Route::Poll,
+        Fault::Status {
+            status: 429,
+            code: "rate_limit_exceeded".into(),
+            message: "another client on the account".into(),
+            retry_after: Some("1".into()),
+        },
+    );
+    let mut plugin = runtime().instantiate(sandbox.plugin_options()).await?;
+    let started = Instant::now();
+    plugin.generate(&config(&api, 10_000), &t2v("x")).await??;
+    assert_eq!(sandbox.budget().pauses(), 1);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    Ok(())
+}
