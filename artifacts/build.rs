@@ -19,7 +19,8 @@ fn main() {
     let workspace = manifest_dir
         .parent()
         .expect("artifacts/ sits in the workspace");
-    for dir in ["guest", "wit"] {
+    // Every component's sources, and the contract they share.
+    for dir in ["guest", "wit", "tests/guests", "examples/serverless"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
     println!(

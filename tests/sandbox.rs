@@ -236,6 +236,47 @@ async fn a_spinning_plugin_is_stopped_by_the_wall_clock_too() -> Test {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_gets_only_its_share_of_concurrent_requests() -> Test {
+    let api = emulator(fast()).await;
+    // Hold every answer back, so all the requests are in flight at the same time.
+    for _ in 0..5 {
+        api.push_fault(Route::Usage, Fault::Delay(Duration::from_millis(300)));
+    }
+    let policy = SandboxPolicy {
+        max_concurrent_requests: 2,
+        ..test_policy()
+    };
+    let sandbox = sandbox(&api, KEY, policy);
+    let mut plugin = hostile(&sandbox).await;
+    let report = attempt(
+        &mut plugin,
+        &format!("parallel 5 {}/v1/account/usage", api.base_url()),
+    )
+    .await??;
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), 5, "{report}");
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("status")).count(),
+        2,
+        "{report}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("ConnectionLimitReached"))
+            .count(),
+        3,
+        "{report}"
+    );
+    assert_eq!(
+        api.requests().len(),
+        2,
+        "refused requests must not reach the server"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversize_responses_are_cut_off_by_the_host() -> Test {
     let api = emulator(fast()).await;
     let policy = SandboxPolicy {

@@ -10,6 +10,7 @@
 //! | `forge-host URL HOST` | a GET with a forged `Host` header |
 //! | `env` | report its whole environment |
 //! | `exfiltrate URL` | POST what it found in `EMPIRIOLABS_API_KEY` to URL, in a header and the body |
+//! | `parallel N URL` | N GETs in flight at once |
 //! | `spin` | loop forever |
 //! | `hog` | allocate without bound |
 //!
@@ -92,6 +93,7 @@ fn run(command: &str) -> Result<String, Error> {
                 .map(|r| format!("sent {found} : status {}", r.status_code()))
                 .map_err(transport)
         }
+        (Some("parallel"), Some(n), Some(url)) => parallel(n.parse().unwrap_or(1), url),
         (Some("spin"), _, _) => {
             let mut x: u64 = 0;
             loop {
@@ -107,6 +109,38 @@ fn run(command: &str) -> Result<String, Error> {
         }
         _ => Err(Error::ExecutionFailed),
     }
+}
+
+/// Start `n` GETs before waiting for any, and report how each ended.
+fn parallel(n: usize, url: &str) -> Result<String, Error> {
+    use waki::bindings::wasi::http::outgoing_handler::handle;
+    use waki::bindings::wasi::http::types::{OutgoingRequest, Scheme};
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut futures = Vec::new();
+    for _ in 0..n {
+        let request = OutgoingRequest::new(Fields::new());
+        let _ = request.set_scheme(Some(&Scheme::Http));
+        let _ = request.set_authority(Some(authority));
+        let _ = request.set_path_with_query(Some(path));
+        futures.push(handle(request, None));
+    }
+    let mut report = Vec::new();
+    for future in futures {
+        let outcome = match future {
+            Err(code) => format!("{code:?}"),
+            Ok(future) => loop {
+                match future.get() {
+                    Some(Ok(Ok(response))) => break format!("status {}", response.status()),
+                    Some(Ok(Err(code))) => break format!("{code:?}"),
+                    Some(Err(())) => break "taken".to_string(),
+                    None => future.subscribe().block(),
+                }
+            },
+        };
+        report.push(outcome);
+    }
+    Ok(report.join("\n"))
 }
 
 impl Guest for Hostile {
