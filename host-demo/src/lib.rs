@@ -12,10 +12,12 @@
 //! - [`policy`]: the outbound rules, enforced at the WASI-HTTP `send_request` hook;
 //! - [`budget`]: the account-wide request budget all plugins share;
 //! - [`download`]: streaming outputs to disk with a checksum;
-//! - [`report`]: turning contract errors into advice for people.
+//! - [`report`]: turning contract errors into advice for people;
+//! - [`pipeline`]: a storyboard of shots run concurrently, journaled, resumable.
 
 pub mod budget;
 pub mod download;
+pub mod pipeline;
 pub mod plugin;
 pub mod policy;
 pub mod report;

@@ -40,6 +40,18 @@ enum Command {
         #[command(flatten)]
         conn: ConnectionArgs,
     },
+    /// Generate every shot of a storyboard: check and price them all, then run them
+    /// concurrently, journaled so a re-run resumes and nothing is paid for twice.
+    Run {
+        #[command(flatten)]
+        run: host_demo::pipeline::cli::RunArgs,
+        #[command(flatten)]
+        conn: ConnectionArgs,
+    },
+    /// Show a storyboard's journal: every shot's state, job, estimate and files.
+    Status(host_demo::pipeline::cli::StatusArgs),
+    /// Settle a shot whose submit outcome is unknown: attach its job id, or forget it.
+    Resolve(host_demo::pipeline::cli::ResolveArgs),
     /// Run the local emulator of the EmpirioLabs API until Ctrl-C.
     Emulator {
         /// Address to listen on.
@@ -169,6 +181,11 @@ async fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Generate(args) => generate(args, cli.verbose).await,
         Command::Resume { job_id, conn } => resume(job_id, conn, cli.verbose).await,
+        Command::Run { run, conn } => {
+            host_demo::pipeline::cli::run(run, open_session(conn, cli.verbose)).await
+        }
+        Command::Status(args) => host_demo::pipeline::cli::status(args),
+        Command::Resolve(args) => host_demo::pipeline::cli::resolve(args),
         Command::Emulator {
             listen,
             queued_secs,

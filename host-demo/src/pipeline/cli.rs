@@ -1,0 +1,293 @@
+//! The `run`, `status` and `resolve` subcommands: flags, printing and exit codes.
+
+use super::journal::Journal;
+use super::status::{Resolution, advice, resolve as settle, table};
+use super::storyboard::{self, Storyboard};
+use super::{RunConfig, RunOutcome, reports};
+use crate::report::money;
+use crate::session::Session;
+use anyhow::{Context, Result, bail};
+use clap::{ArgGroup, Args};
+use std::future::Future;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit code when the storyboard is refused before anything is sent (invalid, over budget,
+/// edited under a submitted shot).
+const EXIT_REFUSED: u8 = 2;
+/// Exit code after Ctrl-C.
+const EXIT_STOPPED: u8 = 130;
+
+/// `host-demo run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The storyboard: TOML, or JSON when the name ends in `.json` (see README "Pipeline").
+    pub storyboard: PathBuf,
+    /// Refuse to start when the estimated total is higher, e.g. `12.50` (the rate card's
+    /// currency, USD). Overrides the storyboard's `[run] max_cost`.
+    #[arg(long)]
+    pub max_cost: Option<String>,
+    /// Check and price every shot, then stop: nothing is submitted or written.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Shots in flight at once (default: the storyboard's `[run] concurrency`, else 4).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub concurrency: Option<u16>,
+    /// Shortest spacing of one job's polls, in ms (default: 500 against the built-in
+    /// emulator, 5000 against the real API).
+    #[arg(long)]
+    pub poll_interval_ms: Option<u64>,
+}
+
+/// `host-demo status`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("which").required(true).args(["storyboard", "journal"])))]
+pub struct StatusArgs {
+    /// The storyboard whose journal to show.
+    pub storyboard: Option<PathBuf>,
+    /// Or the journal file itself (`<output>/journal.sqlite`).
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+    /// The `--out-dir` the run was given (when the storyboard names no `[run] output`).
+    #[arg(long, default_value = "out")]
+    pub out_dir: PathBuf,
+    /// Print JSON (the manifest's shot entries) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `host-demo resolve`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("decision").required(true).args(["job_id", "forget"])))]
+pub struct ResolveArgs {
+    /// The storyboard.
+    pub storyboard: PathBuf,
+    /// The shot to settle.
+    pub shot: String,
+    /// The job the lost submit created (from the provider's dashboard or usage): the next run
+    /// polls and downloads it, submitting nothing.
+    #[arg(long)]
+    pub job_id: Option<String>,
+    /// Start the shot over: the next run submits it again (billed again if a job exists).
+    #[arg(long)]
+    pub forget: bool,
+    /// The `--out-dir` the run was given (when the storyboard names no `[run] output`).
+    #[arg(long, default_value = "out")]
+    pub out_dir: PathBuf,
+}
+
+/// Parse an amount such as `12.5`, `$12.50` or `0.7` into micro-units, exactly.
+pub fn parse_money(text: &str) -> Result<u64> {
+    let t = text.trim().trim_start_matches('$');
+    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+    let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    if (whole.is_empty() && frac.is_empty()) || !digits(whole) || !digits(frac) || frac.len() > 6 {
+        bail!("{text:?} is not an amount such as 12.50");
+    }
+    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse()? };
+    let frac: u64 = format!("{frac:0<6}").parse()?;
+    whole
+        .checked_mul(1_000_000)
+        .and_then(|w| w.checked_add(frac))
+        .context("the amount is too large")
+}
+
+/// `host-demo run`: `open` opens the session (after the storyboard was read, so a missing
+/// file fails before an emulator starts) and gives the default output root.
+pub async fn run(
+    args: RunArgs,
+    open: impl Future<Output = Result<(Session, PathBuf)>>,
+) -> Result<ExitCode> {
+    let max_cost_micros = args.max_cost.as_deref().map(parse_money).transpose()?;
+    let storyboard = Storyboard::load(&args.storyboard)?;
+    let (session, out_root) = open.await?;
+    let config = RunConfig {
+        out_root,
+        max_cost_micros,
+        concurrency: args.concurrency.map(usize::from),
+        dry_run: args.dry_run,
+        poll_interval: args.poll_interval_ms.map(Duration::from_millis),
+        deadline: None,
+        terminal: std::io::stderr().is_terminal(),
+    };
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let ctrl_c = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "\nStopping: submits in flight finish and are journaled, nothing new starts. \
+                 Ctrl-C again to quit at once (a shot caught mid-submit then becomes `unknown`)."
+            );
+            let _ = stop_tx.send(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(i32::from(EXIT_STOPPED));
+            }
+        }
+    });
+    let outcome = super::run(&storyboard, &session, &config, stop).await;
+    ctrl_c.abort();
+    let shown = args.storyboard.display().to_string();
+    Ok(report(outcome?, &shown))
+}
+
+/// Print how a run ended, and choose the exit code.
+pub fn report(outcome: RunOutcome, storyboard: &str) -> ExitCode {
+    match outcome {
+        RunOutcome::Invalid(problems) => {
+            eprintln!(
+                "The storyboard has {} problem(s); nothing was submitted:",
+                problems.len()
+            );
+            for p in &problems {
+                eprintln!("  - {p}");
+            }
+            ExitCode::from(EXIT_REFUSED)
+        }
+        RunOutcome::OverBudget { plan, max_micros } => {
+            eprintln!(
+                "The estimated total {} is over the budget of {}; nothing was submitted. \
+                 Raise --max-cost (or [run] max_cost), or trim the storyboard.",
+                money(plan.total_micros, &plan.currency),
+                money(max_micros, &plan.currency)
+            );
+            ExitCode::from(EXIT_REFUSED)
+        }
+        RunOutcome::Conflicts(conflicts) => {
+            eprintln!(
+                "These shots changed in the storyboard after they were submitted; nothing was submitted:"
+            );
+            for (name, what) in &conflicts {
+                eprintln!(
+                    "  - {name}: {what}. Undo the edit to keep that job, or `host-demo resolve {storyboard} {name} --forget` to generate it anew (billed again)."
+                );
+            }
+            ExitCode::from(EXIT_REFUSED)
+        }
+        RunOutcome::DryRun(plan) => {
+            println!(
+                "Dry run: {} shot(s) valid, estimated {}; nothing was submitted.",
+                plan.shots.len(),
+                money(plan.total_micros, &plan.currency)
+            );
+            ExitCode::SUCCESS
+        }
+        RunOutcome::Finished(summary) => {
+            let done = summary
+                .rows
+                .iter()
+                .filter(|r| r.state.name() == "downloaded")
+                .count();
+            println!(
+                "{done}/{} shot(s) downloaded into {} (contact sheet: {}, manifest: {}).",
+                summary.rows.len(),
+                summary.out_dir.display(),
+                summary.out_dir.join(reports::INDEX).display(),
+                summary.out_dir.join(reports::MANIFEST).display(),
+            );
+            for (name, error) in &summary.errors {
+                eprintln!("  - {name}: error: {error}");
+            }
+            for row in &summary.rows {
+                if let Some(hint) = advice(row, storyboard) {
+                    eprintln!("  - {} is {}: {hint}", row.name, row.state.name());
+                }
+            }
+            if summary.stopped {
+                ExitCode::from(EXIT_STOPPED)
+            } else if summary.complete() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn journal_path(
+    storyboard: Option<&Path>,
+    journal: Option<&Path>,
+    out_dir: &Path,
+) -> Result<PathBuf> {
+    match (journal, storyboard) {
+        (Some(j), _) => Ok(j.to_path_buf()),
+        (None, Some(s)) => Ok(Journal::path_in(&storyboard::output_dir(s, out_dir)?)),
+        (None, None) => bail!("give a storyboard or --journal"),
+    }
+}
+
+/// `host-demo status`: the journal as a table (or JSON). Works during a run.
+pub fn status(args: StatusArgs) -> Result<ExitCode> {
+    let path = journal_path(
+        args.storyboard.as_deref(),
+        args.journal.as_deref(),
+        &args.out_dir,
+    )?;
+    let journal = Journal::open_read_only(&path)?;
+    let rows = journal.shots()?;
+    // Names in the current storyboard, to flag journal entries it no longer lists.
+    let listed: Option<Vec<String>> = args
+        .storyboard
+        .as_deref()
+        .and_then(|s| Storyboard::load(s).ok())
+        .map(|sb| sb.shots.into_iter().map(|s| s.name).collect());
+    if args.json {
+        let shots: Vec<_> = rows.iter().map(reports::shot_json).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "journal": path, "shots": shots }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("Journal: {}", path.display());
+    print!(
+        "{}",
+        table(&rows, &|name: &str| listed
+            .as_ref()
+            .is_none_or(|l| l.iter().any(|n| n == name)))
+    );
+    let shown = args
+        .storyboard
+        .as_deref()
+        .map_or_else(|| "<storyboard>".to_string(), |s| s.display().to_string());
+    for row in &rows {
+        if let Some(hint) = advice(row, &shown) {
+            println!("  - {}: {hint}", row.name);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `host-demo resolve`: settle one shot (takes the journal's lock: not during a run).
+pub fn resolve(args: ResolveArgs) -> Result<ExitCode> {
+    let dir = storyboard::output_dir(&args.storyboard, &args.out_dir)?;
+    if !Journal::path_in(&dir).is_file() {
+        bail!(
+            "no journal in {}: the storyboard has not been run yet",
+            dir.display()
+        );
+    }
+    let journal = Journal::open(&dir)?;
+    let resolution = match args.job_id {
+        Some(job) => Resolution::JobId(job),
+        None => Resolution::Forget,
+    };
+    println!("{}", settle(&journal, &args.shot, &resolution)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_money;
+
+    #[test]
+    fn money_parses_exactly() {
+        assert_eq!(parse_money("12.5").unwrap(), 12_500_000);
+        assert_eq!(parse_money("$0.70").unwrap(), 700_000);
+        assert_eq!(parse_money("3").unwrap(), 3_000_000);
+        assert_eq!(parse_money(".14").unwrap(), 140_000);
+        for bad in ["", ".", "1.2.3", "-1", "1e3", "0.0000001", "abc"] {
+            assert!(parse_money(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,839 @@
+//! The journal: every shot's state, in SQLite, committed before the next step starts.
+//!
+//! ```text
+//! pending ──► submitting ──► submitted(job) ──► completed(urls) ──► downloaded(files)
+//!    ▲            │                │                   │
+//!    │            ├─► unknown      └─► failed(error) ◄─┘
+//!    └── failed ◄─┘   (answer lost: never resent automatically)
+//! ```
+//!
+//! The rule that keeps a crash from paying twice: `submitting` is committed *before* the
+//! submit is sent, and the job id *immediately* after it returns. A shot found `submitting`
+//! when a run starts was interrupted between the two: its job may or may not exist, so it
+//! becomes `unknown` and is not sent again until a person settles it with
+//! `host-demo resolve` (attach the job id, or forget the shot to generate it anew).
+//!
+//! A `failed` shot remembers the stage it failed at, which decides what the next run does:
+//! a submit the provider refused (no job exists, nothing billed) is retried; a job the provider
+//! failed stays failed (a new one would be billed: `resolve --forget` asks for it); a poll or
+//! download that gave up resumes from its job id.
+//!
+//! One run at a time: the journal's folder holds a lock file that a run (and `resolve`) holds
+//! exclusively; the operating system releases it when the process dies, even by `kill -9`.
+//! SQLite runs in WAL mode with `synchronous=FULL`, so `status` can read during a run and a
+//! committed transition survives a crash of the process or the machine.
+
+use anyhow::{Context, Result, bail};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The journal's file name inside the output folder.
+pub const FILE_NAME: &str = "journal.sqlite";
+/// The lock file's name inside the output folder.
+const LOCK_NAME: &str = "journal.lock";
+/// The schema version written to `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS shots (
+    name           TEXT PRIMARY KEY,
+    position       INTEGER NOT NULL,
+    output         TEXT NOT NULL,
+    fingerprint    TEXT NOT NULL,
+    request        TEXT NOT NULL,
+    warnings       TEXT NOT NULL,
+    currency       TEXT NOT NULL,
+    cost_micros    INTEGER NOT NULL,
+    billed_seconds INTEGER NOT NULL,
+    state          TEXT NOT NULL CHECK (state IN
+                   ('pending','submitting','submitted','completed','downloaded','failed','unknown')),
+    job_id         TEXT,
+    urls           TEXT,
+    files          TEXT,
+    error          TEXT,
+    created_at     INTEGER NOT NULL,
+    submitting_at  INTEGER,
+    submitted_at   INTEGER,
+    completed_at   INTEGER,
+    downloaded_at  INTEGER,
+    ended_at       INTEGER,
+    updated_at     INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    shot   TEXT NOT NULL,
+    at     INTEGER NOT NULL,
+    state  TEXT NOT NULL,
+    detail TEXT
+);
+";
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The step a failure happened at; it decides what the next run does with the shot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// The provider refused the submit: no job exists, nothing was billed; retried next run.
+    Submit,
+    /// The provider failed, cancelled, expired or forgot the job; a new one would be billed.
+    Job,
+    /// Polling gave up (deadline, key refused, plugin failures); resumed next run.
+    Poll,
+    /// Downloading gave up; resumed next run with fresh URLs.
+    Download,
+}
+
+/// Why a shot failed or is unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// Where it happened.
+    pub stage: Stage,
+    /// The provider's or the component's error code, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// A sentence for a person.
+    pub message: String,
+}
+
+/// A downloaded output file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    /// The path, relative to the output folder.
+    pub path: String,
+    /// Its size.
+    pub bytes: u64,
+    /// Its SHA-256, hex.
+    pub sha256: String,
+}
+
+/// Where a shot stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum State {
+    /// Not submitted yet.
+    Pending,
+    /// A submit is (or was, when found at start-up) in flight.
+    Submitting,
+    /// The provider accepted it as this job.
+    Submitted {
+        /// The job.
+        job_id: String,
+    },
+    /// The job completed with these (signed, short-lived) output URLs.
+    Completed {
+        /// The job.
+        job_id: String,
+        /// Its output URLs.
+        urls: Vec<String>,
+    },
+    /// Every output is on disk.
+    Downloaded {
+        /// The job.
+        job_id: String,
+        /// The files.
+        files: Vec<FileRecord>,
+    },
+    /// It failed; `job_id` is set when a job exists.
+    Failed {
+        /// The job, if one was created.
+        job_id: Option<String>,
+        /// Why.
+        failure: Failure,
+    },
+    /// A submit's answer was lost: a job may exist. Never resent without a person deciding.
+    Unknown {
+        /// What happened.
+        failure: Failure,
+    },
+}
+
+impl State {
+    /// The state's name as stored.
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Submitting => "submitting",
+            State::Submitted { .. } => "submitted",
+            State::Completed { .. } => "completed",
+            State::Downloaded { .. } => "downloaded",
+            State::Failed { .. } => "failed",
+            State::Unknown { .. } => "unknown",
+        }
+    }
+
+    /// The job id, when one is known.
+    pub fn job_id(&self) -> Option<&str> {
+        match self {
+            State::Submitted { job_id }
+            | State::Completed { job_id, .. }
+            | State::Downloaded { job_id, .. } => Some(job_id),
+            State::Failed { job_id, .. } => job_id.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// When a shot passed each step (ms since the Unix epoch).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timings {
+    /// First journaled.
+    pub created_at: i64,
+    /// Last submit started.
+    pub submitting_at: Option<i64>,
+    /// Job id recorded.
+    pub submitted_at: Option<i64>,
+    /// Job seen completed.
+    pub completed_at: Option<i64>,
+    /// Files on disk.
+    pub downloaded_at: Option<i64>,
+    /// Failed or found unknown.
+    pub ended_at: Option<i64>,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+/// One shot as journaled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShotRow {
+    /// Its name (the key).
+    pub name: String,
+    /// Its place in the storyboard.
+    pub position: i64,
+    /// Its output file stem.
+    pub output: String,
+    /// A hash of the normalized request, to notice a storyboard edited under a submitted shot.
+    pub fingerprint: String,
+    /// The normalized request, images described rather than included.
+    pub request: Value,
+    /// What `validate` warned about.
+    pub warnings: Vec<String>,
+    /// The estimate's currency.
+    pub currency: String,
+    /// The estimate, micro-units.
+    pub cost_micros: u64,
+    /// Seconds the estimate bills.
+    pub billed_seconds: u32,
+    /// Where it stands.
+    pub state: State,
+    /// When it got there.
+    pub timings: Timings,
+}
+
+/// A shot as the current storyboard plans it, for [`Journal::reconcile`].
+#[derive(Debug, Clone)]
+pub struct PlannedRow {
+    /// Its name.
+    pub name: String,
+    /// Its place in the storyboard.
+    pub position: i64,
+    /// Its output file stem.
+    pub output: String,
+    /// See [`ShotRow::fingerprint`].
+    pub fingerprint: String,
+    /// See [`ShotRow::request`].
+    pub request: Value,
+    /// See [`ShotRow::warnings`].
+    pub warnings: Vec<String>,
+    /// See [`ShotRow::currency`].
+    pub currency: String,
+    /// See [`ShotRow::cost_micros`].
+    pub cost_micros: u64,
+    /// See [`ShotRow::billed_seconds`].
+    pub billed_seconds: u32,
+}
+
+/// What [`Journal::reconcile`] found.
+#[derive(Debug, Default)]
+pub struct Reconciled {
+    /// Shots whose storyboard entry changed after they were submitted: nothing was changed.
+    pub conflicts: Vec<(String, String)>,
+    /// Shots found `submitting` (an interrupted submit), now `unknown`.
+    pub interrupted: Vec<String>,
+    /// Shots put back in line: refused submits (retried) and given-up polls or downloads
+    /// (resumed from their job).
+    pub requeued: Vec<String>,
+}
+
+/// An open journal.
+pub struct Journal {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    /// Held for the journal's lifetime when opened for writing.
+    _lock: Option<File>,
+}
+
+impl Journal {
+    /// The journal file of an output folder.
+    pub fn path_in(dir: &Path) -> PathBuf {
+        dir.join(FILE_NAME)
+    }
+
+    /// Open (creating it if needed) the journal in `dir` for a run, taking the folder's lock.
+    pub fn open(dir: &Path) -> Result<Journal> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let lock_path = dir.join(LOCK_NAME);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("opening {}", lock_path.display()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => bail!(
+                "another host-demo run (or resolve) is using {}; wait for it to end (`host-demo status` shows its progress)",
+                dir.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("locking {}", lock_path.display()));
+            }
+        }
+        let path = Self::path_in(dir);
+        let conn =
+            Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            bail!(
+                "{} could not be switched to WAL mode ({mode})",
+                path.display()
+            );
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL;")?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            bail!(
+                "{} was written by a newer host-demo (schema {version}); use that version",
+                path.display()
+            );
+        }
+        conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION};"))?;
+        Ok(Journal {
+            conn: Mutex::new(conn),
+            path,
+            _lock: Some(lock),
+        })
+    }
+
+    /// Open an existing journal to read it (`status`); works while a run holds the lock.
+    pub fn open_read_only(path: &Path) -> Result<Journal> {
+        if !path.is_file() {
+            bail!(
+                "no journal at {}: the storyboard has not been run yet",
+                path.display()
+            );
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("opening {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Journal {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+            _lock: None,
+        })
+    }
+
+    /// The journal's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions roll
+        // back), so the connection is still good.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every shot, in storyboard order.
+    pub fn shots(&self) -> Result<Vec<ShotRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM shots ORDER BY position, name"
+        ))?;
+        let rows = stmt.query_map([], read_row)?;
+        rows.map(|r| r?).collect()
+    }
+
+    /// One shot.
+    pub fn shot(&self, name: &str) -> Result<Option<ShotRow>> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM shots WHERE name = ?1"),
+                [name],
+                read_row,
+            )
+            .optional()?;
+        row.transpose()
+    }
+
+    /// Bring the journal in line with the storyboard before a run, in one transaction: add
+    /// new shots; refresh shots nothing was billed for; turn interrupted submits `unknown`;
+    /// requeue refused submits and given-up polls or downloads. When a shot that has a job
+    /// was edited in the storyboard, nothing at all is changed and the conflicts are returned.
+    pub fn reconcile(&self, planned: &[PlannedRow]) -> Result<Reconciled> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut out = Reconciled::default();
+        let now = now_ms();
+        for plan in planned {
+            let existing = tx
+                .query_row(
+                    &format!("SELECT {COLUMNS} FROM shots WHERE name = ?1"),
+                    [&plan.name],
+                    read_row,
+                )
+                .optional()?
+                .transpose()?;
+            let Some(row) = existing else {
+                tx.execute(
+                    "INSERT INTO shots (name, position, output, fingerprint, request, warnings, currency,
+                        cost_micros, billed_seconds, state, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?10)",
+                    params![
+                        plan.name,
+                        plan.position,
+                        plan.output,
+                        plan.fingerprint,
+                        plan.request.to_string(),
+                        serde_json::to_string(&plan.warnings)?,
+                        plan.currency,
+                        plan.cost_micros as i64,
+                        plan.billed_seconds,
+                        now
+                    ],
+                )?;
+                event(
+                    &tx,
+                    &plan.name,
+                    now,
+                    "pending",
+                    Some("added from the storyboard"),
+                )?;
+                continue;
+            };
+            let nothing_billed = match &row.state {
+                State::Pending => true,
+                State::Failed {
+                    job_id: None,
+                    failure,
+                } => failure.stage == Stage::Submit,
+                _ => false,
+            };
+            if nothing_billed {
+                let requeue = row.state != State::Pending;
+                tx.execute(
+                    "UPDATE shots SET position = ?2, output = ?3, fingerprint = ?4, request = ?5,
+                        warnings = ?6, currency = ?7, cost_micros = ?8, billed_seconds = ?9,
+                        state = 'pending', error = NULL, updated_at = ?10
+                     WHERE name = ?1",
+                    params![
+                        plan.name,
+                        plan.position,
+                        plan.output,
+                        plan.fingerprint,
+                        plan.request.to_string(),
+                        serde_json::to_string(&plan.warnings)?,
+                        plan.currency,
+                        plan.cost_micros as i64,
+                        plan.billed_seconds,
+                        now
+                    ],
+                )?;
+                if requeue {
+                    event(
+                        &tx,
+                        &plan.name,
+                        now,
+                        "pending",
+                        Some("the provider refused the last submit: no job exists, retrying"),
+                    )?;
+                    out.requeued.push(plan.name.clone());
+                }
+                continue;
+            }
+            if row.fingerprint != plan.fingerprint {
+                let what = match row.state.job_id() {
+                    Some(job) => format!("it was already submitted as job {job}"),
+                    None => format!("it is {}", row.state.name()),
+                };
+                out.conflicts.push((plan.name.clone(), what));
+                continue;
+            }
+            // Same request: follow storyboard reordering and renamed outputs.
+            tx.execute(
+                "UPDATE shots SET position = ?2, output = ?3 WHERE name = ?1",
+                params![plan.name, plan.position, plan.output],
+            )?;
+            match &row.state {
+                State::Submitting => {
+                    let since = row.timings.submitting_at.map_or_else(String::new, |t| {
+                        format!(" (started {})", super::reports::rfc3339(t))
+                    });
+                    let failure = Failure {
+                        stage: Stage::Submit,
+                        code: Some("interrupted".into()),
+                        message: format!(
+                            "the run stopped while this shot's submit was in flight{since}: a job may or may not exist"
+                        ),
+                    };
+                    set_state(&tx, &plan.name, &State::Unknown { failure }, now)?;
+                    out.interrupted.push(plan.name.clone());
+                }
+                State::Failed {
+                    job_id: Some(job_id),
+                    failure,
+                } if matches!(failure.stage, Stage::Poll | Stage::Download) => {
+                    let state = State::Submitted {
+                        job_id: job_id.clone(),
+                    };
+                    set_state(&tx, &plan.name, &state, now)?;
+                    out.requeued.push(plan.name.clone());
+                }
+                _ => {}
+            }
+        }
+        if out.conflicts.is_empty() {
+            tx.commit()?;
+        } else {
+            tx.rollback()?;
+            out.interrupted.clear();
+            out.requeued.clear();
+        }
+        Ok(out)
+    }
+
+    /// Move `name` from one of `from` to `to`, committed before this returns. Refuses (and
+    /// changes nothing) when the shot is not in one of `from`: a transition out of order is a
+    /// bug that must not reach the provider.
+    pub fn transition(&self, name: &str, from: &[&str], to: &State) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let current: Option<String> = tx
+            .query_row("SELECT state FROM shots WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let Some(current) = current else {
+            bail!("shot {name:?} is not in the journal");
+        };
+        if !from.contains(&current.as_str()) {
+            bail!(
+                "shot {name:?} is {current}, not {}; refusing to make it {}",
+                from.join(" or "),
+                to.name()
+            );
+        }
+        set_state(&tx, name, to, now_ms())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Record a person's decision (`resolve`) in the event log as well as the state.
+    pub fn resolve(&self, name: &str, from: &[&str], to: &State, detail: &str) -> Result<()> {
+        self.transition(name, from, to)?;
+        let conn = self.conn();
+        event(&conn, name, now_ms(), to.name(), Some(detail))?;
+        Ok(())
+    }
+
+    /// The event log of one shot: (time, state, detail), oldest first.
+    pub fn events(&self, name: &str) -> Result<Vec<(i64, String, Option<String>)>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT at, state, detail FROM events WHERE shot = ?1 ORDER BY seq")?;
+        let rows = stmt.query_map([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+const COLUMNS: &str =
+    "name, position, output, fingerprint, request, warnings, currency, cost_micros,
+    billed_seconds, state, job_id, urls, files, error, created_at, submitting_at, submitted_at,
+    completed_at, downloaded_at, ended_at, updated_at";
+
+/// Read a row; the outer error is SQLite's, the inner one a row that does not make sense.
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ShotRow>> {
+    let state: String = r.get(9)?;
+    let job_id: Option<String> = r.get(10)?;
+    let urls: Option<String> = r.get(11)?;
+    let files: Option<String> = r.get(12)?;
+    let error: Option<String> = r.get(13)?;
+    let request: String = r.get(4)?;
+    let warnings: String = r.get(5)?;
+    let name: String = r.get(0)?;
+    let parsed = (|| -> Result<(State, Value, Vec<String>)> {
+        let job = || job_id.clone().context("a job id is missing");
+        let failure = || -> Result<Failure> {
+            Ok(serde_json::from_str(
+                error.as_deref().context("the error is missing")?,
+            )?)
+        };
+        let state = match state.as_str() {
+            "pending" => State::Pending,
+            "submitting" => State::Submitting,
+            "submitted" => State::Submitted { job_id: job()? },
+            "completed" => State::Completed {
+                job_id: job()?,
+                urls: serde_json::from_str(urls.as_deref().unwrap_or("[]"))?,
+            },
+            "downloaded" => State::Downloaded {
+                job_id: job()?,
+                files: serde_json::from_str(files.as_deref().unwrap_or("[]"))?,
+            },
+            "failed" => State::Failed {
+                job_id: job_id.clone(),
+                failure: failure()?,
+            },
+            "unknown" => State::Unknown {
+                failure: failure()?,
+            },
+            other => bail!("unknown state {other:?}"),
+        };
+        Ok((
+            state,
+            serde_json::from_str(&request)?,
+            serde_json::from_str(&warnings)?,
+        ))
+    })();
+    let (state, request, warnings) = match parsed {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(e.context(format!("journal row of shot {name:?}")))),
+    };
+    let cost: i64 = r.get(7)?;
+    Ok(Ok(ShotRow {
+        name,
+        position: r.get(1)?,
+        output: r.get(2)?,
+        fingerprint: r.get(3)?,
+        request,
+        warnings,
+        currency: r.get(6)?,
+        cost_micros: u64::try_from(cost).unwrap_or(0),
+        billed_seconds: r.get(8)?,
+        state,
+        timings: Timings {
+            created_at: r.get(14)?,
+            submitting_at: r.get(15)?,
+            submitted_at: r.get(16)?,
+            completed_at: r.get(17)?,
+            downloaded_at: r.get(18)?,
+            ended_at: r.get(19)?,
+            updated_at: r.get(20)?,
+        },
+    }))
+}
+
+/// The columns a state sets besides `state` itself.
+#[derive(Default)]
+struct Columns<'a> {
+    job_id: Option<&'a str>,
+    urls: Option<String>,
+    files: Option<String>,
+    error: Option<String>,
+    /// The timing column stamped with the transition's time.
+    stamp: Option<&'static str>,
+    /// The event log's detail.
+    detail: Option<String>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(state: &'a State) -> Result<Columns<'a>> {
+        Ok(match state {
+            State::Pending => Columns::default(),
+            State::Submitting => Columns {
+                stamp: Some("submitting_at"),
+                ..Default::default()
+            },
+            State::Submitted { job_id } => Columns {
+                job_id: Some(job_id),
+                stamp: Some("submitted_at"),
+                detail: Some(job_id.clone()),
+                ..Default::default()
+            },
+            State::Completed { job_id, urls } => Columns {
+                job_id: Some(job_id),
+                urls: Some(serde_json::to_string(urls)?),
+                stamp: Some("completed_at"),
+                detail: Some(format!("{} output(s)", urls.len())),
+                ..Default::default()
+            },
+            State::Downloaded { job_id, files } => Columns {
+                job_id: Some(job_id),
+                files: Some(serde_json::to_string(files)?),
+                stamp: Some("downloaded_at"),
+                detail: Some(
+                    files
+                        .iter()
+                        .map(|f| format!("{} ({} bytes)", f.path, f.bytes))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                ..Default::default()
+            },
+            State::Failed { job_id, failure } => Columns {
+                job_id: job_id.as_deref(),
+                error: Some(serde_json::to_string(failure)?),
+                stamp: Some("ended_at"),
+                detail: Some(failure.message.clone()),
+                ..Default::default()
+            },
+            State::Unknown { failure } => Columns {
+                error: Some(serde_json::to_string(failure)?),
+                stamp: Some("ended_at"),
+                detail: Some(failure.message.clone()),
+                ..Default::default()
+            },
+        })
+    }
+}
+
+/// Write `state` into the row (and the event log), stamping the step's time.
+fn set_state(conn: &Connection, name: &str, state: &State, now: i64) -> Result<()> {
+    let c = Columns::of(state)?;
+    // `stamp` is one of the fixed column names above, never user input.
+    let stamp_sql = c
+        .stamp
+        .map_or_else(String::new, |col| format!(", {col} = ?7"));
+    let changed = conn.execute(
+        &format!(
+            "UPDATE shots SET state = ?2, job_id = ?3, urls = ?4, files = ?5, error = ?6,
+                updated_at = ?7{stamp_sql} WHERE name = ?1"
+        ),
+        params![name, state.name(), c.job_id, c.urls, c.files, c.error, now],
+    )?;
+    if changed != 1 {
+        bail!("shot {name:?} is not in the journal");
+    }
+    event(conn, name, now, state.name(), c.detail.as_deref())
+}
+
+fn event(conn: &Connection, shot: &str, at: i64, state: &str, detail: Option<&str>) -> Result<()> {
+    conn.execute(
+        "INSERT INTO events (shot, at, state, detail) VALUES (?1, ?2, ?3, ?4)",
+        params![shot, at, state, detail],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(name: &str, fingerprint: &str) -> PlannedRow {
+        PlannedRow {
+            name: name.into(),
+            position: 0,
+            output: name.into(),
+            fingerprint: fingerprint.into(),
+            request: serde_json::json!({"prompt": "p"}),
+            warnings: vec![],
+            currency: "USD".into(),
+            cost_micros: 700_000,
+            billed_seconds: 5,
+        }
+    }
+
+    #[test]
+    fn an_interrupted_submit_becomes_unknown_and_a_refused_one_is_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        j.reconcile(&[plan("a", "f"), plan("b", "f"), plan("c", "f")])
+            .unwrap();
+        j.transition("a", &["pending"], &State::Submitting).unwrap();
+        j.transition("b", &["pending"], &State::Submitting).unwrap();
+        let refused = State::Failed {
+            job_id: None,
+            failure: Failure {
+                stage: Stage::Submit,
+                code: Some("insufficient_credits".into()),
+                message: "no credits".into(),
+            },
+        };
+        j.transition("b", &["submitting"], &refused).unwrap();
+        j.transition("c", &["pending"], &State::Submitting).unwrap();
+        j.transition(
+            "c",
+            &["submitting"],
+            &State::Submitted {
+                job_id: "job_1".into(),
+            },
+        )
+        .unwrap();
+        drop(j);
+
+        let j = Journal::open(dir.path()).unwrap();
+        let r = j
+            .reconcile(&[plan("a", "f"), plan("b", "f"), plan("c", "f")])
+            .unwrap();
+        assert_eq!(r.interrupted, vec!["a"]);
+        assert_eq!(r.requeued, vec!["b"]);
+        let shots = j.shots().unwrap();
+        assert_eq!(shots[0].state.name(), "unknown");
+        assert_eq!(shots[1].state, State::Pending);
+        assert_eq!(
+            shots[2].state,
+            State::Submitted {
+                job_id: "job_1".into()
+            }
+        );
+        assert!(shots[0].timings.submitting_at.is_some());
+        // Out-of-order transitions are refused.
+        assert!(j.transition("a", &["pending"], &State::Submitting).is_err());
+    }
+
+    #[test]
+    fn editing_a_submitted_shot_is_a_conflict_that_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        j.reconcile(&[plan("a", "f1"), plan("b", "f1")]).unwrap();
+        j.transition("a", &["pending"], &State::Submitting).unwrap();
+        j.transition(
+            "a",
+            &["submitting"],
+            &State::Submitted {
+                job_id: "job_1".into(),
+            },
+        )
+        .unwrap();
+        j.transition("b", &["pending"], &State::Submitting).unwrap();
+        let r = j.reconcile(&[plan("a", "f2"), plan("b", "f1")]).unwrap();
+        assert_eq!(r.conflicts.len(), 1);
+        assert!(r.conflicts[0].1.contains("job_1"));
+        assert_eq!(
+            j.shot("b").unwrap().unwrap().state,
+            State::Submitting,
+            "rolled back"
+        );
+        // A pending shot may change freely.
+        let r = j
+            .reconcile(&[plan("a", "f1"), plan("b", "f1"), plan("c", "x")])
+            .unwrap();
+        assert!(r.conflicts.is_empty());
+    }
+
+    #[test]
+    fn one_run_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Journal::open(dir.path()).unwrap();
+        let second = Journal::open(dir.path()).err().unwrap();
+        assert!(second.to_string().contains("another host-demo run"));
+        // Reading is always possible.
+        let reader = Journal::open_read_only(&Journal::path_in(dir.path())).unwrap();
+        assert!(reader.shots().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,361 @@
+//! What a run leaves next to its clips: `manifest.json` for programs and `index.html`, a
+//! contact sheet for people. Both are written from the journal alone, so they describe the
+//! same truth `host-demo status` shows. Neither ever contains the API key: the pipeline never
+//! holds it (the sandbox does), and base URLs are written without user information.
+
+use super::journal::{ShotRow, State};
+use crate::report::money;
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// The manifest's file name.
+pub const MANIFEST: &str = "manifest.json";
+/// The contact sheet's file name.
+pub const INDEX: &str = "index.html";
+
+/// A Unix time in milliseconds as RFC 3339 UTC (`2025-01-31T12:00:00.000Z`).
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Context for the reports beyond the journal.
+#[derive(Debug, Clone)]
+pub struct ReportContext {
+    /// The storyboard file.
+    pub storyboard: String,
+    /// The API base URL (user information removed).
+    pub api_base_url: Option<String>,
+    /// Whether the clips came from the built-in emulator.
+    pub emulated: Option<bool>,
+}
+
+/// `url` without any `user:password@`.
+pub fn safe_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string().trim_end_matches('/').to_string()
+        }
+        Err(_) => "(unparsable URL)".into(),
+    }
+}
+
+fn seconds_between(a: Option<i64>, b: Option<i64>) -> Value {
+    match (a, b) {
+        (Some(a), Some(b)) if b >= a => json!((b - a) as f64 / 1000.0),
+        _ => Value::Null,
+    }
+}
+
+/// One shot as the manifest (and `status --json`) shows it.
+pub fn shot_json(row: &ShotRow) -> Value {
+    let t = &row.timings;
+    let at = |ms: Option<i64>| ms.map(rfc3339);
+    let (files, error) = match &row.state {
+        State::Downloaded { files, .. } => (json!(files), Value::Null),
+        State::Failed { failure, .. } | State::Unknown { failure } => (json!([]), json!(failure)),
+        _ => (json!([]), Value::Null),
+    };
+    json!({
+        "name": row.name,
+        "output": row.output,
+        "state": row.state.name(),
+        "job_id": row.state.job_id(),
+        "request": row.request,
+        "warnings": row.warnings,
+        "cost_estimate": {
+            "currency": row.currency,
+            "micros": row.cost_micros,
+            "amount": money(row.cost_micros, &row.currency),
+            "billed_seconds": row.billed_seconds,
+        },
+        "files": files,
+        "error": error,
+        "timings": {
+            "created_at": rfc3339(t.created_at),
+            "submitting_at": at(t.submitting_at),
+            "submitted_at": at(t.submitted_at),
+            "completed_at": at(t.completed_at),
+            "downloaded_at": at(t.downloaded_at),
+            "ended_at": at(t.ended_at),
+            "updated_at": rfc3339(t.updated_at),
+            "generation_seconds": seconds_between(t.submitted_at, t.completed_at),
+            "download_seconds": seconds_between(t.completed_at, t.downloaded_at),
+        },
+    })
+}
+
+/// The whole manifest.
+pub fn manifest(rows: &[ShotRow], context: &ReportContext) -> Value {
+    let count = |state: &str| rows.iter().filter(|r| r.state.name() == state).count();
+    let currency = rows.first().map_or("USD", |r| r.currency.as_str());
+    let total: u64 = rows.iter().map(|r| r.cost_micros).sum();
+    json!({
+        "storyboard": context.storyboard,
+        "generated_at": rfc3339(super::journal::now_ms()),
+        "api_base_url": context.api_base_url,
+        "emulated": context.emulated,
+        "totals": {
+            "shots": rows.len(),
+            "downloaded": count("downloaded"),
+            "failed": count("failed"),
+            "unknown": count("unknown"),
+            "unfinished": rows.len() - count("downloaded") - count("failed") - count("unknown"),
+            "estimated_cost": { "currency": currency, "micros": total, "amount": money(total, currency) },
+        },
+        "shots": rows.iter().map(shot_json).collect::<Vec<_>>(),
+    })
+}
+
+/// Escape text for HTML content and attribute values.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A relative file name as a URL path segment.
+fn href(path: &str) -> String {
+    path.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn setting(request: &Value, key: &str) -> Option<String> {
+    match request.get(key)? {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        v => Some(v.to_string()),
+    }
+}
+
+/// The contact sheet: a `<video>` per downloaded clip with its prompt, settings and cost; a
+/// placeholder with the state for the rest. Self-contained (no scripts, no remote assets).
+pub fn index_html(rows: &[ShotRow], context: &ReportContext) -> String {
+    let currency = rows.first().map_or("USD", |r| r.currency.as_str());
+    let total: u64 = rows.iter().map(|r| r.cost_micros).sum();
+    let downloaded = rows
+        .iter()
+        .filter(|r| matches!(r.state, State::Downloaded { .. }))
+        .count();
+    let title = Path::new(&context.storyboard).file_name().map_or_else(
+        || context.storyboard.clone(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let mut html = format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} — contact sheet</title>
+<style>
+body {{ font: 15px/1.4 system-ui, sans-serif; margin: 1.5rem; background: #111; color: #eee; }}
+header p {{ color: #aaa; }}
+.sheet {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 1rem; }}
+.shot {{ background: #1c1c1c; border-radius: 8px; padding: .75rem; border-top: 4px solid #555; }}
+.shot.downloaded {{ border-top-color: #3a9d5d; }}
+.shot.failed, .shot.unknown {{ border-top-color: #c0392b; }}
+video, .placeholder {{ width: 100%; aspect-ratio: 16 / 9; background: #000; border-radius: 4px; }}
+.placeholder {{ display: flex; align-items: center; justify-content: center; color: #bbb; text-align: center; padding: .5rem; box-sizing: border-box; }}
+h2 {{ font-size: 1.05rem; margin: .5rem 0 .25rem; }}
+.prompt {{ margin: 0 0 .5rem; }}
+dl {{ display: grid; grid-template-columns: max-content 1fr; gap: .1rem .75rem; margin: 0; color: #bbb; font-size: .9rem; }}
+dt {{ color: #888; }}
+dd {{ margin: 0; overflow-wrap: anywhere; }}
+</style>
+</head>
+<body>
+<header>
+<h1>{title}</h1>
+<p>{n} shots · {downloaded} downloaded · estimated {cost}{api}</p>
+</header>
+<main class="sheet">
+"#,
+        title = esc(&title),
+        n = rows.len(),
+        cost = esc(&money(total, currency)),
+        api = match context.emulated {
+            Some(true) => " · built-in emulator (nothing billed)",
+            _ => "",
+        },
+    );
+    for row in rows {
+        let state = row.state.name();
+        html.push_str(&format!(
+            "<article class=\"shot {state}\" id=\"shot-{id}\" data-shot=\"{id}\" data-state=\"{state}\">\n",
+            id = esc(&row.name)
+        ));
+        match &row.state {
+            State::Downloaded { files, .. } => {
+                for f in files {
+                    html.push_str(&format!(
+                        "<video controls preload=\"metadata\" src=\"{}\" title=\"{}\"></video>\n",
+                        esc(&href(&f.path)),
+                        esc(&row.name)
+                    ));
+                }
+            }
+            State::Failed { failure, .. } | State::Unknown { failure } => html.push_str(&format!(
+                "<div class=\"placeholder\">{state}: {}</div>\n",
+                esc(&failure.message)
+            )),
+            other => html.push_str(&format!(
+                "<div class=\"placeholder\">{}</div>\n",
+                esc(other.name())
+            )),
+        }
+        let prompt = row
+            .request
+            .get("prompt")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        html.push_str(&format!(
+            "<h2>{}</h2>\n<p class=\"prompt\">{}</p>\n<dl>\n",
+            esc(&row.name),
+            esc(prompt)
+        ));
+        let mut item = |label: &str, value: String| {
+            html.push_str(&format!(
+                "<dt>{}</dt><dd>{}</dd>\n",
+                esc(label),
+                esc(&value)
+            ));
+        };
+        for (label, key) in [
+            ("mode", "mode"),
+            ("resolution", "resolution"),
+            ("aspect ratio", "aspect_ratio"),
+            ("duration", "duration"),
+            ("seed", "seed"),
+            ("watermark", "watermark"),
+            ("model", "model"),
+        ] {
+            if let Some(v) = setting(&row.request, key) {
+                item(
+                    label,
+                    if key == "duration" {
+                        format!("{v} s")
+                    } else {
+                        v
+                    },
+                );
+            }
+        }
+        let images = row
+            .request
+            .get("images")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .map(|i| {
+                        i.get("file")
+                            .or_else(|| i.get("url"))
+                            .and_then(Value::as_str)
+                            .unwrap_or("?")
+                            .to_string()
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        if !images.is_empty() {
+            item("images", images.join(", "));
+        }
+        item("cost", money(row.cost_micros, &row.currency));
+        item("state", state.to_string());
+        if let Some(job) = row.state.job_id() {
+            item("job", job.to_string());
+        }
+        if let State::Downloaded { files, .. } = &row.state {
+            for f in files {
+                item(
+                    "file",
+                    format!(
+                        "{} · {} bytes · sha256 {}",
+                        f.path,
+                        f.bytes,
+                        &f.sha256[..f.sha256.len().min(16)]
+                    ),
+                );
+            }
+        }
+        html.push_str("</dl>\n</article>\n");
+    }
+    html.push_str("</main>\n</body>\n</html>\n");
+    html
+}
+
+/// Write both reports into `dir`, each through a temporary file renamed into place so a
+/// reader never sees half a file.
+pub fn write(dir: &Path, rows: &[ShotRow], context: &ReportContext) -> Result<()> {
+    let manifest = serde_json::to_string_pretty(&manifest(rows, context))?;
+    replace(&dir.join(MANIFEST), manifest.as_bytes())?;
+    replace(&dir.join(INDEX), index_html(rows, context).as_bytes())?;
+    Ok(())
+}
+
+fn replace(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(rfc3339(1_735_689_599_999), "2024-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn html_is_escaped_and_urls_lose_credentials() {
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+        assert_eq!(href("a b.mp4"), "a%20b.mp4");
+        assert_eq!(
+            safe_url("https://u:p@api.example.com/"),
+            "https://api.example.com"
+        );
+    }
+}

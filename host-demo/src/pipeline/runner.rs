@@ -1,0 +1,610 @@
+//! Running the shots: bounded concurrency, one sandboxed plugin instance per shot, every
+//! step journaled before the next one starts.
+//!
+//! Each shot is driven from its journaled state, so a fresh run and a resumed one are the
+//! same code: `pending` is submitted, `submitted` is polled, `completed` is downloaded.
+
+use super::journal::{Failure, FileRecord, Journal, Stage, State};
+use super::plan::{Plan, PlannedShot};
+use super::progress::Progress;
+use crate::api::{ClientConfig, Error as ApiError, JobState};
+use crate::download::{download, redact_query};
+use crate::plugin::Plugin;
+use crate::report::describe;
+use crate::session::Session;
+use anyhow::{Context, Result};
+use futures::StreamExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// How often one shot's plugin may die (trap, time-out) before the shot gives up for this run.
+const MAX_PLUGIN_FAILURES: u32 = 3;
+/// Download attempts per run, each after the first with freshly polled URLs.
+const MAX_DOWNLOAD_ATTEMPTS: u32 = 4;
+/// Shots in flight at once by default: each job in flight polls every 5–15 s against the real
+/// service, so four of them stay well inside the account's 50 requests a minute (the shared
+/// budget paces them anyway; more would only queue on it).
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    /// Shots in flight at once.
+    pub concurrency: usize,
+    /// Shortest spacing of one job's polls, overriding the session's.
+    pub poll_interval: Option<Duration>,
+    /// How long one run waits for one job before leaving it for the next run.
+    pub deadline: Duration,
+    /// Where outputs go.
+    pub out_dir: PathBuf,
+}
+
+/// What a shot's step decided.
+enum Flow {
+    /// Look at the journal again and take the next step.
+    Next,
+    /// The run is stopping (Ctrl-C): leave the shot where the journal says it is.
+    Stop,
+}
+
+/// Runs a plan's shots.
+pub struct Runner<'a> {
+    session: &'a Session,
+    journal: &'a Journal,
+    progress: &'a Progress,
+    config: ClientConfig,
+    options: RunnerOptions,
+    http: reqwest::Client,
+    stop: watch::Receiver<bool>,
+}
+
+impl<'a> Runner<'a> {
+    /// A runner; `stop` turning `true` lets in-flight submits finish and starts nothing new.
+    pub fn new(
+        session: &'a Session,
+        journal: &'a Journal,
+        progress: &'a Progress,
+        options: RunnerOptions,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Runner<'a>> {
+        let mut config = session.client_config.clone();
+        if let (Some(interval), Some(poll)) = (options.poll_interval, config.poll.as_mut()) {
+            let ms = u32::try_from(interval.as_millis())
+                .unwrap_or(u32::MAX)
+                .max(1);
+            poll.min_interval_ms = ms;
+            poll.max_interval_ms = poll.max_interval_ms.max(ms).min(ms.saturating_mul(4));
+        }
+        // Output URLs come from the provider through the plugin: never follow a redirect
+        // past the download policy's check.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            // A stalled transfer fails (and is retried with fresh URLs) instead of hanging the
+            // shot; a whole-request timeout would cut off large clips on slow links.
+            .read_timeout(Duration::from_secs(60))
+            .build()?;
+        Ok(Runner {
+            session,
+            journal,
+            progress,
+            config,
+            options,
+            http,
+            stop,
+        })
+    }
+
+    /// Drive every shot of `plan` that still has something to do. Shots whose job already
+    /// exists go first: they are paid for, and finishing them costs nothing more.
+    /// Returns the errors that stopped shots outside the journal's states (a journal that
+    /// cannot be written, a plugin that cannot be created).
+    pub async fn run(&self, plan: &Plan) -> Vec<(String, anyhow::Error)> {
+        let mut order: Vec<(u8, &PlannedShot)> = Vec::new();
+        for shot in &plan.shots {
+            let state = self
+                .journal
+                .shot(&shot.shot.name)
+                .ok()
+                .flatten()
+                .map(|r| r.state);
+            let rank = match state {
+                Some(State::Completed { .. }) => 0,
+                Some(State::Submitted { .. }) => 1,
+                Some(State::Pending) => 2,
+                _ => 3,
+            };
+            order.push((rank, shot));
+        }
+        order.sort_by_key(|(rank, _)| *rank);
+        futures::stream::iter(order)
+            .map(|(_, shot)| async move {
+                let name = shot.shot.name.clone();
+                match self.drive(shot).await {
+                    Ok(()) => None,
+                    Err(e) => {
+                        self.progress.finish(&name, false, &format!("error: {e:#}"));
+                        Some((name, e))
+                    }
+                }
+            })
+            .buffer_unordered(self.options.concurrency.max(1))
+            .filter_map(|r| async move { r })
+            .collect()
+            .await
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Resolves when the run is told to stop (never, once nobody can tell it to).
+    async fn stopped(&self) {
+        let mut stop = self.stop.clone();
+        if stop.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Sleep, unless the run is told to stop first; `false` when it is.
+    async fn pause(&self, duration: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => !self.stopping(),
+            _ = self.stopped() => false,
+        }
+    }
+
+    async fn plugin<'p>(&self, slot: &'p mut Option<Plugin>) -> Result<&'p mut Plugin> {
+        if slot.is_none() {
+            *slot = Some(
+                self.session
+                    .plugin()
+                    .await
+                    .context("creating a plugin instance")?,
+            );
+        }
+        Ok(slot.as_mut().expect("just set"))
+    }
+
+    /// Take a shot from wherever the journal has it to wherever it ends.
+    async fn drive(&self, planned: &PlannedShot) -> Result<()> {
+        let name = &planned.shot.name;
+        // This shot's own instance: a trap in one shot's plugin cannot touch another's.
+        let mut plugin: Option<Plugin> = None;
+        loop {
+            let row = self
+                .journal
+                .shot(name)?
+                .with_context(|| format!("shot {name:?} is missing from the journal"))?;
+            let flow = match row.state {
+                State::Pending => {
+                    if self.stopping() {
+                        return Ok(());
+                    }
+                    self.submit(planned, &mut plugin).await?
+                }
+                State::Submitted { job_id } => self.wait(name, &job_id, &mut plugin).await?,
+                State::Completed { job_id, urls } => {
+                    self.fetch(name, &row.output, &job_id, urls, &mut plugin)
+                        .await?
+                }
+                State::Downloaded { files, .. } => {
+                    let total: u64 = files.iter().map(|f| f.bytes).sum();
+                    self.progress.finish(
+                        name,
+                        true,
+                        &format!("downloaded ({} file(s), {total} bytes)", files.len()),
+                    );
+                    return Ok(());
+                }
+                State::Failed { failure, .. } => {
+                    self.progress
+                        .finish(name, false, &format!("failed: {}", failure.message));
+                    return Ok(());
+                }
+                State::Unknown { .. } => {
+                    self.progress.finish(
+                        name,
+                        false,
+                        "unknown: the submit's answer was lost (see `host-demo resolve`)",
+                    );
+                    return Ok(());
+                }
+                State::Submitting => {
+                    // Reconciliation turns these `unknown` before a run starts; finding one
+                    // here means something else wrote the journal. Never guess: stop.
+                    anyhow::bail!("shot {name:?} is unexpectedly `submitting`");
+                }
+            };
+            if let Flow::Stop = flow {
+                self.progress
+                    .state(name, "stopped", "(run again to resume)");
+                return Ok(());
+            }
+        }
+    }
+
+    /// `pending` → `submitting` (committed) → one submit → `submitted` / `failed` / `unknown`.
+    async fn submit(&self, planned: &PlannedShot, slot: &mut Option<Plugin>) -> Result<Flow> {
+        let name = &planned.shot.name;
+        // The instance first: failing to make one must not leave the shot `submitting`.
+        let plugin = self.plugin(slot).await?;
+        self.journal
+            .transition(name, &["pending"], &State::Submitting)?;
+        self.progress.state(name, "submitting", "");
+        let sent_before = plugin.policy().sent();
+        let outcome = plugin.submit(&self.config, &planned.request).await;
+        // The host's own count of requests the plugin got past the sandbox: when the plugin
+        // died before sending anything, nothing can exist at the provider.
+        let sent_nothing = plugin.policy().sent() == sent_before;
+        let next = match outcome {
+            Ok(Ok(job_id)) => State::Submitted { job_id },
+            Ok(Err(ApiError::SubmitOutcomeUnknown(u))) => State::Unknown {
+                failure: Failure {
+                    stage: Stage::Submit,
+                    code: Some("submit-outcome-unknown".into()),
+                    message: u.message,
+                },
+            },
+            Ok(Err(e)) => State::Failed {
+                job_id: None,
+                failure: Failure {
+                    stage: Stage::Submit,
+                    code: Some(error_code(&e)),
+                    message: describe(&e),
+                },
+            },
+            Err(failure) if sent_nothing => {
+                *slot = None;
+                State::Failed {
+                    job_id: None,
+                    failure: Failure {
+                        stage: Stage::Submit,
+                        code: Some("plugin-failure".into()),
+                        message: format!("{failure}; nothing was sent"),
+                    },
+                }
+            }
+            Err(failure) => {
+                *slot = None;
+                State::Unknown {
+                    failure: Failure {
+                        stage: Stage::Submit,
+                        code: Some("plugin-failure".into()),
+                        message: format!("{failure}; the submit may have reached the provider"),
+                    },
+                }
+            }
+        };
+        if let Err(e) = self.journal.transition(name, &["submitting"], &next) {
+            if let State::Submitted { job_id } = &next {
+                // The one thing that must not be lost: say it where a person will see it.
+                eprintln!(
+                    "shot {name}: job {job_id} was created but could not be journaled ({e:#}); \
+                     once the journal is writable, run `host-demo resolve <storyboard> {name} --job-id {job_id}`"
+                );
+            }
+            return Err(e);
+        }
+        // A submitted shot is announced by `wait`, which comes next.
+        if let State::Failed { failure, .. } | State::Unknown { failure } = &next {
+            tracing::warn!(shot = %name, state = next.name(), error = %failure.message, "submit did not succeed");
+        }
+        Ok(Flow::Next)
+    }
+
+    /// Poll `submitted` until the job ends (→ `completed` / `failed`) or this run's deadline.
+    async fn wait(&self, name: &str, job_id: &str, slot: &mut Option<Plugin>) -> Result<Flow> {
+        let deadline = Instant::now() + self.options.deadline;
+        let mut plugin_failures = 0;
+        let mut transient = 0u32;
+        self.progress.state(name, "submitted", job_id);
+        loop {
+            if self.stopping() {
+                return Ok(Flow::Stop);
+            }
+            let plugin = self.plugin(slot).await?;
+            // A poll is a read: on Ctrl-C it is abandoned (with its instance) rather than
+            // waited for, which may mean waiting on the request budget.
+            let polled = tokio::select! {
+                polled = plugin.poll(&self.config, job_id) => Some(polled),
+                _ = self.stopped() => None,
+            };
+            let Some(polled) = polled else {
+                *slot = None;
+                return Ok(Flow::Stop);
+            };
+            let delay = match polled {
+                Ok(Ok(status)) => {
+                    transient = 0;
+                    let ended = match status.state {
+                        JobState::Queued => {
+                            self.progress.progress(name, "queued", Some(0.0));
+                            None
+                        }
+                        JobState::Running(p) => {
+                            self.progress.progress(name, "running", p);
+                            None
+                        }
+                        JobState::Completed(urls) if urls.is_empty() => Some(job_failure(
+                            job_id,
+                            "no_outputs",
+                            "the job completed without any output URL",
+                        )),
+                        JobState::Completed(urls) => Some(State::Completed {
+                            job_id: job_id.to_string(),
+                            urls,
+                        }),
+                        JobState::Failed(f) => Some(job_failure(job_id, &f.code, &f.message)),
+                        JobState::Cancelled | JobState::Expired => Some(job_failure(
+                            job_id,
+                            &status.raw_status,
+                            &format!("the job ended as {}", status.raw_status),
+                        )),
+                    };
+                    if let Some(state) = ended {
+                        self.journal.transition(name, &["submitted"], &state)?;
+                        self.progress.state(name, state.name(), "");
+                        return Ok(Flow::Next);
+                    }
+                    Duration::from_millis(u64::from(status.next_poll_ms))
+                }
+                Ok(Err(e)) => match e {
+                    ApiError::NotFound(_) => {
+                        let state = job_failure(job_id, "not_found", &describe(&e));
+                        self.journal.transition(name, &["submitted"], &state)?;
+                        return Ok(Flow::Next);
+                    }
+                    ApiError::JobFailed(f) => {
+                        let state = job_failure(job_id, &f.failure.code, &f.failure.message);
+                        self.journal.transition(name, &["submitted"], &state)?;
+                        return Ok(Flow::Next);
+                    }
+                    ApiError::PermanentUnauthorized(_) | ApiError::PermanentInvalidRequest(_) => {
+                        let state = poll_failure(job_id, &e, describe(&e));
+                        self.journal.transition(name, &["submitted"], &state)?;
+                        return Ok(Flow::Next);
+                    }
+                    ApiError::RateLimited(r) => {
+                        Duration::from_millis(r.retry_after_ms.unwrap_or(5_000))
+                    }
+                    other => {
+                        // The component already retried the read; wait longer and try again
+                        // until the deadline: the job goes on at the provider regardless.
+                        transient += 1;
+                        tracing::warn!(shot = %name, job = %job_id, error = %describe(&other), "poll failed; retrying");
+                        Duration::from_millis((500u64 << transient.min(5)).min(15_000))
+                    }
+                },
+                Err(failure) => {
+                    *slot = None;
+                    plugin_failures += 1;
+                    tracing::warn!(shot = %name, error = %failure, "plugin failed while polling; starting a new one");
+                    if plugin_failures >= MAX_PLUGIN_FAILURES {
+                        let state = State::Failed {
+                            job_id: Some(job_id.to_string()),
+                            failure: Failure {
+                                stage: Stage::Poll,
+                                code: Some("plugin-failure".into()),
+                                message: format!(
+                                    "the plugin kept failing while polling: {failure}"
+                                ),
+                            },
+                        };
+                        self.journal.transition(name, &["submitted"], &state)?;
+                        return Ok(Flow::Next);
+                    }
+                    Duration::from_millis(200)
+                }
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                let state = State::Failed {
+                    job_id: Some(job_id.to_string()),
+                    failure: Failure {
+                        stage: Stage::Poll,
+                        code: Some("timeout".into()),
+                        message: format!(
+                            "gave up waiting after {} s; the job goes on at the provider: run again to pick it up",
+                            self.options.deadline.as_secs()
+                        ),
+                    },
+                };
+                self.journal.transition(name, &["submitted"], &state)?;
+                return Ok(Flow::Next);
+            }
+            if !self.pause(delay.min(deadline - now)).await {
+                return Ok(Flow::Stop);
+            }
+        }
+    }
+
+    /// Download `completed` outputs (→ `downloaded`); a failed download polls the job again
+    /// for fresh URLs (they are signed and expire) and retries.
+    async fn fetch(
+        &self,
+        name: &str,
+        output: &str,
+        job_id: &str,
+        mut urls: Vec<String>,
+        slot: &mut Option<Plugin>,
+    ) -> Result<Flow> {
+        let mut attempt = 0;
+        loop {
+            if self.stopping() {
+                return Ok(Flow::Stop);
+            }
+            attempt += 1;
+            self.progress.state(name, "downloading", "");
+            let error = match self.download_all(output, &urls).await {
+                Ok(files) => {
+                    let state = State::Downloaded {
+                        job_id: job_id.to_string(),
+                        files,
+                    };
+                    self.journal.transition(name, &["completed"], &state)?;
+                    return Ok(Flow::Next);
+                }
+                Err(e) => e,
+            };
+            tracing::warn!(shot = %name, attempt, error = %format!("{error:#}"), "download failed");
+            if attempt >= MAX_DOWNLOAD_ATTEMPTS {
+                let state = State::Failed {
+                    job_id: Some(job_id.to_string()),
+                    failure: Failure {
+                        stage: Stage::Download,
+                        code: Some("download".into()),
+                        message: format!(
+                            "downloading failed {attempt} times: {error:#}; run again to retry"
+                        ),
+                    },
+                };
+                self.journal.transition(name, &["completed"], &state)?;
+                return Ok(Flow::Next);
+            }
+            if !self.pause(Duration::from_millis(250 << attempt)).await {
+                return Ok(Flow::Stop);
+            }
+            // Fresh, freshly signed URLs.
+            let plugin = self.plugin(slot).await?;
+            match plugin.poll(&self.config, job_id).await {
+                Ok(Ok(status)) => match status.state {
+                    JobState::Completed(fresh) if !fresh.is_empty() => {
+                        urls = fresh;
+                        let state = State::Completed {
+                            job_id: job_id.to_string(),
+                            urls: urls.clone(),
+                        };
+                        self.journal.transition(name, &["completed"], &state)?;
+                    }
+                    JobState::Expired | JobState::Cancelled => {
+                        let state = job_failure(
+                            job_id,
+                            &status.raw_status,
+                            &format!(
+                                "the job's outputs are gone: it is now {}",
+                                status.raw_status
+                            ),
+                        );
+                        self.journal.transition(name, &["completed"], &state)?;
+                        return Ok(Flow::Next);
+                    }
+                    other => {
+                        tracing::warn!(shot = %name, state = ?other, "re-polling a completed job gave no URLs; retrying the old ones");
+                    }
+                },
+                Ok(Err(e)) => {
+                    tracing::warn!(shot = %name, error = %describe(&e), "re-polling for fresh URLs failed");
+                }
+                Err(failure) => {
+                    *slot = None;
+                    tracing::warn!(shot = %name, error = %failure, "plugin failed while re-polling");
+                }
+            }
+        }
+    }
+
+    async fn download_all(&self, output: &str, urls: &[String]) -> Result<Vec<FileRecord>> {
+        let mut files = Vec::new();
+        for (i, url) in urls.iter().enumerate() {
+            self.session.downloads.check(url)?;
+            let file_name = output_file_name(output, url, i, urls.len());
+            let dest = self.options.out_dir.join(&file_name);
+            let file = download(&self.http, url, &dest)
+                .await
+                .with_context(|| format!("downloading {}", redact_query(url)))?;
+            files.push(FileRecord {
+                path: file_name,
+                bytes: file.bytes,
+                sha256: file.sha256,
+            });
+        }
+        Ok(files)
+    }
+}
+
+fn job_failure(job_id: &str, code: &str, message: &str) -> State {
+    State::Failed {
+        job_id: Some(job_id.to_string()),
+        failure: Failure {
+            stage: Stage::Job,
+            code: Some(code.to_string()),
+            message: message.to_string(),
+        },
+    }
+}
+
+fn poll_failure(job_id: &str, error: &ApiError, message: String) -> State {
+    State::Failed {
+        job_id: Some(job_id.to_string()),
+        failure: Failure {
+            stage: Stage::Poll,
+            code: Some(error_code(error)),
+            message,
+        },
+    }
+}
+
+/// The error's case name, in the contract's spelling.
+fn error_code(error: &ApiError) -> String {
+    match error {
+        ApiError::PermanentInvalidRequest(_) => "permanent-invalid-request".into(),
+        ApiError::PermanentUnauthorized(e) => {
+            e.code.clone().unwrap_or("permanent-unauthorized".into())
+        }
+        ApiError::InsufficientCredits(e) => e.code.clone().unwrap_or("insufficient-credits".into()),
+        ApiError::RateLimited(_) => "rate-limited".into(),
+        ApiError::JobFailed(f) => f.failure.code.clone(),
+        ApiError::NotFound(_) => "not-found".into(),
+        ApiError::ServerError(e) => e.code.clone().unwrap_or("server-error".into()),
+        ApiError::TransportError(_) => "transport-error".into(),
+        ApiError::SubmitOutcomeUnknown(_) => "submit-outcome-unknown".into(),
+        ApiError::Timeout(_) => "timeout".into(),
+        ApiError::MalformedResponse(_) => "malformed-response".into(),
+        ApiError::ExecutionFailed => "execution-failed".into(),
+    }
+}
+
+/// `<output>.<ext>`, or `<output>-<n>.<ext>` when a job has several outputs; the extension is
+/// the URL's when it looks like one, else `mp4`.
+fn output_file_name(output: &str, url: &str, index: usize, count: usize) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or_default();
+    let last = path.rsplit('/').next().unwrap_or_default();
+    let ext = Path::new(last)
+        .extension()
+        .and_then(|e| e.to_str())
+        .filter(|e| (2..=4).contains(&e.len()) && e.chars().all(|c| c.is_ascii_alphanumeric()))
+        .map_or_else(|| "mp4".to_string(), |e| e.to_ascii_lowercase());
+    if count == 1 {
+        format!("{output}.{ext}")
+    } else {
+        format!("{output}-{}.{ext}", index + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::output_file_name;
+
+    #[test]
+    fn output_names_follow_the_shot_and_the_url() {
+        assert_eq!(
+            output_file_name("intro", "http://h/files/j/output.mp4?sig=1", 0, 1),
+            "intro.mp4"
+        );
+        assert_eq!(
+            output_file_name("intro", "https://h/v.WEBM", 1, 2),
+            "intro-2.webm"
+        );
+        assert_eq!(
+            output_file_name("intro", "https://h/video", 0, 1),
+            "intro.mp4"
+        );
+        assert_eq!(
+            output_file_name("intro", "https://h/x.tar.gzipped", 0, 1),
+            "intro.mp4"
+        );
+    }
+}

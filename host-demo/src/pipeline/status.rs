@@ -1,0 +1,164 @@
+//! Reading the journal for people (`host-demo status`), advising on what to do next, and
+//! settling shots a person must decide about (`host-demo resolve`).
+
+use super::journal::{Journal, ShotRow, Stage, State};
+use crate::report::money;
+use anyhow::{Result, bail};
+
+/// How a person settles a shot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// The job exists (found in the provider's dashboard or usage): attach it, and the next
+    /// run polls and downloads it without submitting anything.
+    JobId(String),
+    /// Start the shot over: the next run submits it again. When a job exists after all, it
+    /// is billed too — the person decides that, never the pipeline.
+    Forget,
+}
+
+/// Apply `resolution` to `shot`; returns a sentence saying what the next run will do.
+pub fn resolve(journal: &Journal, shot: &str, resolution: &Resolution) -> Result<String> {
+    let Some(row) = journal.shot(shot)? else {
+        bail!("the journal has no shot named {shot:?} (`host-demo status` lists them)");
+    };
+    match resolution {
+        Resolution::JobId(job_id) => {
+            let job_id = job_id.trim();
+            if job_id.is_empty()
+                || job_id.len() > 200
+                || job_id.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                bail!("{job_id:?} does not look like a job id");
+            }
+            if !matches!(row.state, State::Unknown { .. } | State::Submitting) {
+                bail!(
+                    "shot {shot:?} is {}; only a shot whose submit outcome is unknown takes a job id",
+                    row.state.name()
+                );
+            }
+            journal.resolve(
+                shot,
+                &["unknown", "submitting"],
+                &State::Submitted {
+                    job_id: job_id.to_string(),
+                },
+                &format!("resolved by hand: job {job_id}"),
+            )?;
+            Ok(format!(
+                "shot {shot} is now submitted as job {job_id}: the next run polls and downloads it (a wrong id ends as not found)"
+            ))
+        }
+        Resolution::Forget => {
+            let consequence = match &row.state {
+                State::Pending => return Ok(format!("shot {shot} is already pending")),
+                State::Unknown { .. } | State::Submitting => {
+                    "if the lost submit did create a job, it is billed, and the new one is billed too"
+                }
+                State::Failed { job_id: None, .. } => "no job exists, so nothing was billed",
+                _ => {
+                    "its current job is abandoned (and was billed if it completed); the new one is billed again"
+                }
+            };
+            journal.resolve(
+                shot,
+                &[
+                    "submitting",
+                    "submitted",
+                    "completed",
+                    "downloaded",
+                    "failed",
+                    "unknown",
+                ],
+                &State::Pending,
+                &format!("forgotten by hand (was {})", row.state.name()),
+            )?;
+            Ok(format!(
+                "shot {shot} is pending again: the next run submits it anew; {consequence}"
+            ))
+        }
+    }
+}
+
+/// What to do about a shot that is not downloaded, or `None` when nothing needs doing.
+/// `storyboard` is how the user named the file, to print runnable commands.
+pub fn advice(row: &ShotRow, storyboard: &str) -> Option<String> {
+    let name = &row.name;
+    match &row.state {
+        State::Downloaded { .. } => None,
+        State::Pending | State::Submitted { .. } | State::Completed { .. } => Some(format!(
+            "run `host-demo run {storyboard}` again to continue"
+        )),
+        State::Submitting | State::Unknown { .. } => {
+            let since = row
+                .timings
+                .submitting_at
+                .map(|t| format!(" created around {}", super::reports::rfc3339(t)))
+                .unwrap_or_default();
+            Some(format!(
+                "the submit's answer was lost, so a job may exist and be billed: look in the provider's dashboard (or GET /v1/account/usage) for a job{since}, then either \
+                 `host-demo resolve {storyboard} {name} --job-id <job-id>` (no new submit) or, if there is none, \
+                 `host-demo resolve {storyboard} {name} --forget` (the next run submits it again)"
+            ))
+        }
+        State::Failed { failure, .. } => Some(match failure.stage {
+            Stage::Submit => format!(
+                "the submit created no job (nothing billed): fix the cause, then run `host-demo run {storyboard}` again to retry it"
+            ),
+            Stage::Job => format!(
+                "the provider ended the job without a clip; to try again (billed again), `host-demo resolve {storyboard} {name} --forget`, then run again"
+            ),
+            Stage::Poll | Stage::Download => format!(
+                "the job exists; run `host-demo run {storyboard}` again to pick it up (no new submit)"
+            ),
+        }),
+    }
+}
+
+/// The journal as a table.
+pub fn table(rows: &[ShotRow], in_storyboard: &dyn Fn(&str) -> bool) -> String {
+    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    let mut out = format!(
+        "{:<width$}  {:<10}  {:<38}  {:>8}  {:>10}  {:<24}  {}\n",
+        "shot", "state", "job", "estimate", "bytes", "updated", "note"
+    );
+    for row in rows {
+        let bytes = match &row.state {
+            State::Downloaded { files, .. } => {
+                files.iter().map(|f| f.bytes).sum::<u64>().to_string()
+            }
+            _ => "-".into(),
+        };
+        let mut note = match &row.state {
+            State::Failed { failure, .. } | State::Unknown { failure } => failure.message.clone(),
+            State::Downloaded { files, .. } => files
+                .iter()
+                .map(|f| f.path.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => String::new(),
+        };
+        if !in_storyboard(&row.name) {
+            note = format!("(no longer in the storyboard) {note}");
+        }
+        out.push_str(&format!(
+            "{:<width$}  {:<10}  {:<38}  {:>8}  {:>10}  {:<24}  {}\n",
+            row.name,
+            row.state.name(),
+            row.state.job_id().unwrap_or("-"),
+            money(row.cost_micros, &row.currency),
+            bytes,
+            super::reports::rfc3339(row.timings.updated_at),
+            note
+        ));
+    }
+    let count = |s: &str| rows.iter().filter(|r| r.state.name() == s).count();
+    out.push_str(&format!(
+        "{} shot(s): {} downloaded, {} failed, {} unknown, {} unfinished\n",
+        rows.len(),
+        count("downloaded"),
+        count("failed"),
+        count("unknown"),
+        rows.len() - count("downloaded") - count("failed") - count("unknown"),
+    ));
+    out
+}

@@ -1,0 +1,646 @@
+//! The storyboard pipeline (`host-demo run`) in-process against the emulator: whole runs,
+//! what reached the wire (every extra submit is an extra bill), the journal's verdicts, the
+//! reports, and the contact sheet in a real browser. The kill -9 tests, which need the real
+//! binary, are in `host-demo/tests/crash.rs`.
+
+use happyhorse_emulator::{Emulator, Fault, Route};
+use host_demo::pipeline::journal::{Journal, Stage, State};
+use host_demo::pipeline::status::{Resolution, resolve};
+use host_demo::pipeline::storyboard::Storyboard;
+use host_demo::pipeline::{RunConfig, RunOutcome, RunSummary, run};
+use host_demo::runtime::RuntimeOptions;
+use host_demo::sandbox::SandboxPolicy;
+use host_demo::session::{ConnectOptions, Session};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use video_gen_tests::*;
+
+type Test = Result<(), Box<dyn std::error::Error>>;
+
+fn sha256_hex(path: &Path) -> String {
+    let bytes = std::fs::read(path).expect("the file reads");
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A session against `emu`, with the test sandbox (no account budget) and the component
+/// cache the other integration tests use.
+async fn session_with(emu: &Emulator, sandbox: SandboxPolicy) -> Session {
+    let built = Path::new(video_gen_artifacts::HAPPYHORSE_PATH);
+    Session::open(ConnectOptions {
+        api_key: Some(KEY.into()),
+        base_url: Some(emu.base_url()),
+        wait_deadline: Duration::from_secs(30),
+        sandbox,
+        runtime: RuntimeOptions {
+            cache_dir: built.parent().map(|dir| dir.join("cwasm")),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .expect("the session opens")
+}
+
+async fn session(emu: &Emulator) -> Session {
+    session_with(emu, test_policy()).await
+}
+
+/// Runs poll every 20 ms and put their output under `root`.
+fn config(root: &Path) -> RunConfig {
+    RunConfig {
+        out_root: root.to_path_buf(),
+        poll_interval: Some(Duration::from_millis(20)),
+        deadline: Some(Duration::from_secs(30)),
+        ..Default::default()
+    }
+}
+
+/// A folder holding `storyboard.toml` with `text`, and `ref.png` (a real tiny PNG).
+fn storyboard_dir(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let png = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/storyboard/refs/horse.png"
+    );
+    std::fs::copy(png, dir.path().join("ref.png")).expect("copying the reference image");
+    let path = dir.path().join("storyboard.toml");
+    std::fs::write(&path, text).expect("writing the storyboard");
+    (dir, path)
+}
+
+async fn run_once(path: &Path, session: &Session, config: &RunConfig) -> RunOutcome {
+    let storyboard = Storyboard::load(path).expect("the storyboard reads");
+    // The sender stays alive for the run: nobody presses Ctrl-C here.
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    run(&storyboard, session, config, stop)
+        .await
+        .expect("the run does not error")
+}
+
+fn finished(outcome: RunOutcome) -> RunSummary {
+    match outcome {
+        RunOutcome::Finished(summary) => summary,
+        other => panic!("expected a finished run, got {other:?}"),
+    }
+}
+
+fn state<'a>(summary: &'a RunSummary, name: &str) -> &'a State {
+    &summary
+        .rows
+        .iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("shot {name} is in the summary"))
+        .state
+}
+
+/// Every POST to the submit endpoint.
+fn submits(emu: &Emulator) -> usize {
+    emu.submits_received()
+}
+
+/// Ten shots over all three modes, with a local image, defaults and overrides.
+fn ten_shots() -> String {
+    let mut text =
+        String::from("[run]\nconcurrency = 4\n\n[defaults]\nduration = 3\nresolution = \"720p\"\n");
+    for i in 1..=10 {
+        let (mode, images) = match i % 3 {
+            0 => ("t2v", ""),
+            1 => ("i2v", "images = [\"ref.png\"]\n"),
+            _ => (
+                "r2v",
+                "images = [\"ref.png\", \"https://images.example.com/rider.png\"]\n",
+            ),
+        };
+        text.push_str(&format!(
+            "\n[[shot]]\nname = \"shot-{i:02}\"\nmode = \"{mode}\"\nprompt = \"character1, take {i}\"\n{images}"
+        ));
+        if i == 10 {
+            text.push_str("resolution = \"1080p\"\nduration = 4\n");
+        }
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_shots_complete_with_exactly_ten_submits_and_a_rerun_sends_nothing() -> Test {
+    let emu = emulator(fast()).await;
+    let session = session(&emu).await;
+    let (dir, path) = storyboard_dir(&ten_shots());
+    let config = config(dir.path());
+    let summary = finished(run_once(&path, &session, &config).await);
+    assert!(summary.complete(), "{summary:#?}");
+    assert_eq!(submits(&emu), 10);
+    assert_eq!(emu.jobs_created(), 10);
+
+    // The right requests went out: i2v sent the local file inline, r2v both images in order.
+    let bodies = submit_bodies(&emu);
+    let i2v = bodies
+        .iter()
+        .find(|b| b["mode"] == "i2v")
+        .expect("an i2v submit");
+    assert!(
+        i2v["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/png;base64,iVBORw0KGgo")
+    );
+    let r2v = bodies
+        .iter()
+        .find(|b| b["mode"] == "r2v")
+        .expect("an r2v submit");
+    assert_eq!(r2v["image"][1], "https://images.example.com/rider.png");
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b["resolution"] == "1080p" && b["duration"] == 4)
+    );
+
+    // Every clip on disk as journaled, once.
+    let out = &summary.out_dir;
+    assert_eq!(out, &dir.path().join("storyboard"));
+    for row in &summary.rows {
+        let State::Downloaded { files, .. } = &row.state else {
+            panic!("{} is {:?}", row.name, row.state)
+        };
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].path, format!("{}.mp4", row.name));
+        let file = out.join(&files[0].path);
+        assert_eq!(std::fs::metadata(&file)?.len(), files[0].bytes);
+        assert_eq!(sha256_hex(&file), files[0].sha256);
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(out)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".part") || n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // The manifest: every shot with its request, job, cost and file; never the key.
+    let text = std::fs::read_to_string(out.join("manifest.json"))?;
+    assert!(
+        !text.contains(KEY),
+        "the manifest must not contain the API key"
+    );
+    assert!(
+        !text.contains("base64,"),
+        "images are described, not inlined"
+    );
+    let manifest: serde_json::Value = serde_json::from_str(&text)?;
+    let shots = manifest["shots"].as_array().unwrap();
+    assert_eq!(shots.len(), 10);
+    for shot in shots {
+        assert_eq!(shot["state"], "downloaded");
+        assert!(shot["job_id"].as_str().unwrap().starts_with("job_"));
+        assert!(shot["cost_estimate"]["micros"].as_u64().unwrap() > 0);
+        assert!(shot["request"]["prompt"].as_str().unwrap().contains("take"));
+        assert!(shot["timings"]["generation_seconds"].as_f64().is_some());
+    }
+    assert_eq!(shots[0]["request"]["images"][0]["file"], "ref.png");
+    // 9 × 3 s × $0.14 + 4 s × $0.18
+    assert_eq!(
+        manifest["totals"]["estimated_cost"]["micros"],
+        9 * 420_000 + 720_000
+    );
+
+    // Running the same command again resumes from the journal: nothing left to do.
+    let again = finished(run_once(&path, &session, &config).await);
+    assert!(again.complete());
+    assert_eq!(submits(&emu), 10, "a re-run must not submit again");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_storyboard_submits_nothing_and_reports_every_problem_by_shot_and_field() -> Test
+{
+    let emu = emulator(fast()).await;
+    let session = session(&emu).await;
+    let long = "x".repeat(2_501);
+    let (dir, path) = storyboard_dir(&format!(
+        r#"
+        [defaults]
+        duration = 20
+        [[shot]]
+        name = "fine"
+        prompt = "A valid shot."
+        duration = 5
+        [[shot]]
+        name = "too-long"
+        prompt = "{long}"
+        [[shot]]
+        name = "lonely-i2v"
+        mode = "i2v"
+        prompt = "No image."
+        duration = 5
+        [[shot]]
+        name = "typo"
+        prompt = "p"
+        mode = "sideways"
+        duraton = 5
+        images = ["missing.png"]
+        [[shot]]
+        prompt = "no name"
+        "#
+    ));
+    let outcome = run_once(&path, &session, &config(dir.path())).await;
+    let RunOutcome::Invalid(problems) = outcome else {
+        panic!("expected the storyboard to be refused, got {outcome:?}");
+    };
+    let seen: Vec<(Option<&str>, &str)> = problems
+        .iter()
+        .map(|p| (p.shot.as_deref(), p.field.as_str()))
+        .collect();
+    for expected in [
+        // Found by the component's validate (defaults applied: 20 s is out of range).
+        (Some("\"too-long\""), "prompt"),
+        (Some("\"too-long\""), "duration"),
+        (Some("\"lonely-i2v\""), "image"),
+        // Found while reading the storyboard.
+        (Some("\"typo\""), "mode"),
+        (Some("\"typo\""), "duraton"),
+        (Some("\"typo\""), "images[0]"),
+        (Some("#5"), "name"),
+    ] {
+        assert!(
+            seen.contains(&expected),
+            "{expected:?} missing from {seen:?}"
+        );
+    }
+    assert!(!seen.iter().any(|(shot, _)| *shot == Some("\"fine\"")));
+    assert!(
+        emu.requests().is_empty(),
+        "nothing at all may reach the API"
+    );
+    assert!(
+        !dir.path().join("storyboard").exists(),
+        "nor is anything written"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_over_budget_or_dry_submits_nothing() -> Test {
+    let emu = emulator(fast()).await;
+    let session = session(&emu).await;
+    // 3 × 5 s × $0.14 = $2.10, over the storyboard's $2.00.
+    let (dir, path) = storyboard_dir(
+        "[run]\nmax_cost = 2.0\n[[shot]]\nname = \"a\"\nprompt = \"a\"\n[[shot]]\nname = \"b\"\nprompt = \"b\"\n[[shot]]\nname = \"c\"\nprompt = \"c\"\n",
+    );
+    match run_once(&path, &session, &config(dir.path())).await {
+        RunOutcome::OverBudget { plan, max_micros } => {
+            assert_eq!(plan.total_micros, 2_100_000);
+            assert_eq!(max_micros, 2_000_000);
+        }
+        other => panic!("expected over budget, got {other:?}"),
+    }
+    // The command line's --max-cost wins over the storyboard's, both ways.
+    let lower = RunConfig {
+        max_cost_micros: Some(1_000_000),
+        ..config(dir.path())
+    };
+    assert!(matches!(
+        run_once(&path, &session, &lower).await,
+        RunOutcome::OverBudget { .. }
+    ));
+    let dry = RunConfig {
+        max_cost_micros: Some(3_000_000),
+        dry_run: true,
+        ..config(dir.path())
+    };
+    assert!(matches!(
+        run_once(&path, &session, &dry).await,
+        RunOutcome::DryRun(_)
+    ));
+    assert!(
+        emu.requests().is_empty(),
+        "nothing at all may reach the API"
+    );
+    assert!(!dir.path().join("storyboard").exists());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_shot_is_reported_the_rest_complete_and_it_is_not_resubmitted() -> Test {
+    let emu = emulator(fast()).await;
+    let session = session(&emu).await;
+    let (dir, path) = storyboard_dir(
+        r#"
+        [[shot]]
+        name = "ok-1"
+        prompt = "A calm lake."
+        [[shot]]
+        name = "doomed"
+        prompt = "This one fails [emulator:fail]."
+        [[shot]]
+        name = "ok-2"
+        prompt = "A windy field."
+        "#,
+    );
+    let config = config(dir.path());
+    let summary = finished(run_once(&path, &session, &config).await);
+    assert!(!summary.complete());
+    assert!(matches!(state(&summary, "ok-1"), State::Downloaded { .. }));
+    assert!(matches!(state(&summary, "ok-2"), State::Downloaded { .. }));
+    let State::Failed {
+        job_id: Some(_),
+        failure,
+    } = state(&summary, "doomed")
+    else {
+        panic!("doomed should have failed with its job id");
+    };
+    assert_eq!(failure.stage, Stage::Job);
+    assert_eq!(failure.code.as_deref(), Some("content_policy_violation"));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(summary.out_dir.join("manifest.json"))?)?;
+    let doomed = &manifest["shots"][1];
+    assert_eq!(doomed["state"], "failed");
+    assert_eq!(doomed["error"]["code"], "content_policy_violation");
+    assert_eq!(manifest["totals"]["downloaded"], 2);
+    assert_eq!(emu.jobs_created(), 3);
+
+    // A job the provider failed is not retried behind the user's back (it would be billed
+    // again): the re-run leaves it failed, and submits nothing.
+    let again = finished(run_once(&path, &session, &config).await);
+    assert!(matches!(state(&again, "doomed"), State::Failed { .. }));
+    assert_eq!(submits(&emu), 3);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_download_polls_again_for_a_fresh_url() -> Test {
+    let emu = emulator(fast()).await;
+    let session = session(&emu).await;
+    let (dir, path) = storyboard_dir("[[shot]]\nname = \"only\"\nprompt = \"A lighthouse.\"\n");
+    // The first download is refused as the CDN would refuse an expired signed URL.
+    emu.push_fault(
+        Route::Download,
+        Fault::Status {
+            status: 403,
+            code: "url_expired".into(),
+            message: "the signed URL has expired".into(),
+            retry_after: None,
+        },
+    );
+    let summary = finished(run_once(&path, &session, &config(dir.path())).await);
+    assert!(summary.complete(), "{summary:#?}");
+    let requests = emu.requests();
+    let downloads: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.starts_with("/files/"))
+        .collect();
+    assert_eq!(downloads.len(), 2, "one refused, one with the fresh URL");
+    assert_eq!(downloads[0].status, 403);
+    assert_eq!(downloads[1].status, 200);
+    // The retry's URL came from a poll made after the refused download (signed afresh; the
+    // signature only differs once the expiry's second has moved on).
+    let refused_at = downloads[0].at;
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path.starts_with("/v1/jobs/") && r.at > refused_at)
+    );
+    assert_eq!(submits(&emu), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_submit_answer_is_unknown_never_resent_and_resolved_by_hand() -> Test {
+    let emu = emulator(fast()).await;
+    // Each call may take 2 s: a submit whose answer hangs is cut off and its outcome unknown.
+    let session = session_with(
+        &emu,
+        SandboxPolicy {
+            call_timeout_secs: 2,
+            ..test_policy()
+        },
+    )
+    .await;
+    let (dir, path) = storyboard_dir(
+        "[[shot]]\nname = \"created\"\nprompt = \"Answer lost after the job was made.\"\n[[shot]]\nname = \"refused\"\nprompt = \"Answer lost, nothing made.\"\n[run]\nconcurrency = 1\n",
+    );
+    // Shot 1: the job is created but the answer never comes. Shot 2: a gateway error after
+    // the body left (the emulator makes no job, but the client cannot know that).
+    emu.push_fault(
+        Route::Submit,
+        Fault::ProcessThenHang(Duration::from_secs(30)),
+    );
+    emu.push_fault(
+        Route::Submit,
+        Fault::Status {
+            status: 502,
+            code: "bad_gateway".into(),
+            message: "upstream went away".into(),
+            retry_after: None,
+        },
+    );
+    let config = config(dir.path());
+    let summary = finished(run_once(&path, &session, &config).await);
+    assert!(matches!(state(&summary, "created"), State::Unknown { .. }));
+    assert!(matches!(state(&summary, "refused"), State::Unknown { .. }));
+    assert_eq!((submits(&emu), emu.jobs_created()), (2, 1));
+
+    // Unknown shots are reported, not resent.
+    let again = finished(run_once(&path, &session, &config).await);
+    assert!(matches!(state(&again, "created"), State::Unknown { .. }));
+    assert_eq!(submits(&emu), 2);
+
+    // The person looks the job up (here: the emulator's usage list) and settles both.
+    let usage: serde_json::Value = serde_json::from_str(
+        &reqwest::Client::new()
+            .get(format!("{}/v1/account/usage", emu.base_url()))
+            .bearer_auth(KEY)
+            .send()
+            .await?
+            .text()
+            .await?,
+    )?;
+    let job_id = usage["data"][0]["job_id"].as_str().unwrap().to_string();
+    {
+        let journal = Journal::open(&summary.out_dir)?;
+        resolve(&journal, "created", &Resolution::JobId(job_id.clone()))?;
+        resolve(&journal, "refused", &Resolution::Forget)?;
+    }
+    let done = finished(run_once(&path, &session, &config).await);
+    assert!(done.complete(), "{done:#?}");
+    let State::Downloaded { job_id: got, .. } = state(&done, "created") else {
+        unreachable!()
+    };
+    assert_eq!(got, &job_id, "the found job was downloaded, not a new one");
+    // One more submit in all: the forgotten shot's. Exactly one job per shot exists.
+    assert_eq!((submits(&emu), emu.jobs_created()), (3, 2));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_dies_before_sending_leaves_the_shot_retryable_not_unknown() -> Test {
+    let emu = emulator(fast()).await;
+    // 16 MiB is enough to validate a 3 MiB image but not to encode it into a submit.
+    let session = session_with(
+        &emu,
+        SandboxPolicy {
+            max_memory_mib: 16,
+            ..test_policy()
+        },
+    )
+    .await;
+    let (dir, path) = storyboard_dir(
+        "[[shot]]\nname = \"big\"\nmode = \"i2v\"\nimages = [\"big.png\"]\nprompt = \"p\"\n",
+    );
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend((0..3 << 20).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+    std::fs::write(dir.path().join("big.png"), png)?;
+    let summary = finished(run_once(&path, &session, &config(dir.path())).await);
+    let State::Failed {
+        job_id: None,
+        failure,
+    } = state(&summary, "big")
+    else {
+        panic!(
+            "expected a retryable failure, got {:?}",
+            state(&summary, "big")
+        );
+    };
+    assert_eq!(failure.stage, Stage::Submit);
+    assert!(failure.message.contains("memory"), "{}", failure.message);
+    assert_eq!(submits(&emu), 0, "the sandbox saw nothing leave");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_a_submitted_shot_is_refused_until_the_user_decides() -> Test {
+    let emu = emulator(fast()).await;
+    let session = session(&emu).await;
+    let (dir, path) = storyboard_dir("[[shot]]\nname = \"a\"\nprompt = \"First idea.\"\n");
+    let config = config(dir.path());
+    assert!(finished(run_once(&path, &session, &config).await).complete());
+    std::fs::write(&path, "[[shot]]\nname = \"a\"\nprompt = \"Second idea.\"\n")?;
+    match run_once(&path, &session, &config).await {
+        RunOutcome::Conflicts(c) => assert_eq!(c[0].0, "a"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(submits(&emu), 1);
+    {
+        let journal = Journal::open(&dir.path().join("storyboard"))?;
+        resolve(&journal, "a", &Resolution::Forget)?;
+    }
+    assert!(finished(run_once(&path, &session, &config).await).complete());
+    assert_eq!(
+        submits(&emu),
+        2,
+        "regenerated only once the user asked for it"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_example_storyboard_runs() -> Test {
+    let emu = emulator(fast()).await;
+    let session = session(&emu).await;
+    let out = tempfile::tempdir()?;
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/storyboard/storyboard.toml"
+    ));
+    let summary = finished(run_once(path, &session, &config(out.path())).await);
+    assert!(summary.complete(), "{summary:#?}");
+    let modes: Vec<String> = submit_bodies(&emu)
+        .iter()
+        .map(|b| b["mode"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for mode in ["t2v", "i2v", "r2v"] {
+        assert!(
+            modes.iter().any(|m| m == mode),
+            "{mode} missing from {modes:?}"
+        );
+    }
+    assert_eq!(submits(&emu), summary.rows.len());
+    Ok(())
+}
+
+/// `CI` set to anything but empty, `0` or `false`.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false" | "FALSE" | "False"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_contact_sheet_renders_in_headless_chromium_and_lists_every_shot() -> Test {
+    let chromium = Path::new("/usr/bin/chromium");
+    if !chromium.exists() {
+        assert!(
+            !in_ci(),
+            "CI is set but /usr/bin/chromium is missing: .ci/run installs it (apt-get install -y chromium)"
+        );
+        eprintln!("SKIPPED: /usr/bin/chromium is not installed (apt-get install -y chromium)");
+        return Ok(());
+    }
+    let emu = emulator(fast()).await;
+    let session = session(&emu).await;
+    let (dir, path) = storyboard_dir(
+        r#"
+        [[shot]]
+        name = "sunrise"
+        prompt = "Sunrise over <the> hills & a horse."
+        [[shot]]
+        name = "portrait"
+        mode = "i2v"
+        images = ["ref.png"]
+        prompt = "The horse turns its head."
+        [[shot]]
+        name = "refused"
+        prompt = "Fails [emulator:fail]."
+        "#,
+    );
+    let summary = finished(run_once(&path, &session, &config(dir.path())).await);
+    let index = summary.out_dir.join("index.html");
+    let profile = tempfile::tempdir()?;
+    // coreutils' `timeout` bounds a browser that hangs; the process runs off the async threads.
+    let mut command = std::process::Command::new("timeout");
+    command
+        .arg("60")
+        .arg(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", index.display()));
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
+    assert!(
+        output.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let dom = String::from_utf8(output.stdout)?;
+    for row in &summary.rows {
+        assert!(
+            dom.contains(&format!("data-shot=\"{}\"", row.name)),
+            "{} missing from the rendered page",
+            row.name
+        );
+    }
+    assert_eq!(
+        dom.matches("<video").count(),
+        2,
+        "one player per downloaded clip"
+    );
+    assert!(dom.contains("src=\"sunrise.mp4\""));
+    assert!(
+        dom.contains("Sunrise over &lt;the&gt; hills &amp; a horse."),
+        "the prompt, escaped"
+    );
+    assert!(
+        dom.contains("content_policy") || dom.contains("flagged"),
+        "the failure is shown"
+    );
+    assert!(dom.contains("$0.70"), "the cost is shown");
+    Ok(())
+}
