@@ -11,6 +11,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("happyhorse-component", "HAPPYHORSE"),
     // Misbehaves on purpose; the sandbox tests run it in the real host.
     ("hostile-guest", "HOSTILE"),
+    ("happyhorse-serverless", "SERVERLESS"), // examples/serverless, composed by tests/hosts.rs
 ];
 
 fn main() {

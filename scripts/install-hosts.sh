@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Install the hosts that tests/hosts.rs runs only when they are present: the wasmtime CLI
+# (wasmtime run / wasmtime serve), Obelisk, and wac (to compose the serverless example).
+# They build from source with cargo: ~20 min, ~35 min and ~4 min on 2 cores.
+#
+#   scripts/install-hosts.sh [--root DIR] [wasmtime] [obelisk] [wac]
+#
+# Without names, all three are installed. Binaries go to DIR/bin (default: cargo's own,
+# ~/.cargo/bin, which is on PATH). Elsewhere, put DIR/bin on PATH or point the tests at them:
+#   WASMTIME_BIN=DIR/bin/wasmtime OBELISK_BIN=DIR/bin/obelisk WAC_BIN=DIR/bin/wac cargo test ...
+# Node.js and Python dependencies are cheap and installed by .ci/run instead.
+set -euo pipefail
+
+WASMTIME_VERSION=48.0.8
+OBELISK_VERSION=0.38.3
+WAC_VERSION=0.12.0
+
+root=()
+hosts=()
+while (($#)); do
+  case "$1" in
+    --root) root=(--root "$2"); shift 2 ;;
+    wasmtime|obelisk|wac) hosts+=("$1"); shift ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+((${#hosts[@]})) || hosts=(wasmtime obelisk wac)
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+for host in "${hosts[@]}"; do
+  case "$host" in
+    wasmtime)
+      cargo install --locked "${root[@]}" "wasmtime-cli@${WASMTIME_VERSION}"
+      ;;
+    obelisk)
+      # Obelisk's build compiles protobuf definitions and needs protoc.
+      if ! have protoc; then
+        if have apt-get; then
+          sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo
+          $sudo_ apt-get update
+          $sudo_ apt-get install -y --no-install-recommends protobuf-compiler
+        else
+          echo "obelisk needs protoc: install protobuf-compiler with your package manager" >&2
+          exit 1
+        fi
+      fi
+      cargo install --locked "${root[@]}" "obelisk@${OBELISK_VERSION}"
+      # The example workflow (examples/obelisk/workflow) is built for this target.
+      if have rustup; then rustup target add wasm32-unknown-unknown; fi
+      ;;
+    wac)
+      cargo install --locked "${root[@]}" "wac-cli@${WAC_VERSION}"
+      ;;
+  esac
+done
