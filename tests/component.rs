@@ -395,7 +395,9 @@ async fn a_5xx_on_submit_is_never_resent() -> Test {
     );
     let mut plugin = plugin(&emu).await;
     match plugin.submit(&config(&emu, 1_000), &t2v("x")).await? {
-        Err(Error::SubmitOutcomeUnknown(u)) => assert!(u.message.contains("502"), "{}", u.message),
+        Err(Error::PermanentSubmitOutcomeUnknown(u)) => {
+            assert!(u.message.contains("502"), "{}", u.message)
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(emu.submits_received(), 1);
@@ -511,7 +513,7 @@ async fn malformed_and_oversize_bodies_are_typed_errors() -> Test {
     );
     assert!(matches!(
         plugin.submit(&cfg, &t2v("x")).await?,
-        Err(Error::SubmitOutcomeUnknown(_))
+        Err(Error::PermanentSubmitOutcomeUnknown(_))
     ));
     // The instance survived all of it and still works.
     assert!(plugin.poll(&cfg, &job).await?.is_ok());

@@ -173,7 +173,7 @@ pub fn error(e: core::Error) -> wit::Error {
             message: t.message,
         }),
         core::Error::SubmitOutcomeUnknown(message) => {
-            wit::Error::SubmitOutcomeUnknown(wit::SubmitUnknown { message })
+            wit::Error::PermanentSubmitOutcomeUnknown(wit::SubmitUnknown { message })
         }
         core::Error::Timeout {
             job_id,

@@ -51,7 +51,7 @@ pub fn describe(error: &Error) -> String {
             };
             format!("network error ({:?}): {} — {hint}", t.kind, t.message)
         }
-        Error::SubmitOutcomeUnknown(u) => format!(
+        Error::PermanentSubmitOutcomeUnknown(u) => format!(
             "the submit may or may not have created a (billed) job: {} — do NOT resubmit blindly",
             u.message
         ),

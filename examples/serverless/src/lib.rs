@@ -217,7 +217,9 @@ fn error_response(error: Error) -> (u16, Value) {
         Error::MalformedResponse(e) => (502, "malformed-response", json!(e.message)),
         Error::TransportError(t) => (502, "transport-error", json!(t.message)),
         // The job may exist: a client must not blindly POST again.
-        Error::SubmitOutcomeUnknown(s) => (502, "submit-outcome-unknown", json!(s.message)),
+        Error::PermanentSubmitOutcomeUnknown(s) => {
+            (502, "permanent-submit-outcome-unknown", json!(s.message))
+        }
         Error::Timeout(t) => (504, "timeout", json!(format!("job {}", t.job_id))),
         Error::ExecutionFailed => (500, "execution-failed", Value::Null),
     };

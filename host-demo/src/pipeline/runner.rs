@@ -241,10 +241,10 @@ impl<'a> Runner<'a> {
         let sent_nothing = plugin.policy().sent() == sent_before;
         let next = match outcome {
             Ok(Ok(job_id)) => State::Submitted { job_id },
-            Ok(Err(ApiError::SubmitOutcomeUnknown(u))) => State::Unknown {
+            Ok(Err(ApiError::PermanentSubmitOutcomeUnknown(u))) => State::Unknown {
                 failure: Failure {
                     stage: Stage::Submit,
-                    code: Some("submit-outcome-unknown".into()),
+                    code: Some("permanent-submit-outcome-unknown".into()),
                     message: u.message,
                 },
             },
@@ -560,7 +560,7 @@ fn error_code(error: &ApiError) -> String {
         ApiError::NotFound(_) => "not-found".into(),
         ApiError::ServerError(e) => e.code.clone().unwrap_or("server-error".into()),
         ApiError::TransportError(_) => "transport-error".into(),
-        ApiError::SubmitOutcomeUnknown(_) => "submit-outcome-unknown".into(),
+        ApiError::PermanentSubmitOutcomeUnknown(_) => "permanent-submit-outcome-unknown".into(),
         ApiError::Timeout(_) => "timeout".into(),
         ApiError::MalformedResponse(_) => "malformed-response".into(),
         ApiError::ExecutionFailed => "execution-failed".into(),
