@@ -92,7 +92,7 @@ fn state<'a>(summary: &'a RunSummary, name: &str) -> &'a State {
     &summary
         .rows
         .iter()
-        .find(|r| r.name == name)
+        .find(|r| r.plan.name == name)
         .unwrap_or_else(|| panic!("shot {name} is in the summary"))
         .state
 }
@@ -164,10 +164,10 @@ async fn ten_shots_complete_with_exactly_ten_submits_and_a_rerun_sends_nothing()
     assert_eq!(out, &dir.path().join("storyboard"));
     for row in &summary.rows {
         let State::Downloaded { files, .. } = &row.state else {
-            panic!("{} is {:?}", row.name, row.state)
+            panic!("{} is {:?}", row.plan.name, row.state)
         };
         assert_eq!(files.len(), 1);
-        assert_eq!(files[0].path, format!("{}.mp4", row.name));
+        assert_eq!(files[0].path, format!("{}.mp4", row.plan.name));
         let file = out.join(&files[0].path);
         assert_eq!(std::fs::metadata(&file)?.len(), files[0].bytes);
         assert_eq!(sha256_hex(&file), files[0].sha256);
@@ -622,9 +622,9 @@ async fn the_contact_sheet_renders_in_headless_chromium_and_lists_every_shot() -
     let dom = String::from_utf8(output.stdout)?;
     for row in &summary.rows {
         assert!(
-            dom.contains(&format!("data-shot=\"{}\"", row.name)),
+            dom.contains(&format!("data-shot=\"{}\"", row.plan.name)),
             "{} missing from the rendered page",
-            row.name
+            row.plan.name
         );
     }
     assert_eq!(

@@ -190,7 +190,7 @@ pub fn report(outcome: RunOutcome, storyboard: &str) -> ExitCode {
             }
             for row in &summary.rows {
                 if let Some(hint) = advice(row, storyboard) {
-                    eprintln!("  - {} is {}: {hint}", row.name, row.state.name());
+                    eprintln!("  - {} is {}: {hint}", row.plan.name, row.state.name());
                 }
             }
             if summary.stopped {
@@ -252,7 +252,7 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
         .map_or_else(|| "<storyboard>".to_string(), |s| s.display().to_string());
     for row in &rows {
         if let Some(hint) = advice(row, &shown) {
-            println!("  - {}: {hint}", row.name);
+            println!("  - {}: {hint}", row.plan.name);
         }
     }
     Ok(ExitCode::SUCCESS)

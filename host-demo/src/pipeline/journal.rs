@@ -202,9 +202,20 @@ pub struct Timings {
     pub updated_at: i64,
 }
 
-/// One shot as journaled.
+/// One shot as journaled: what was planned for it, and what has happened since.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShotRow {
+    /// The shot as planned (its name is the journal's key).
+    pub plan: PlannedRow,
+    /// Where it stands.
+    pub state: State,
+    /// When it got there.
+    pub timings: Timings,
+}
+
+/// A shot as the current storyboard plans it, for [`Journal::reconcile`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedRow {
     /// Its name (the key).
     pub name: String,
     /// Its place in the storyboard.
@@ -222,33 +233,6 @@ pub struct ShotRow {
     /// The estimate, micro-units.
     pub cost_micros: u64,
     /// Seconds the estimate bills.
-    pub billed_seconds: u32,
-    /// Where it stands.
-    pub state: State,
-    /// When it got there.
-    pub timings: Timings,
-}
-
-/// A shot as the current storyboard plans it, for [`Journal::reconcile`].
-#[derive(Debug, Clone)]
-pub struct PlannedRow {
-    /// Its name.
-    pub name: String,
-    /// Its place in the storyboard.
-    pub position: i64,
-    /// Its output file stem.
-    pub output: String,
-    /// See [`ShotRow::fingerprint`].
-    pub fingerprint: String,
-    /// See [`ShotRow::request`].
-    pub request: Value,
-    /// See [`ShotRow::warnings`].
-    pub warnings: Vec<String>,
-    /// See [`ShotRow::currency`].
-    pub currency: String,
-    /// See [`ShotRow::cost_micros`].
-    pub cost_micros: u64,
-    /// See [`ShotRow::billed_seconds`].
     pub billed_seconds: u32,
 }
 
@@ -466,7 +450,7 @@ impl Journal {
                 }
                 continue;
             }
-            if row.fingerprint != plan.fingerprint {
+            if row.plan.fingerprint != plan.fingerprint {
                 let what = match row.state.job_id() {
                     Some(job) => format!("it was already submitted as job {job}"),
                     None => format!("it is {}", row.state.name()),
@@ -616,15 +600,17 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ShotRow>> {
     };
     let cost: i64 = r.get(7)?;
     Ok(Ok(ShotRow {
-        name,
-        position: r.get(1)?,
-        output: r.get(2)?,
-        fingerprint: r.get(3)?,
-        request,
-        warnings,
-        currency: r.get(6)?,
-        cost_micros: u64::try_from(cost).unwrap_or(0),
-        billed_seconds: r.get(8)?,
+        plan: PlannedRow {
+            name,
+            position: r.get(1)?,
+            output: r.get(2)?,
+            fingerprint: r.get(3)?,
+            request,
+            warnings,
+            currency: r.get(6)?,
+            cost_micros: u64::try_from(cost).unwrap_or(0),
+            billed_seconds: r.get(8)?,
+        },
         state,
         timings: Timings {
             created_at: r.get(14)?,

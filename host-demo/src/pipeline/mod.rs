@@ -123,7 +123,7 @@ pub async fn run(
     let state_of = |name: &str| {
         known
             .iter()
-            .find(|r| r.name == name)
+            .find(|r| r.plan.name == name)
             .map(|r| r.state.name().to_string())
     };
     println!("{}", plan::table(&plan, &state_of));
@@ -156,7 +156,7 @@ pub async fn run(
     let rows = storyboard_rows(&journal, &plan)?;
     let shots: Vec<(String, String)> = rows
         .iter()
-        .map(|r| (r.name.clone(), r.state.name().to_string()))
+        .map(|r| (r.plan.name.clone(), r.state.name().to_string()))
         .collect();
     let done = rows
         .iter()
@@ -213,7 +213,7 @@ fn storyboard_rows(journal: &Journal, plan: &Plan) -> Result<Vec<ShotRow>> {
     let mut all = journal.shots()?;
     let mut rows = Vec::new();
     for shot in &plan.shots {
-        if let Some(i) = all.iter().position(|r| r.name == shot.shot.name) {
+        if let Some(i) = all.iter().position(|r| r.plan.name == shot.shot.name) {
             rows.push(all.swap_remove(i));
         }
     }

@@ -78,17 +78,17 @@ pub fn shot_json(row: &ShotRow) -> Value {
         _ => (json!([]), Value::Null),
     };
     json!({
-        "name": row.name,
-        "output": row.output,
+        "name": row.plan.name,
+        "output": row.plan.output,
         "state": row.state.name(),
         "job_id": row.state.job_id(),
-        "request": row.request,
-        "warnings": row.warnings,
+        "request": row.plan.request,
+        "warnings": row.plan.warnings,
         "cost_estimate": {
-            "currency": row.currency,
-            "micros": row.cost_micros,
-            "amount": money(row.cost_micros, &row.currency),
-            "billed_seconds": row.billed_seconds,
+            "currency": row.plan.currency,
+            "micros": row.plan.cost_micros,
+            "amount": money(row.plan.cost_micros, &row.plan.currency),
+            "billed_seconds": row.plan.billed_seconds,
         },
         "files": files,
         "error": error,
@@ -109,8 +109,8 @@ pub fn shot_json(row: &ShotRow) -> Value {
 /// The whole manifest.
 pub fn manifest(rows: &[ShotRow], context: &ReportContext) -> Value {
     let count = |state: &str| rows.iter().filter(|r| r.state.name() == state).count();
-    let currency = rows.first().map_or("USD", |r| r.currency.as_str());
-    let total: u64 = rows.iter().map(|r| r.cost_micros).sum();
+    let currency = rows.first().map_or("USD", |r| r.plan.currency.as_str());
+    let total: u64 = rows.iter().map(|r| r.plan.cost_micros).sum();
     json!({
         "storyboard": context.storyboard,
         "generated_at": rfc3339(super::journal::now_ms()),
@@ -167,8 +167,8 @@ fn setting(request: &Value, key: &str) -> Option<String> {
 /// The contact sheet: a `<video>` per downloaded clip with its prompt, settings and cost; a
 /// placeholder with the state for the rest. Self-contained (no scripts, no remote assets).
 pub fn index_html(rows: &[ShotRow], context: &ReportContext) -> String {
-    let currency = rows.first().map_or("USD", |r| r.currency.as_str());
-    let total: u64 = rows.iter().map(|r| r.cost_micros).sum();
+    let currency = rows.first().map_or("USD", |r| r.plan.currency.as_str());
+    let total: u64 = rows.iter().map(|r| r.plan.cost_micros).sum();
     let downloaded = rows
         .iter()
         .filter(|r| matches!(r.state, State::Downloaded { .. }))
@@ -219,7 +219,7 @@ dd {{ margin: 0; overflow-wrap: anywhere; }}
         let state = row.state.name();
         html.push_str(&format!(
             "<article class=\"shot {state}\" id=\"shot-{id}\" data-shot=\"{id}\" data-state=\"{state}\">\n",
-            id = esc(&row.name)
+            id = esc(&row.plan.name)
         ));
         match &row.state {
             State::Downloaded { files, .. } => {
@@ -227,7 +227,7 @@ dd {{ margin: 0; overflow-wrap: anywhere; }}
                     html.push_str(&format!(
                         "<video controls preload=\"metadata\" src=\"{}\" title=\"{}\"></video>\n",
                         esc(&href(&f.path)),
-                        esc(&row.name)
+                        esc(&row.plan.name)
                     ));
                 }
             }
@@ -241,13 +241,14 @@ dd {{ margin: 0; overflow-wrap: anywhere; }}
             )),
         }
         let prompt = row
+            .plan
             .request
             .get("prompt")
             .and_then(Value::as_str)
             .unwrap_or("");
         html.push_str(&format!(
             "<h2>{}</h2>\n<p class=\"prompt\">{}</p>\n<dl>\n",
-            esc(&row.name),
+            esc(&row.plan.name),
             esc(prompt)
         ));
         let mut item = |label: &str, value: String| {
@@ -266,7 +267,7 @@ dd {{ margin: 0; overflow-wrap: anywhere; }}
             ("watermark", "watermark"),
             ("model", "model"),
         ] {
-            if let Some(v) = setting(&row.request, key) {
+            if let Some(v) = setting(&row.plan.request, key) {
                 item(
                     label,
                     if key == "duration" {
@@ -278,6 +279,7 @@ dd {{ margin: 0; overflow-wrap: anywhere; }}
             }
         }
         let images = row
+            .plan
             .request
             .get("images")
             .and_then(Value::as_array)
@@ -296,7 +298,7 @@ dd {{ margin: 0; overflow-wrap: anywhere; }}
         if !images.is_empty() {
             item("images", images.join(", "));
         }
-        item("cost", money(row.cost_micros, &row.currency));
+        item("cost", money(row.plan.cost_micros, &row.plan.currency));
         item("state", state.to_string());
         if let Some(job) = row.state.job_id() {
             item("job", job.to_string());

@@ -187,7 +187,7 @@ impl<'a> Runner<'a> {
                 }
                 State::Submitted { job_id } => self.wait(name, &job_id, &mut plugin).await?,
                 State::Completed { job_id, urls } => {
-                    self.fetch(name, &row.output, &job_id, urls, &mut plugin)
+                    self.fetch(name, &row.plan.output, &job_id, urls, &mut plugin)
                         .await?
                 }
                 State::Downloaded { files, .. } => {

@@ -82,7 +82,7 @@ pub fn resolve(journal: &Journal, shot: &str, resolution: &Resolution) -> Result
 /// What to do about a shot that is not downloaded, or `None` when nothing needs doing.
 /// `storyboard` is how the user named the file, to print runnable commands.
 pub fn advice(row: &ShotRow, storyboard: &str) -> Option<String> {
-    let name = &row.name;
+    let name = &row.plan.name;
     match &row.state {
         State::Downloaded { .. } => None,
         State::Pending | State::Submitted { .. } | State::Completed { .. } => Some(format!(
@@ -116,7 +116,12 @@ pub fn advice(row: &ShotRow, storyboard: &str) -> Option<String> {
 
 /// The journal as a table.
 pub fn table(rows: &[ShotRow], in_storyboard: &dyn Fn(&str) -> bool) -> String {
-    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    let width = rows
+        .iter()
+        .map(|r| r.plan.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let mut out = format!(
         "{:<width$}  {:<10}  {:<38}  {:>8}  {:>10}  {:<24}  {}\n",
         "shot", "state", "job", "estimate", "bytes", "updated", "note"
@@ -137,15 +142,15 @@ pub fn table(rows: &[ShotRow], in_storyboard: &dyn Fn(&str) -> bool) -> String {
                 .join(", "),
             _ => String::new(),
         };
-        if !in_storyboard(&row.name) {
+        if !in_storyboard(&row.plan.name) {
             note = format!("(no longer in the storyboard) {note}");
         }
         out.push_str(&format!(
             "{:<width$}  {:<10}  {:<38}  {:>8}  {:>10}  {:<24}  {}\n",
-            row.name,
+            row.plan.name,
             row.state.name(),
             row.state.job_id().unwrap_or("-"),
-            money(row.cost_micros, &row.currency),
+            money(row.plan.cost_micros, &row.plan.currency),
             bytes,
             super::reports::rfc3339(row.timings.updated_at),
             note
