@@ -22,6 +22,25 @@ pub struct EmulatorConfig {
     /// How long a job then runs, in milliseconds, its progress rising linearly from 0 to 1
     /// (default: 4000).
     pub running_ms: u64,
+    /// When set, each job's queue time is drawn uniformly from this inclusive range of
+    /// milliseconds when it is created, instead of `queued_ms` (default: `None`). Real queues
+    /// vary with load; a client predicting completion must not assume a fixed one.
+    pub queued_ms_range: Option<(u64, u64)>,
+    /// When set, each job's running time is drawn uniformly from this inclusive range of
+    /// milliseconds when it is created, instead of `running_ms` (default: `None`): a workload
+    /// of jobs of varied length, as the polling benchmark needs.
+    pub running_ms_range: Option<(u64, u64)>,
+    /// The length of the rate limit's sliding window (default: 60 s, the provider's "per
+    /// minute"). A benchmark that runs time faster shortens it by the same factor, so the
+    /// budget per unit of emulated time stays 50 requests per minute.
+    pub rate_window: Duration,
+    /// The listening socket's accept backlog (default: 1024, what `TcpListener::bind` uses).
+    /// A load test that opens a thousand connections at once needs more, or the kernel drops
+    /// SYNs and clients stall for a second-long retransmit.
+    pub listen_backlog: u32,
+    /// How long every `/v1/*` request waits before it is handled (default: zero): the network
+    /// and processing time of a real API, which a client's own overhead is measured against.
+    pub latency: Duration,
     /// The shape of job objects: the documented one, or a variant that exercises a tolerant
     /// client (default: [`StatusStyle::Documented`]).
     pub status_style: StatusStyle,
@@ -37,6 +56,11 @@ impl Default for EmulatorConfig {
             rate_limit_per_minute: 50,
             queued_ms: 1000,
             running_ms: 4000,
+            queued_ms_range: None,
+            running_ms_range: None,
+            rate_window: Duration::from_secs(60),
+            listen_backlog: 1024,
+            latency: Duration::ZERO,
             status_style: StatusStyle::Documented,
             url_ttl: Duration::from_secs(24 * 60 * 60),
         }
@@ -58,6 +82,11 @@ impl fmt::Debug for EmulatorConfig {
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("queued_ms", &self.queued_ms)
             .field("running_ms", &self.running_ms)
+            .field("queued_ms_range", &self.queued_ms_range)
+            .field("running_ms_range", &self.running_ms_range)
+            .field("rate_window", &self.rate_window)
+            .field("listen_backlog", &self.listen_backlog)
+            .field("latency", &self.latency)
             .field("status_style", &self.status_style)
             .field("url_ttl", &self.url_ttl)
             .finish()

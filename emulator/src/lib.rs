@@ -21,7 +21,8 @@
 //! - `POST /v1/videos/generations`: validates the body by the documented rules and creates a
 //!   job: `{"job_id":"job_<32 hex>","status":"queued","created_at":"<RFC 3339>"}`.
 //! - `GET /v1/jobs/{job_id}`: the job object; its state follows the clock (`queued_ms`, then
-//!   `running_ms` with progress rising linearly, then terminal).
+//!   `running_ms` with progress rising linearly, then terminal; each job may instead draw its
+//!   own times from `queued_ms_range` / `running_ms_range`).
 //! - `GET /v1/account/usage`: `{"data":[...]}`, one entry per finished job.
 //! - `GET /files/{job_id}/output.mp4?expires=<unix>&sig=<hex>`: the signed output URL, serving
 //!   a 2 s test-pattern MP4 with sound.
@@ -36,7 +37,7 @@
 //!   The scheme is matched case-insensitively. Download URLs need no key (like a signed CDN URL).
 //! - **Order of checks** on `/v1/*`: log the request → injected fault → rate limit → auth →
 //!   body validation (`400` / `404 model_not_found`) → credits (`402`) → job creation.
-//! - **Rate limit**: one sliding 60 s window for the whole account, counting every `/v1/*`
+//! - **Rate limit**: one sliding 60 s window (`rate_window`) for the whole account, counting every `/v1/*`
 //!   request, authorized or not. A request refused with 429 is not counted, so waiting out
 //!   `Retry-After` (whole seconds, rounded up, at least 1) always succeeds. A request that an
 //!   injected fault handles is counted but never refused. Downloads are not limited.
@@ -63,6 +64,8 @@
 //!   1/10000; a failed job is listed with cost 0 (nothing is charged for a failed generation).
 //!   `status_code` is 200 for completed and 422 for failed jobs; `output_urls` is empty for a
 //!   failed one. Jobs still in flight are not listed. There is no pagination.
+//! - **Latency**: `latency` (zero unless set) delays every `/v1/*` answer, as a real API's
+//!   network and processing time would; downloads are not delayed.
 //! - **Faults**: [`Fault::Delay`] models latency in front of the API, so a client that gives
 //!   up during it leaves the request unprocessed; [`Fault::ProcessThenHang`] processes first.
 //!   Both waits end early when the emulator shuts down.
@@ -115,9 +118,20 @@ impl Emulator {
     /// Starts an emulator on `addr` (port 0 picks a free port). Must be called inside a Tokio
     /// runtime, which then runs the server.
     pub async fn start_on(addr: SocketAddr, config: EmulatorConfig) -> anyhow::Result<Emulator> {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .context("creating the emulator's socket")?;
+        // As `TcpListener::bind` does, so a restarted emulator can take its port back at once.
+        socket.set_reuseaddr(true).context("setting SO_REUSEADDR")?;
+        socket
+            .bind(addr)
             .with_context(|| format!("binding the emulator to {addr}"))?;
+        let listener = socket
+            .listen(config.listen_backlog)
+            .with_context(|| format!("listening on {addr}"))?;
         let addr = listener
             .local_addr()
             .context("reading the emulator's bound address")?;

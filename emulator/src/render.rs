@@ -55,10 +55,10 @@ pub(crate) fn submit_answer(shared: &Shared, job: &Job) -> Value {
 /// The job object served by `GET /v1/jobs/{job_id}` at `now`.
 pub(crate) fn job_object(shared: &Shared, job: &Job, now: Instant, wall: SystemTime) -> Value {
     let config = &shared.config;
-    let phase = job.phase(config, now);
+    let phase = job.phase(now);
     let terminal = matches!(phase, Phase::Completed | Phase::Failed(_));
     let completed_at = if terminal {
-        json!(rfc3339(job.completed_wall(config)))
+        json!(rfc3339(job.completed_wall()))
     } else {
         Value::Null
     };
@@ -80,7 +80,7 @@ pub(crate) fn job_object(shared: &Shared, job: &Job, now: Instant, wall: SystemT
         }),
         StatusStyle::Variant => {
             let remaining = job
-                .completed_wall(config)
+                .completed_wall()
                 .duration_since(wall)
                 .unwrap_or_default();
             json!({
@@ -105,7 +105,7 @@ pub(crate) fn usage_entry(
     wall: SystemTime,
 ) -> Option<Value> {
     let config = &shared.config;
-    let phase = job.phase(config, now);
+    let phase = job.phase(now);
     let (amount, status_code, output_urls) = match &phase {
         Phase::Completed => (
             job.cost_usd(),

@@ -100,7 +100,13 @@ async fn gatekeeper(State(app): State<App>, request: Request, next: Next) -> Res
     if fault.is_some() && is_api {
         // A faulted request still spends the account's budget, but is never refused by it:
         // the fault decides the answer.
-        shared.data().rate.force_hit(arrived);
+        shared
+            .data()
+            .rate
+            .force_hit(shared.config.rate_window, arrived);
+    }
+    if is_api && !shared.config.latency.is_zero() {
+        pause(&app, shared.config.latency).await;
     }
     let response = match fault.as_ref().map(Fault::action) {
         Some(FaultAction::Replace(response)) => response,
@@ -118,13 +124,18 @@ async fn gatekeeper(State(app): State<App>, request: Request, next: Next) -> Res
         }
         None if is_api => {
             let limit = shared.config.rate_limit_per_minute;
-            let decision = shared.data().rate.try_hit(limit, arrived);
+            let window = shared.config.rate_window;
+            let decision = shared.data().rate.try_hit(limit, window, arrived);
             match decision {
                 RateDecision::Allowed => process(parts, body, auth, is_api, next).await,
                 RateDecision::Limited(seconds) => ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limit_exceeded",
-                    format!("rate limit of {limit} requests per minute exceeded"),
+                    if window == Duration::from_secs(60) {
+                        format!("rate limit of {limit} requests per minute exceeded")
+                    } else {
+                        format!("rate limit of {limit} requests per {window:?} exceeded")
+                    },
                 )
                 .with_retry_after(seconds.to_string())
                 .into_response(),
@@ -295,8 +306,7 @@ async fn download(
     let Some(job) = app.shared.job(&job_id) else {
         return job_not_found().into_response();
     };
-    let config = &app.shared.config;
-    if file != OUTPUT_FILE || job.phase(config, Instant::now()) != Phase::Completed {
+    if file != OUTPUT_FILE || job.phase(Instant::now()) != Phase::Completed {
         return ApiError::new(StatusCode::NOT_FOUND, "file_not_found", "no such file")
             .into_response();
     }

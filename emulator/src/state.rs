@@ -48,6 +48,10 @@ pub(crate) struct Job {
     pub created_wall: SystemTime,
     pub request: GenerationRequest,
     pub failure: Option<JobError>,
+    /// How long this job stays queued, fixed at creation (see `EmulatorConfig::queued_ms_range`).
+    pub queued: Duration,
+    /// How long it then runs, fixed at creation.
+    pub running: Duration,
 }
 
 /// Where a job is at a given instant.
@@ -61,11 +65,10 @@ pub(crate) enum Phase {
 }
 
 impl Job {
-    /// The phase at `now` under the configured timing.
-    pub fn phase(&self, config: &EmulatorConfig, now: Instant) -> Phase {
+    /// The phase at `now` under the job's own timing.
+    pub fn phase(&self, now: Instant) -> Phase {
         let elapsed = now.saturating_duration_since(self.created);
-        let queued = Duration::from_millis(config.queued_ms);
-        let running = Duration::from_millis(config.running_ms);
+        let (queued, running) = (self.queued, self.running);
         if elapsed < queued {
             Phase::Queued
         } else if elapsed < queued + running {
@@ -79,9 +82,8 @@ impl Job {
     }
 
     /// When the job ends (or ended), on the wall clock.
-    pub fn completed_wall(&self, config: &EmulatorConfig) -> SystemTime {
-        self.created_wall
-            + Duration::from_millis(config.queued_ms.saturating_add(config.running_ms))
+    pub fn completed_wall(&self) -> SystemTime {
+        self.created_wall + self.queued + self.running
     }
 
     /// What the finished job costs, in USD, rounded to 1/10000 to hide float noise.
@@ -99,9 +101,7 @@ pub(crate) enum RateDecision {
     Limited(u64),
 }
 
-const RATE_WINDOW: Duration = Duration::from_secs(60);
-
-/// A sliding 60 s window over the account's `/v1/*` requests.
+/// A sliding window (60 s unless configured otherwise) over the account's `/v1/*` requests.
 #[derive(Debug, Default)]
 pub(crate) struct RateWindow {
     hits: VecDeque<Instant>,
@@ -110,8 +110,8 @@ pub(crate) struct RateWindow {
 impl RateWindow {
     /// Counts a request at `now` if there is room under `limit` (0 = unlimited). A refused
     /// request is not counted, so waiting out `Retry-After` is always enough.
-    pub fn try_hit(&mut self, limit: u32, now: Instant) -> RateDecision {
-        self.expire(now);
+    pub fn try_hit(&mut self, limit: u32, window: Duration, now: Instant) -> RateDecision {
+        self.expire(window, now);
         let limit = limit as usize;
         if limit == 0 || self.hits.len() < limit {
             self.hits.push_back(now);
@@ -119,22 +119,22 @@ impl RateWindow {
         }
         // The window can hold more than `limit` hits (faulted requests are counted
         // unconditionally), so the slot frees when all but `limit - 1` have left.
-        let frees_at = self.hits[self.hits.len() - limit] + RATE_WINDOW;
+        let frees_at = self.hits[self.hits.len() - limit] + window;
         let wait = frees_at.saturating_duration_since(now);
         RateDecision::Limited(wait.as_secs_f64().ceil().max(1.0) as u64)
     }
 
     /// Counts a request at `now` whatever the limit.
-    pub fn force_hit(&mut self, now: Instant) {
-        self.expire(now);
+    pub fn force_hit(&mut self, window: Duration, now: Instant) {
+        self.expire(window, now);
         self.hits.push_back(now);
     }
 
-    fn expire(&mut self, now: Instant) {
+    fn expire(&mut self, window: Duration, now: Instant) {
         while self
             .hits
             .front()
-            .is_some_and(|&t| now.saturating_duration_since(t) >= RATE_WINDOW)
+            .is_some_and(|&t| now.saturating_duration_since(t) >= window)
         {
             self.hits.pop_front();
         }
@@ -223,12 +223,15 @@ impl Shared {
                 message: "the prompt was flagged by the content policy".into(),
             })
         });
+        let config = &self.config;
         let job = Job {
             id: format!("job_{}", hex(&rand::random::<[u8; 16]>())),
             created: Instant::now(),
             created_wall: SystemTime::now(),
             request,
             failure,
+            queued: Duration::from_millis(draw(config.queued_ms, config.queued_ms_range)),
+            running: Duration::from_millis(draw(config.running_ms, config.running_ms_range)),
         };
         data.jobs.insert(job.id.clone(), job.clone());
         data.job_order.push(job.id.clone());
@@ -251,10 +254,21 @@ impl Shared {
     }
 }
 
+/// `fixed`, or a uniform draw from the inclusive `range` when one is configured (a reversed
+/// range is read the right way round).
+fn draw(fixed: u64, range: Option<(u64, u64)>) -> u64 {
+    match range {
+        None => fixed,
+        Some((a, b)) => rand::random_range(a.min(b)..=a.max(b)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::validation::{Mode, Resolution};
+
+    const MINUTE: Duration = Duration::from_secs(60);
 
     fn request(duration: f64, resolution: Resolution) -> GenerationRequest {
         GenerationRequest {
@@ -275,36 +289,40 @@ mod tests {
         let t0 = Instant::now();
         for i in 0..3 {
             assert_eq!(
-                w.try_hit(3, t0 + Duration::from_secs(i)),
+                w.try_hit(3, MINUTE, t0 + Duration::from_secs(i)),
                 RateDecision::Allowed
             );
         }
         // The first hit (t0) leaves the window at t0+60 s: 50 s from t0+10 s.
         assert_eq!(
-            w.try_hit(3, t0 + Duration::from_secs(10)),
+            w.try_hit(3, MINUTE, t0 + Duration::from_secs(10)),
             RateDecision::Limited(50)
         );
         assert_eq!(
-            w.try_hit(3, t0 + Duration::from_millis(59_500)),
+            w.try_hit(3, MINUTE, t0 + Duration::from_millis(59_500)),
             RateDecision::Limited(1)
         );
         assert_eq!(
-            w.try_hit(3, t0 + Duration::from_secs(60)),
+            w.try_hit(3, MINUTE, t0 + Duration::from_secs(60)),
             RateDecision::Allowed
         );
-        assert_eq!(w.try_hit(0, t0), RateDecision::Allowed, "0 means unlimited");
+        assert_eq!(
+            w.try_hit(0, MINUTE, t0),
+            RateDecision::Allowed,
+            "0 means unlimited"
+        );
     }
 
     #[test]
     fn forced_hits_push_retry_after_out() {
         let mut w = RateWindow::default();
         let t0 = Instant::now();
-        w.force_hit(t0);
-        w.force_hit(t0 + Duration::from_secs(20));
-        w.force_hit(t0 + Duration::from_secs(30));
+        w.force_hit(MINUTE, t0);
+        w.force_hit(MINUTE, t0 + Duration::from_secs(20));
+        w.force_hit(MINUTE, t0 + Duration::from_secs(30));
         // Limit 2 with 3 in the window: a slot frees when the t0+20 s hit leaves.
         assert_eq!(
-            w.try_hit(2, t0 + Duration::from_secs(40)),
+            w.try_hit(2, MINUTE, t0 + Duration::from_secs(40)),
             RateDecision::Limited(40)
         );
     }
@@ -319,12 +337,60 @@ mod tests {
         let shared = Shared::new(config.clone(), "http://x".into());
         let job = shared.create_job(request(5.0, Resolution::P720));
         let at = |ms| job.created + Duration::from_millis(ms);
-        assert_eq!(job.phase(&config, at(50)), Phase::Queued);
-        assert_eq!(job.phase(&config, at(200)), Phase::Running(0.5));
-        assert_eq!(job.phase(&config, at(300)), Phase::Completed);
+        assert_eq!(job.phase(at(50)), Phase::Queued);
+        assert_eq!(job.phase(at(200)), Phase::Running(0.5));
+        assert_eq!(job.phase(at(300)), Phase::Completed);
         assert_eq!(job.cost_usd(), 0.7);
         assert_eq!(shared.job(&job.id).unwrap().id, job.id);
         assert!(job.id.starts_with("job_") && job.id.len() == 4 + 32);
+    }
+
+    #[test]
+    fn ranges_give_each_job_its_own_timing() {
+        let config = EmulatorConfig {
+            queued_ms_range: Some((100, 200)),
+            running_ms_range: Some((5_000, 3_000)),
+            ..EmulatorConfig::default()
+        };
+        let shared = Shared::new(config, "http://x".into());
+        let jobs: Vec<Job> = (0..200)
+            .map(|_| shared.create_job(request(5.0, Resolution::P720)))
+            .collect();
+        for job in &jobs {
+            assert!((100..=200).contains(&job.queued.as_millis()), "{job:?}");
+            assert!(
+                (3_000..=5_000).contains(&job.running.as_millis()),
+                "{job:?}"
+            );
+            let end = job.queued + job.running;
+            assert_eq!(job.completed_wall(), job.created_wall + end);
+            assert_eq!(job.phase(job.created + end), Phase::Completed);
+            let half = job.queued + job.running / 2;
+            match job.phase(job.created + half) {
+                Phase::Running(p) => assert!((p - 0.5).abs() < 1e-3, "{p}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        let distinct: std::collections::HashSet<_> = jobs.iter().map(|j| j.running).collect();
+        assert!(distinct.len() > 10, "the running times vary");
+        // Without ranges every job takes the fixed times, as before.
+        let fixed = Shared::new(EmulatorConfig::default(), "http://x".into())
+            .create_job(request(5.0, Resolution::P720));
+        assert_eq!(fixed.queued, Duration::from_millis(1_000));
+        assert_eq!(fixed.running, Duration::from_millis(4_000));
+    }
+
+    #[test]
+    fn rate_window_length_is_configurable() {
+        let mut w = RateWindow::default();
+        let window = Duration::from_secs(6);
+        let t0 = Instant::now();
+        assert_eq!(w.try_hit(1, window, t0), RateDecision::Allowed);
+        assert_eq!(
+            w.try_hit(1, window, t0 + Duration::from_secs(2)),
+            RateDecision::Limited(4)
+        );
+        assert_eq!(w.try_hit(1, window, t0 + window), RateDecision::Allowed);
     }
 
     #[test]
@@ -336,7 +402,7 @@ mod tests {
         };
         let shared = Shared::new(config.clone(), "http://x".into());
         let job = shared.create_job(request(15.0, Resolution::P1080));
-        assert_eq!(job.phase(&config, job.created), Phase::Completed);
+        assert_eq!(job.phase(job.created), Phase::Completed);
         assert_eq!(job.cost_usd(), 2.7);
     }
 

@@ -898,3 +898,61 @@ async fn start_on_a_fixed_address() {
         "the port is taken"
     );
 }
+
+#[tokio::test]
+async fn configured_latency_delays_api_answers_only() {
+    let emu = Emulator::start(EmulatorConfig {
+        latency: Duration::from_millis(150),
+        ..instant()
+    })
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let created = json_of(submit(&emu, &minimal()).await).await;
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    let id = created["job_id"].as_str().unwrap();
+    let started = Instant::now();
+    let job = json_of(get(&emu, &format!("/v1/jobs/{id}")).await).await;
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    // Downloads are not the API: no added latency.
+    let url = job["result"]["output_urls"][0].as_str().unwrap();
+    let started = Instant::now();
+    let clip = Client::new().get(url).send().await.unwrap();
+    assert_eq!(clip.status(), StatusCode::OK);
+    assert!(started.elapsed() < Duration::from_millis(150));
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn jobs_take_their_own_time_from_the_configured_ranges() {
+    let emu = Emulator::start(EmulatorConfig {
+        queued_ms_range: Some((0, 0)),
+        running_ms_range: Some((100, 400)),
+        rate_limit_per_minute: 0,
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        let created = json_of(submit(&emu, &minimal()).await).await;
+        ids.push(created["job_id"].as_str().unwrap().to_owned());
+    }
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let mut lengths = std::collections::BTreeSet::new();
+    for id in ids {
+        let job = json_of(get(&emu, &format!("/v1/jobs/{id}")).await).await;
+        assert_eq!(job["status"], "completed", "{job}");
+        let ms = |k: &str| {
+            let t = job[k].as_str().unwrap();
+            // "…T08:05:09.042Z": the seconds and milliseconds are enough within one test.
+            let (s, ms) = t[17..23].split_once('.').unwrap();
+            s.parse::<u64>().unwrap() * 1_000 + ms.parse::<u64>().unwrap()
+        };
+        let took = (ms("completed_at") + 60_000 - ms("created_at")) % 60_000;
+        assert!((100..=400).contains(&took), "{took} ms: {job}");
+        lengths.insert(took);
+    }
+    assert!(lengths.len() > 1, "the running times vary: {lengths:?}");
+    emu.shutdown().await;
+}

@@ -5,16 +5,22 @@
 //! response future, so a request the host denied or a connection that was refused surfaces
 //! only as "stream closed" — indistinguishable from a connection that broke mid-request.
 //! Reading the future's own error code keeps "provably never sent" (safe to resend a submit)
-//! apart from "fate unknown" (never resend). The response is then read through `waki`.
+//! apart from "fate unknown" (never resend).
+//!
+//! The response is read on the same bindings too, not through `waki::Response`: that type
+//! parses every header into an `http::HeaderMap` and reports errors as `anyhow::Error`, which
+//! links the `http` crate, `anyhow` and std's backtrace printer and demangler into the
+//! component — about a third of its size, for two header lookups and a body read.
 
 use video_gen_core::client::{BodyError, HttpRequest, HttpResponse, Method, Transport};
 use video_gen_core::{TransportFailure, TransportKind};
 use waki::ErrorCode;
 use waki::bindings::wasi::http::outgoing_handler;
 use waki::bindings::wasi::http::types::{
-    Fields, FutureIncomingResponse, IncomingResponse, OutgoingBody, OutgoingRequest,
+    Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, OutgoingBody, OutgoingRequest,
     RequestOptions, Scheme,
 };
+use waki::bindings::wasi::io::streams::StreamError;
 
 /// Read the body this many bytes at a time: small enough that the cap is checked often,
 /// large enough that a normal job object arrives in one read.
@@ -26,20 +32,37 @@ pub struct WasiHttp;
 impl Transport for WasiHttp {
     fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, TransportFailure> {
         let incoming = send(request)?;
-        let response = waki::Response::try_from(incoming).map_err(|e| TransportFailure {
+        let status = incoming.status();
+        let (retry_after, content_length) = {
+            // The headers are a child resource of the response: dropped before it is.
+            let headers = incoming.headers();
+            (
+                header(&headers, "retry-after"),
+                header(&headers, "content-length"),
+            )
+        };
+        let body = incoming.consume().map_err(|()| TransportFailure {
             kind: TransportKind::Interrupted,
-            message: format!("reading the response head: {e}"),
+            message: "reading the response head: the body was already taken".into(),
         })?;
-        let retry_after = response
-            .header("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        drop(incoming);
+        let declared = content_length.and_then(|v| v.trim().parse::<u64>().ok());
         Ok(HttpResponse {
-            status: response.status_code(),
+            status,
             retry_after,
-            body: read_capped(&response, request.max_body_bytes),
+            body: read_capped(&body, declared, request.max_body_bytes),
         })
     }
+}
+
+/// The first value of header `name` as text, if it is visible ASCII (what `HeaderValue::to_str`
+/// accepted when this went through `waki`).
+fn header(headers: &Fields, name: &str) -> Option<String> {
+    let value = headers.get(&name.to_string()).into_iter().next()?;
+    let text = String::from_utf8(value).ok()?;
+    text.bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+        .then_some(text)
 }
 
 fn send(request: &HttpRequest) -> Result<IncomingResponse, TransportFailure> {
@@ -60,7 +83,10 @@ fn send(request: &HttpRequest) -> Result<IncomingResponse, TransportFailure> {
     if request.json_body.is_some() {
         headers.push(("content-type".into(), b"application/json".to_vec()));
     }
-    let fields = Fields::from_list(&headers).map_err(|e| local(format!("headers: {e:?}")))?;
+    // Only our own fixed headers and the key go in; a refusal means the key is unusable as a
+    // header value (the core already refuses keys that are not visible ASCII).
+    let fields = Fields::from_list(&headers)
+        .map_err(|_| local("the request headers were refused by WASI-HTTP".into()))?;
     let outgoing = OutgoingRequest::new(fields);
     let method = match request.method {
         Method::Get => waki::Method::Get,
@@ -144,28 +170,32 @@ fn local(message: String) -> TransportFailure {
     }
 }
 
-/// Read the body up to `cap` bytes. waki's own `body()` has no cap and doubles its buffer
-/// as it grows, so a hostile or broken server could exhaust the component's memory.
-fn read_capped(response: &waki::Response, cap: u32) -> Result<Vec<u8>, BodyError> {
-    let cap = cap as usize;
-    let declared = response
-        .header("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|len| len > cap as u64) {
-        return Err(BodyError::TooLarge { limit: cap as u32 });
+/// Read the body up to `cap` bytes. Reading everything first (as `waki`'s `body()` does,
+/// doubling its buffer) would let a hostile or broken server exhaust the component's memory.
+fn read_capped(body: &IncomingBody, declared: Option<u64>, cap: u32) -> Result<Vec<u8>, BodyError> {
+    if declared.is_some_and(|len| len > u64::from(cap)) {
+        return Err(BodyError::TooLarge { limit: cap });
     }
-    let mut body = Vec::with_capacity(declared.map_or(4096, |len| len as usize));
+    let cap = cap as usize;
+    let stream = body
+        .stream()
+        .map_err(|()| BodyError::Read("the body stream was already taken".into()))?;
+    let mut bytes = Vec::with_capacity(declared.map_or(4096, |len| len as usize));
     loop {
-        match response.chunk(CHUNK_BYTES) {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > cap {
+        match stream.blocking_read(CHUNK_BYTES) {
+            Ok(chunk) => {
+                if bytes.len() + chunk.len() > cap {
                     return Err(BodyError::TooLarge { limit: cap as u32 });
                 }
-                body.extend_from_slice(&chunk);
+                bytes.extend_from_slice(&chunk);
             }
-            Ok(None) => return Ok(body),
-            Err(e) => return Err(BodyError::Read(e.to_string())),
+            Err(StreamError::Closed) => return Ok(bytes),
+            Err(StreamError::LastOperationFailed(e)) => {
+                return Err(BodyError::Read(format!(
+                    "input_stream read failed: {}",
+                    e.to_debug_string()
+                )));
+            }
         }
     }
 }
@@ -196,6 +226,64 @@ fn failure(code: ErrorCode) -> TransportFailure {
     };
     TransportFailure {
         kind,
-        message: format!("{code:?}"),
+        message: describe(&code),
     }
+}
+
+/// The code as its derived `Debug` wrote it (`ErrorCode::ConnectionRefused`), with the payload
+/// only where it is text. Written out because that `Debug`, over 39 cases and their nested
+/// payload records, is about 4 KiB of code in the component.
+fn describe(code: &ErrorCode) -> String {
+    let name = match code {
+        ErrorCode::DnsTimeout => "DnsTimeout",
+        ErrorCode::DnsError(payload) => {
+            return format!(
+                "ErrorCode::DnsError(rcode: {})",
+                payload.rcode.as_deref().unwrap_or("none")
+            );
+        }
+        ErrorCode::DestinationNotFound => "DestinationNotFound",
+        ErrorCode::DestinationUnavailable => "DestinationUnavailable",
+        ErrorCode::DestinationIpProhibited => "DestinationIpProhibited",
+        ErrorCode::DestinationIpUnroutable => "DestinationIpUnroutable",
+        ErrorCode::ConnectionRefused => "ConnectionRefused",
+        ErrorCode::ConnectionTerminated => "ConnectionTerminated",
+        ErrorCode::ConnectionTimeout => "ConnectionTimeout",
+        ErrorCode::ConnectionReadTimeout => "ConnectionReadTimeout",
+        ErrorCode::ConnectionWriteTimeout => "ConnectionWriteTimeout",
+        ErrorCode::ConnectionLimitReached => "ConnectionLimitReached",
+        ErrorCode::TlsProtocolError => "TlsProtocolError",
+        ErrorCode::TlsCertificateError => "TlsCertificateError",
+        ErrorCode::TlsAlertReceived(_) => "TlsAlertReceived",
+        ErrorCode::HttpRequestDenied => "HttpRequestDenied",
+        ErrorCode::HttpRequestLengthRequired => "HttpRequestLengthRequired",
+        ErrorCode::HttpRequestBodySize(_) => "HttpRequestBodySize",
+        ErrorCode::HttpRequestMethodInvalid => "HttpRequestMethodInvalid",
+        ErrorCode::HttpRequestUriInvalid => "HttpRequestUriInvalid",
+        ErrorCode::HttpRequestUriTooLong => "HttpRequestUriTooLong",
+        ErrorCode::HttpRequestHeaderSectionSize(_) => "HttpRequestHeaderSectionSize",
+        ErrorCode::HttpRequestHeaderSize(_) => "HttpRequestHeaderSize",
+        ErrorCode::HttpRequestTrailerSectionSize(_) => "HttpRequestTrailerSectionSize",
+        ErrorCode::HttpRequestTrailerSize(_) => "HttpRequestTrailerSize",
+        ErrorCode::HttpResponseIncomplete => "HttpResponseIncomplete",
+        ErrorCode::HttpResponseHeaderSectionSize(_) => "HttpResponseHeaderSectionSize",
+        ErrorCode::HttpResponseHeaderSize(_) => "HttpResponseHeaderSize",
+        ErrorCode::HttpResponseBodySize(_) => "HttpResponseBodySize",
+        ErrorCode::HttpResponseTrailerSectionSize(_) => "HttpResponseTrailerSectionSize",
+        ErrorCode::HttpResponseTrailerSize(_) => "HttpResponseTrailerSize",
+        ErrorCode::HttpResponseTransferCoding(_) => "HttpResponseTransferCoding",
+        ErrorCode::HttpResponseContentCoding(_) => "HttpResponseContentCoding",
+        ErrorCode::HttpResponseTimeout => "HttpResponseTimeout",
+        ErrorCode::HttpUpgradeFailed => "HttpUpgradeFailed",
+        ErrorCode::HttpProtocolError => "HttpProtocolError",
+        ErrorCode::LoopDetected => "LoopDetected",
+        ErrorCode::ConfigurationError => "ConfigurationError",
+        ErrorCode::InternalError(message) => {
+            return format!(
+                "ErrorCode::InternalError({})",
+                message.as_deref().unwrap_or("")
+            );
+        }
+    };
+    format!("ErrorCode::{name}")
 }
