@@ -1,5 +1,7 @@
 //! Figure 1: what the sandbox costs per job — one submit and one poll through the component
 //! in Wasmtime, against the same two requests from a native `reqwest` client, same emulator.
+//! The component variants run on the host's transport (a submit on a connection of its own,
+//! polls on kept-alive connections) and, for comparison, with keep-alive off.
 //!
 //! The variants run interleaved in small batches, rotating which goes first, so a burst of
 //! load from elsewhere on the machine (two shared cores) hits them all alike; medians are
@@ -9,7 +11,7 @@ use crate::common::{self, Native};
 use crate::stats::{Samples, ns};
 use anyhow::Result;
 use happyhorse_emulator::{Emulator, EmulatorConfig};
-use host_demo::runtime::Runtime;
+use host_demo::runtime::{Runtime, RuntimeOptions};
 use std::time::{Duration, Instant};
 
 /// Options of the overhead figure.
@@ -58,20 +60,36 @@ enum Variant {
     ComponentReused,
     /// A fresh instance per job, as the host runs jobs: adds instantiation.
     ComponentFresh,
-    /// reqwest with keep-alive: what a native client gets by default.
+    /// One instance, on a runtime with keep-alive off (Wasmtime's default sender).
+    ComponentNoKeepAlive,
+    /// reqwest with keep-alive for both requests: what a native client gets by default.
     NativePooled,
-    /// reqwest with a new connection per request: the component's transport, natively.
+    /// reqwest with the host's transport: the submit on a new connection, the poll kept
+    /// alive.
+    NativeSameTransport,
+    /// reqwest with a new connection per request.
     NativeFresh,
+    /// The poll alone, through the component (one instance): what a job repeats.
+    ComponentPoll,
+    /// The poll alone through the component with keep-alive off.
+    ComponentPollNoKeepAlive,
+    /// The poll alone from keep-alive reqwest.
+    NativePoll,
     /// Two calls that send nothing (`validate`, `estimate-cost`): the floor of a call.
     ComponentNoNetwork,
 }
 
 impl Variant {
-    const ALL: [Variant; 5] = [
+    const ALL: [Variant; 10] = [
         Variant::ComponentReused,
         Variant::ComponentFresh,
+        Variant::ComponentNoKeepAlive,
         Variant::NativePooled,
+        Variant::NativeSameTransport,
         Variant::NativeFresh,
+        Variant::ComponentPoll,
+        Variant::ComponentPollNoKeepAlive,
+        Variant::NativePoll,
         Variant::ComponentNoNetwork,
     ];
 
@@ -79,29 +97,59 @@ impl Variant {
         match self {
             Variant::ComponentReused => "component, one instance reused",
             Variant::ComponentFresh => "component, fresh instance per job",
+            Variant::ComponentNoKeepAlive => "component, keep-alive off",
             Variant::NativePooled => "native reqwest, keep-alive (baseline)",
+            Variant::NativeSameTransport => "native reqwest, host's transport",
             Variant::NativeFresh => "native reqwest, new connection per request",
+            Variant::ComponentPoll => "poll only: component",
+            Variant::ComponentPollNoKeepAlive => "poll only: component, keep-alive off",
+            Variant::NativePoll => "poll only: native reqwest, keep-alive",
             Variant::ComponentNoNetwork => "component, validate + estimate-cost (no I/O)",
         }
+    }
+
+    fn index(self) -> usize {
+        Variant::ALL.iter().position(|v| *v == self).unwrap_or(0)
+    }
+}
+
+/// Medians by variant.
+struct Medians(Vec<f64>);
+
+impl Medians {
+    fn of(&self, variant: Variant) -> f64 {
+        self.0[variant.index()]
+    }
+
+    fn ratio(&self, over: Variant, under: Variant) -> f64 {
+        self.of(over) / self.of(under)
     }
 }
 
 /// Run the figure and print it.
 pub async fn run(args: Args) -> Result<()> {
+    use Variant::*;
     common::heading("1. Sandbox overhead: one submit + one poll");
     let mut options = common::runtime_options();
     if let Some(pooling) = args.pooling {
         options.pooling = pooling;
     }
-    let runtime = common::runtime(&options)?;
+    let runtimes = Runtimes {
+        host: common::runtime(&options)?,
+        no_keep_alive: common::runtime(&RuntimeOptions {
+            keep_alive_idle: None,
+            ..options.clone()
+        })?,
+    };
     let batch = args.batch.max(1);
     println!(
         "loopback emulator answering at once; {} iterations per variant (after {} warm-up), \
-         interleaved in batches of {batch}; pooling allocator: {}",
+         interleaved in batches of {batch}; pooling allocator: {}; the host's transport: \
+         submits on a connection of their own, polls kept alive",
         args.iterations, args.warmup, options.pooling
     );
     let mut samples = measure(
-        &runtime,
+        &runtimes,
         Duration::ZERO,
         args.warmup,
         args.iterations,
@@ -109,20 +157,22 @@ pub async fn run(args: Args) -> Result<()> {
     )
     .await?;
     let medians = print_table(&mut samples);
-    let (baseline, like_for_like) = (medians[2], medians[3]);
-    let ratio = medians[0] / baseline;
+    let ratio = medians.ratio(ComponentReused, NativePooled);
     println!(
         "figure: component (one instance) ÷ native keep-alive = {ratio:.2}× (target ≤ {TARGET_RATIO}×: {}); \
-         ÷ native with the same new-connection transport = {:.2}×",
+         ÷ native on the host's transport = {:.2}×; poll alone ÷ native keep-alive poll = {:.2}×; \
+         keep-alive off ÷ on = {:.2}×",
         common::verdict(ratio <= TARGET_RATIO),
-        medians[0] / like_for_like,
+        medians.ratio(ComponentReused, NativeSameTransport),
+        medians.ratio(ComponentPoll, NativePoll),
+        medians.ratio(ComponentNoKeepAlive, ComponentReused),
     );
     println!(
-        "        per job the component adds {} over keep-alive native, {} over new-connection \
-         native; a call that sends nothing costs {} for two",
-        ns(medians[0] - baseline),
-        ns(medians[0] - like_for_like),
-        ns(medians[4]),
+        "        per job the component adds {} over keep-alive native, {} over native on the \
+         host's transport; a call that sends nothing costs {} for two",
+        ns(medians.of(ComponentReused) - medians.of(NativePooled)),
+        ns(medians.of(ComponentReused) - medians.of(NativeSameTransport)),
+        ns(medians.of(ComponentNoNetwork)),
     );
     if args.latency_ms > 0 {
         let latency = Duration::from_millis(args.latency_ms);
@@ -132,7 +182,7 @@ pub async fn run(args: Args) -> Result<()> {
             args.latency_ms, args.latency_iterations
         );
         let mut samples = measure(
-            &runtime,
+            &runtimes,
             latency,
             args.warmup.min(20),
             args.latency_iterations,
@@ -140,7 +190,7 @@ pub async fn run(args: Args) -> Result<()> {
         )
         .await?;
         let medians = print_table(&mut samples);
-        let ratio = medians[0] / medians[2];
+        let ratio = medians.ratio(ComponentReused, NativePooled);
         println!(
             "figure: with {} ms latency, component (one instance) ÷ native keep-alive = {ratio:.3}× \
              (target ≤ {TARGET_RATIO}×: {})",
@@ -152,9 +202,15 @@ pub async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// The host's runtime, and the same with keep-alive off.
+struct Runtimes {
+    host: Runtime,
+    no_keep_alive: Runtime,
+}
+
 /// Time every variant against a fresh emulator answering after `latency`.
 async fn measure(
-    runtime: &Runtime,
+    runtimes: &Runtimes,
     latency: Duration,
     warmup: usize,
     iterations: usize,
@@ -169,9 +225,11 @@ async fn measure(
     let base_url = emulator.base_url();
     let config = common::client_config(&base_url, common::default_policy());
     let request = common::request("A horse gallops along a beach at sunset.", None);
+    let runtime = &runtimes.host;
     let mut reused = common::plugin(runtime, &emulator).await?;
+    let mut no_keep_alive = common::plugin(&runtimes.no_keep_alive, &emulator).await?;
     // One real submit first: the native clients then send exactly the component's bytes.
-    common::answer("submit", reused.submit(&config, &request).await)?;
+    let job = common::answer("submit", reused.submit(&config, &request).await)?;
     let body = common::last_submit_body(&emulator)?;
     let pooled = Native::pooled(&base_url)?;
     let fresh = Native::fresh_connections(&base_url)?;
@@ -197,13 +255,33 @@ async fn measure(
                         let id = common::answer("submit", plugin.submit(&config, &request).await)?;
                         common::answer("poll", plugin.poll(&config, &id).await)?;
                     }
+                    Variant::ComponentNoKeepAlive => {
+                        let id = common::answer(
+                            "submit",
+                            no_keep_alive.submit(&config, &request).await,
+                        )?;
+                        common::answer("poll", no_keep_alive.poll(&config, &id).await)?;
+                    }
                     Variant::NativePooled => {
                         let id = pooled.submit(&body).await?;
+                        pooled.poll(&id).await?;
+                    }
+                    Variant::NativeSameTransport => {
+                        let id = fresh.submit(&body).await?;
                         pooled.poll(&id).await?;
                     }
                     Variant::NativeFresh => {
                         let id = fresh.submit(&body).await?;
                         fresh.poll(&id).await?;
+                    }
+                    Variant::ComponentPoll => {
+                        common::answer("poll", reused.poll(&config, &job).await)?;
+                    }
+                    Variant::ComponentPollNoKeepAlive => {
+                        common::answer("poll", no_keep_alive.poll(&config, &job).await)?;
+                    }
+                    Variant::NativePoll => {
+                        pooled.poll(&job).await?;
                     }
                     Variant::ComponentNoNetwork => {
                         common::answer("validate", reused.validate(&request).await)?;
@@ -221,29 +299,35 @@ async fn measure(
         done += n;
         round += 1;
     }
-    drop(reused);
+    drop((reused, no_keep_alive));
     emulator.shutdown().await;
     Ok(samples)
 }
 
-/// Print one row per variant; the medians, in `Variant::ALL` order.
-fn print_table(samples: &mut [Samples]) -> Vec<f64> {
-    let medians: Vec<f64> = samples.iter_mut().map(Samples::median).collect();
-    let (baseline, like_for_like) = (medians[2], medians[3]);
+/// Print one row per variant; the medians.
+fn print_table(samples: &mut [Samples]) -> Medians {
+    let medians = Medians(samples.iter_mut().map(Samples::median).collect());
     println!(
-        "{:<46} {:>10} {:>10} {:>10} {:>13} {:>13}",
-        "variant", "median", "p10", "p90", "÷ keep-alive", "÷ new conn."
+        "{:<46} {:>10} {:>10} {:>10} {:>13} {:>15}",
+        "variant", "median", "p10", "p90", "÷ keep-alive", "÷ same transp."
     );
     for (i, variant) in Variant::ALL.iter().enumerate() {
+        let (keep_alive, same) = match variant {
+            Variant::ComponentPoll | Variant::ComponentPollNoKeepAlive | Variant::NativePoll => {
+                (Variant::NativePoll, Variant::NativePoll)
+            }
+            Variant::ComponentNoKeepAlive => (Variant::NativePooled, Variant::NativeFresh),
+            _ => (Variant::NativePooled, Variant::NativeSameTransport),
+        };
         let s = &mut samples[i];
         println!(
-            "{:<46} {:>10} {:>10} {:>10} {:>12.3}× {:>12.3}×",
+            "{:<46} {:>10} {:>10} {:>10} {:>12.3}× {:>14.3}×",
             variant.label(),
-            ns(medians[i]),
+            ns(medians.0[i]),
             ns(s.quantile(0.1)),
             ns(s.quantile(0.9)),
-            medians[i] / baseline,
-            medians[i] / like_for_like,
+            medians.0[i] / medians.of(keep_alive),
+            medians.0[i] / medians.of(same),
         );
     }
     medians

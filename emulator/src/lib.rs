@@ -84,9 +84,11 @@ mod validation;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -105,6 +107,7 @@ pub struct Emulator {
     addr: SocketAddr,
     base_url: String,
     shared: Arc<Shared>,
+    connections: Arc<AtomicUsize>,
     stop: watch::Sender<bool>,
     server: Option<JoinHandle<()>>,
 }
@@ -142,6 +145,13 @@ impl Emulator {
             shared: shared.clone(),
             shutdown: shutdown.clone(),
         });
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = connections.clone();
+        let listener = listener.tap_io(move |tcp| {
+            accepted.fetch_add(1, Ordering::Relaxed);
+            // Answers are small and written whole; don't let Nagle hold them back.
+            let _ = tcp.set_nodelay(true);
+        });
         let mut on_stop = shutdown;
         let server = tokio::spawn(async move {
             let stopped = async move {
@@ -159,6 +169,7 @@ impl Emulator {
             addr,
             base_url,
             shared,
+            connections,
             stop,
             server: Some(server),
         })
@@ -192,6 +203,12 @@ impl Emulator {
     /// Every request received so far, in arrival order, including faulted and 429'd ones.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.shared.data().requests.clone()
+    }
+
+    /// How many TCP connections the emulator has accepted: with keep-alive, fewer than
+    /// [`requests`](Emulator::requests).
+    pub fn connections_accepted(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// How many `POST /v1/videos/generations` requests arrived, whatever they were answered.

@@ -16,6 +16,7 @@
 //! - [`pipeline`]: a storyboard of shots run concurrently, journaled, resumable.
 
 pub mod budget;
+pub mod connections;
 pub mod download;
 pub mod pipeline;
 pub mod plugin;

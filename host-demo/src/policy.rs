@@ -11,9 +11,12 @@
 //!    API origin only;
 //! 4. more than the plugin's share of concurrent requests is refused;
 //! 5. the request waits for a token from the account-wide budget;
-//! 6. the response body is capped, and a `429` slows the whole budget down.
+//! 6. the request goes out over the shared keep-alive [`Connections`] when it has them
+//!    (Wasmtime's default sender, a new connection per request, otherwise);
+//! 7. the response body is capped, and a `429` slows the whole budget down.
 
 use crate::budget::RequestBudget;
+use crate::connections::Connections;
 use anyhow::{Context, Result, bail};
 use http_body_util::{BodyExt, Limited};
 use std::future::Future;
@@ -89,6 +92,7 @@ pub struct OutboundPolicy {
     in_flight: Arc<Semaphore>,
     max_concurrent: usize,
     max_response_bytes: u64,
+    connections: Option<Connections>,
     sent: Arc<AtomicUsize>,
     denied: Arc<AtomicUsize>,
 }
@@ -116,6 +120,7 @@ impl OutboundPolicy {
             in_flight: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT)),
             max_concurrent: DEFAULT_MAX_CONCURRENT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            connections: None,
             sent: Arc::default(),
             denied: Arc::default(),
         }
@@ -144,6 +149,18 @@ impl OutboundPolicy {
     pub fn with_max_response_bytes(mut self, bytes: u64) -> Self {
         self.max_response_bytes = bytes;
         self
+    }
+
+    /// Send admitted requests over `connections` (kept alive, shared with other plugins)
+    /// instead of a new connection per request.
+    pub fn with_connections(mut self, connections: Connections) -> Self {
+        self.connections = Some(connections);
+        self
+    }
+
+    /// Whether admitted requests go over shared keep-alive connections.
+    pub fn has_connections(&self) -> bool {
+        self.connections.is_some()
     }
 
     /// The admitted origins.
@@ -250,11 +267,23 @@ impl WasiHttpHooks for OutboundPolicy {
         tracing::debug!(method = %request.method(), %origin, path = request.uri().path(), "plugin request");
         let budget = self.budget.clone();
         let max = self.max_response_bytes;
+        let connections = self.connections.clone();
         Box::new(async move {
             if let Some(budget) = &budget {
                 budget.acquire().await;
             }
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let (response, io): (_, IoFuture) = match connections {
+                Some(connections) => {
+                    // The pool drives the connection itself; nothing is left to await.
+                    let response = connections.send(request, options).await?;
+                    (response, Box::new(async { Ok(()) }))
+                }
+                None => {
+                    let (response, io) =
+                        wasmtime_wasi_http::default_send_request(request, options).await?;
+                    (response.map(|body| body.boxed_unsync()), Box::new(io))
+                }
+            };
             if let Some(budget) = budget
                 .as_ref()
                 .filter(|_| response.status() == http::StatusCode::TOO_MANY_REQUESTS)
@@ -269,20 +298,20 @@ impl WasiHttpHooks for OutboundPolicy {
             if declared.is_some_and(|n| n > max) {
                 return Err(Error::HttpResponseBodySize(declared));
             }
+            let limit = usize::try_from(max).unwrap_or(usize::MAX);
             let response = response.map(|body| {
-                let limit = usize::try_from(max).unwrap_or(usize::MAX);
                 Limited::new(body, limit)
                     .map_err(move |e| match e.downcast::<Error>() {
                         Ok(inner) => *inner,
                         Err(_) => Error::HttpResponseBodySize(Some(max)),
                     })
+                    // The closure owns the in-flight permit: it is released when the guest
+                    // drops the body, i.e. once the response has been read.
+                    .map_frame(move |frame| {
+                        let _in_flight = &permit;
+                        frame
+                    })
                     .boxed_unsync()
-            });
-            // The permit lives as long as the connection, i.e. until the body is read.
-            let io: IoFuture = Box::new(async move {
-                let result = io.await;
-                drop(permit);
-                result
             });
             Ok((response, io))
         })

@@ -2,6 +2,7 @@
 //! pre-instantiated component every plugin instance is created from.
 
 use crate::bindings::HappyhorsePre;
+use crate::connections::{self, Connections};
 use crate::plugin::{Plugin, PluginOptions, PluginState};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -28,6 +29,9 @@ pub struct RuntimeOptions {
     pub max_instances: u32,
     /// Largest linear memory one instance may have, bytes (enforced again per store).
     pub max_memory_bytes: usize,
+    /// Keep connections to allowed origins open this long after their last response, shared
+    /// by every instance; `None` opens a new connection for every request.
+    pub keep_alive_idle: Option<Duration>,
 }
 
 impl Default for RuntimeOptions {
@@ -37,6 +41,7 @@ impl Default for RuntimeOptions {
             pooling: false,
             max_instances: 1_000,
             max_memory_bytes: 64 << 20,
+            keep_alive_idle: Some(connections::DEFAULT_IDLE_TIMEOUT),
         }
     }
 }
@@ -54,6 +59,7 @@ pub struct Runtime {
     engine: Engine,
     component: Component,
     pre: HappyhorsePre<PluginState>,
+    connections: Option<Connections>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -66,12 +72,17 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         let pre = HappyhorsePre::new(linker.instantiate_pre(&component)?)?;
+        let connections = options
+            .keep_alive_idle
+            .map(|idle| Connections::new(idle, connections::DEFAULT_CONNECT_TIMEOUT))
+            .transpose()?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), ticker_stop.clone());
         Ok(Runtime {
             engine,
             component,
             pre,
+            connections,
             ticker_stop,
         })
     }
@@ -91,8 +102,14 @@ impl Runtime {
     }
 
     /// A fresh, sandboxed instance. Each job gets its own: a trapped store is dead, and
-    /// instances share nothing, so one misbehaving job cannot touch another.
-    pub async fn instantiate(&self, options: PluginOptions) -> Result<Plugin> {
+    /// instances share nothing but the host's keep-alive connections (HTTP/1.1, one request
+    /// at a time on each), so one misbehaving job cannot touch another.
+    pub async fn instantiate(&self, mut options: PluginOptions) -> Result<Plugin> {
+        if let Some(connections) = self.connections.as_ref()
+            && !options.policy.has_connections()
+        {
+            options.policy = options.policy.with_connections(connections.clone());
+        }
         Plugin::instantiate(&self.engine, &self.pre, options).await
     }
 }

@@ -24,14 +24,18 @@ pub fn hostile_runtime() -> &'static Runtime {
     RUNTIME.get_or_init(|| load(video_gen_artifacts::HOSTILE))
 }
 
-fn load(wasm: &[u8]) -> Runtime {
-    // Next to the built component, inside the target directory.
+/// The host's default runtime options, caching compiled components next to the built
+/// component (inside the target directory) instead of in the user's cache.
+pub fn runtime_options() -> RuntimeOptions {
     let built = std::path::Path::new(video_gen_artifacts::HAPPYHORSE_PATH);
-    let options = RuntimeOptions {
+    RuntimeOptions {
         cache_dir: built.parent().map(|dir| dir.join("cwasm")),
         ..Default::default()
-    };
-    Runtime::new(wasm, &options).expect("the component loads")
+    }
+}
+
+fn load(wasm: &[u8]) -> Runtime {
+    Runtime::new(wasm, &runtime_options()).expect("the component loads")
 }
 
 /// Emulated jobs that finish in a fraction of a second. The account's request limit is
