@@ -115,6 +115,19 @@ pub async fn run(args: Args) -> Result<()> {
         }
     }
 
+    // Address space one runtime reserves up front (the pool's slots; nothing on demand).
+    let mut reserved_kib = [0u64; 2];
+    for (slot, pooling) in [(0, false), (1, true)] {
+        let before = common::proc_status_kib("VmSize")?;
+        let runtime = common::runtime(&with_pooling(pooling))?;
+        reserved_kib[slot] = common::proc_status_kib("VmSize")?.saturating_sub(before);
+        anyhow::ensure!(
+            runtime.pooling() == pooling,
+            "the pooling allocator fell back to on-demand on this machine"
+        );
+        drop(runtime);
+    }
+
     // Instantiation from the InstancePre, warm: what every job pays.
     let base_url = "http://127.0.0.1:9";
     let mut instantiate = [Samples::new(), Samples::new()];
@@ -233,6 +246,14 @@ pub async fn run(args: Args) -> Result<()> {
         &format!("+{} over the baseline", ns(cold_median - process_baseline)),
     );
     t.print();
+    println!(
+        "address space one Runtime reserves (VmSize before → after Runtime::new): on-demand {}, \
+         pooling {} ({} instances × 2 memories, {} MiB each)",
+        gib(reserved_kib[0]),
+        gib(reserved_kib[1]),
+        RuntimeOptions::default().max_instances,
+        RuntimeOptions::default().max_memory_bytes >> 20,
+    );
     let faster = if pooling_median < on_demand_median {
         "pooling"
     } else {
@@ -253,6 +274,11 @@ pub async fn run(args: Args) -> Result<()> {
     );
     println!();
     Ok(())
+}
+
+/// KiB as GiB, for address-space figures.
+fn gib(kib: u64) -> String {
+    format!("{:.1} GiB", kib as f64 / (1024.0 * 1024.0))
 }
 
 /// Start `n` processes of each kind; the wall time from spawn to exit of each.

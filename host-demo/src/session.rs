@@ -97,8 +97,14 @@ impl Session {
             }
             None => video_gen_artifacts::HAPPYHORSE.to_vec(),
         };
-        let runtime = Runtime::new(&wasm, &options.runtime)?;
         let sandbox = Sandbox::new(&base_url, key, options.sandbox)?;
+        // The engine's memory reservation (and the pool's per-memory cap) must hold what the
+        // sandbox lets a plugin grow to.
+        let runtime_options = RuntimeOptions {
+            max_memory_bytes: (sandbox.policy().max_memory_mib as usize) << 20,
+            ..options.runtime
+        };
+        let runtime = Runtime::new(&wasm, &runtime_options)?;
         let deadline_ms = u64::try_from(options.wait_deadline.as_millis()).unwrap_or(u64::MAX);
         // Emulated jobs take seconds: poll often enough for a lively demo. Against the real
         // service, the component's defaults (5 s backing off to 15 s) apply.
