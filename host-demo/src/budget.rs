@@ -5,6 +5,7 @@
 //! shared budget many jobs in flight would together exceed the limit and be answered `429`.
 //! Every outgoing request therefore waits for a token here first.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -18,8 +19,10 @@ const SAFETY: Duration = Duration::from_secs(1);
 /// How long to hold everything back after a `429` that came without `Retry-After`.
 const DEFAULT_PAUSE: Duration = Duration::from_secs(5);
 
-/// A token bucket sized so that no window of 60 s ever holds more than `per_minute` grants:
-/// at most `burst` tokens at any instant, refilled at `per_minute - burst` per minute.
+/// No window of 60 s (plus a second's safety) ever holds more than `per_minute` grants —
+/// checked exactly against a log of the last grants, so the whole limit is usable — and
+/// requests are spread out by a token bucket of `burst` tokens refilled at the limit's pace,
+/// so an idle host does not fire its whole minute at once.
 #[derive(Debug)]
 pub struct RequestBudget {
     per_minute: u32,
@@ -36,6 +39,8 @@ struct Bucket {
     tokens: f64,
     refilled_at: Instant,
     paused_until: Instant,
+    /// When the grants of the last window were made, oldest first.
+    recent: VecDeque<Instant>,
 }
 
 impl RequestBudget {
@@ -50,6 +55,7 @@ impl RequestBudget {
                 tokens: f64::from(burst),
                 refilled_at: now,
                 paused_until: now,
+                recent: VecDeque::new(),
             }),
             turn: tokio::sync::Mutex::new(()),
             granted: AtomicU64::new(0),
@@ -77,10 +83,9 @@ impl RequestBudget {
         self.pauses.load(Ordering::Relaxed)
     }
 
-    /// Tokens per second. With a limit no bigger than the burst, one token per window.
+    /// Tokens per second: the limit's own pace (the window log keeps the count exact).
     fn rate(&self) -> f64 {
-        let refill = f64::from(self.per_minute.saturating_sub(self.burst).max(1));
-        refill / (WINDOW + SAFETY).as_secs_f64()
+        f64::from(self.per_minute) / (WINDOW + SAFETY).as_secs_f64()
     }
 
     /// Wait for permission to send one request.
@@ -98,10 +103,23 @@ impl RequestBudget {
                 bucket.tokens = (bucket.tokens + elapsed.as_secs_f64() * self.rate())
                     .min(f64::from(self.burst));
                 bucket.refilled_at = now;
+                while bucket
+                    .recent
+                    .front()
+                    .is_some_and(|&t| now.saturating_duration_since(t) >= WINDOW + SAFETY)
+                {
+                    bucket.recent.pop_front();
+                }
+                let window_full = bucket.recent.len() >= self.per_minute as usize;
                 if now < bucket.paused_until {
                     bucket.paused_until - now
+                } else if window_full {
+                    // The oldest grant of the window leaves it first.
+                    let oldest = bucket.recent.front().copied().unwrap_or(now);
+                    (oldest + WINDOW + SAFETY).saturating_duration_since(now)
                 } else if bucket.tokens >= 1.0 {
                     bucket.tokens -= 1.0;
+                    bucket.recent.push_back(now);
                     self.granted.fetch_add(1, Ordering::Relaxed);
                     return;
                 } else {
@@ -148,9 +166,29 @@ mod tests {
                 "{in_window} grants in the window from {t:?}"
             );
         }
-        // …while still using most of it: 200 requests in a bit over 4 minutes.
+        // …while using all of it: after the first burst, one grant per 61 s / 50.
         let total = *grants.last().unwrap();
-        assert!(total < Duration::from_secs(60 * 200 / 45 + 10), "{total:?}");
+        let paced = (WINDOW + SAFETY).mul_f64((200.0 - 5.0) / 50.0);
+        assert!(
+            total <= paced + Duration::from_millis(10),
+            "{total:?} > {paced:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_as_large_as_the_limit_still_respects_the_window() {
+        let budget = RequestBudget::new(10, 10);
+        let start = Instant::now();
+        for _ in 0..10 {
+            budget.acquire().await;
+        }
+        assert_eq!(Instant::now(), start, "the first ten go at once");
+        budget.acquire().await;
+        assert_eq!(
+            Instant::now() - start,
+            WINDOW + SAFETY,
+            "the eleventh waits for the window"
+        );
     }
 
     #[tokio::test(start_paused = true)]
