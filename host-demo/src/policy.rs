@@ -106,6 +106,8 @@ impl Default for OutboundPolicy {
 
 /// Default cap on one response body read through the policy (job objects are tiny).
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 4 << 20;
+/// Answers up to this size with a `Content-Length` are read whole before the guest sees them.
+const BUFFERED_RESPONSE_BYTES: u64 = 64 << 10;
 /// Default cap on one plugin's requests in flight at once (the component sends one).
 pub const DEFAULT_MAX_CONCURRENT: usize = 4;
 
@@ -299,6 +301,18 @@ impl WasiHttpHooks for OutboundPolicy {
                 return Err(Error::HttpResponseBodySize(declared));
             }
             let limit = usize::try_from(max).unwrap_or(usize::MAX);
+            // A small answer of declared length (every job object) is read here, in the
+            // task that already waits on the connection, so the guest finds it complete
+            // instead of waking once per frame; anything else streams through the cap.
+            if declared.is_some_and(|n| n <= BUFFERED_RESPONSE_BYTES) {
+                let (parts, body) = response.into_parts();
+                let bytes = body.collect().await?.to_bytes();
+                drop(permit);
+                let body = http_body_util::Full::new(bytes)
+                    .map_err(|never| match never {})
+                    .boxed_unsync();
+                return Ok((http::Response::from_parts(parts, body), io));
+            }
             let response = response.map(|body| {
                 Limited::new(body, limit)
                     .map_err(move |e| match e.downcast::<Error>() {
