@@ -413,14 +413,11 @@ async fn a_submit_whose_answer_is_lost_is_not_resent() -> Test {
     );
     let mut plugin = runtime()
         .instantiate(host_demo::plugin::PluginOptions {
-            env: vec![("EMPIRIOLABS_API_KEY".into(), KEY.into())],
-            policy: host_demo::policy::OutboundPolicy::allow(vec![
-                host_demo::policy::Origin::from_url(&emu.base_url())?,
-            ]),
             limits: host_demo::plugin::PluginLimits {
                 call_timeout: Duration::from_secs(2),
                 ..Default::default()
             },
+            ..options_allowing(&emu.base_url())
         })
         .await?;
     match plugin.submit(&config(&emu, 1_000), &t2v("x")).await {
@@ -580,15 +577,7 @@ async fn transport_failures_are_typed() -> Test {
     let port = closed.local_addr()?.port();
     drop(closed);
     let base = format!("http://127.0.0.1:{port}");
-    let mut lonely = runtime()
-        .instantiate(host_demo::plugin::PluginOptions {
-            env: vec![("EMPIRIOLABS_API_KEY".into(), KEY.into())],
-            policy: host_demo::policy::OutboundPolicy::allow(vec![
-                host_demo::policy::Origin::from_url(&base)?,
-            ]),
-            limits: Default::default(),
-        })
-        .await?;
+    let mut lonely = runtime().instantiate(options_allowing(&base)).await?;
     let mut cfg = config(&emu, 1_000);
     cfg.base_url = Some(base);
     match lonely.submit(&cfg, &t2v("x")).await? {

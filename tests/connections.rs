@@ -3,8 +3,6 @@
 
 use happyhorse_emulator::Emulator;
 use host_demo::api::{Error, TransportKind};
-use host_demo::plugin::{PluginLimits, PluginOptions};
-use host_demo::policy::{Origin, OutboundPolicy};
 use host_demo::runtime::{Runtime, RuntimeOptions};
 use video_gen_tests::*;
 
@@ -13,11 +11,7 @@ type Test = Result<(), Box<dyn std::error::Error>>;
 /// A plugin of `runtime` allowed to reach `base_url` only.
 async fn plugin_for(runtime: &Runtime, base_url: &str) -> host_demo::plugin::Plugin {
     runtime
-        .instantiate(PluginOptions {
-            env: vec![("EMPIRIOLABS_API_KEY".into(), KEY.into())],
-            policy: OutboundPolicy::allow(vec![Origin::from_url(base_url).expect("a URL")]),
-            limits: PluginLimits::default(),
-        })
+        .instantiate(options_allowing(base_url))
         .await
         .expect("the plugin instantiates")
 }

@@ -65,6 +65,11 @@ impl SandboxPolicy {
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
+    /// `max-memory-mib` in bytes.
+    pub fn max_memory_bytes(&self) -> usize {
+        (self.max_memory_mib as usize) << 20
+    }
+
     fn check(&self) -> Result<()> {
         if self.max_memory_mib == 0 || self.max_memory_mib > 4096 {
             bail!("max-memory-mib must be 1 to 4096");
@@ -142,7 +147,7 @@ impl Sandbox {
             env: vec![(KEY_ENV.to_string(), self.credential.placeholder.clone())],
             policy,
             limits: PluginLimits {
-                max_memory_bytes: (self.policy.max_memory_mib as usize) << 20,
+                max_memory_bytes: self.policy.max_memory_bytes(),
                 max_cpu_per_call: Duration::from_millis(self.policy.max_cpu_ms_per_call),
                 call_timeout: Duration::from_secs(self.policy.call_timeout_secs),
             },

@@ -32,7 +32,7 @@ pub struct ConnectOptions {
     pub sandbox: SandboxPolicy,
     /// The emulator's settings, when one is started.
     pub emulator: EmulatorConfig,
-    /// Engine settings.
+    /// Engine settings; `max_memory_bytes` is replaced by the sandbox's `max-memory-mib`.
     pub runtime: RuntimeOptions,
 }
 
@@ -101,7 +101,7 @@ impl Session {
         // The engine's memory reservation (and the pool's per-memory cap) must hold what the
         // sandbox lets a plugin grow to.
         let runtime_options = RuntimeOptions {
-            max_memory_bytes: (sandbox.policy().max_memory_mib as usize) << 20,
+            max_memory_bytes: sandbox.policy().max_memory_bytes(),
             ..options.runtime
         };
         let runtime = Runtime::new(&wasm, &runtime_options)?;

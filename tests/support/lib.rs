@@ -3,7 +3,8 @@
 
 use happyhorse_emulator::{Emulator, EmulatorConfig};
 use host_demo::api::{ClientConfig, PollPolicy, VideoRequest};
-use host_demo::plugin::Plugin;
+use host_demo::plugin::{Plugin, PluginLimits, PluginOptions};
+use host_demo::policy::{Origin, OutboundPolicy};
 use host_demo::runtime::{Runtime, RuntimeOptions};
 use host_demo::sandbox::{Sandbox, SandboxPolicy};
 use std::sync::OnceLock;
@@ -82,6 +83,16 @@ pub async fn plugin_with_key(emulator: &Emulator, key: Option<&str>) -> Plugin {
         .instantiate(options)
         .await
         .expect("the plugin instantiates")
+}
+
+/// What a plugin gets outside any sandbox: the emulator's key itself and `base_url`'s origin
+/// as its only allowed destination.
+pub fn options_allowing(base_url: &str) -> PluginOptions {
+    PluginOptions {
+        env: vec![("EMPIRIOLABS_API_KEY".into(), KEY.into())],
+        policy: OutboundPolicy::allow(vec![Origin::from_url(base_url).expect("a URL")]),
+        limits: PluginLimits::default(),
+    }
 }
 
 /// A plugin with the emulator's key.
