@@ -96,6 +96,20 @@ pub use config::{EmulatorConfig, StatusStyle};
 pub use faults::{Fault, Route};
 pub use state::RequestRecord;
 
+/// When one job was created and ended, and when a poll first found it ended; all as time
+/// since the emulator started (the same clock as [`RequestRecord::at`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobTiming {
+    /// The job id.
+    pub id: String,
+    /// When the submit created it.
+    pub created_at: Duration,
+    /// When it completed (or failed).
+    pub ended_at: Duration,
+    /// When a poll first answered with it ended; `None` if none has yet.
+    pub first_seen_ended_at: Option<Duration>,
+}
+
 use state::{JobError, Shared};
 
 /// How long [`Emulator::shutdown`] waits for open connections to finish before cutting them.
@@ -219,6 +233,26 @@ impl Emulator {
     /// How many jobs were created: the submits that would have been billed.
     pub fn jobs_created(&self) -> usize {
         self.shared.data().jobs_created
+    }
+
+    /// Every job created so far, in creation order, with when it ended and when a poll first
+    /// saw that: the detection lag of whatever polls the emulator, measured on the server's
+    /// side.
+    pub fn job_timings(&self) -> Vec<JobTiming> {
+        self.shared
+            .jobs_in_order()
+            .into_iter()
+            .map(|job| JobTiming {
+                ended_at: job.created.saturating_duration_since(self.shared.started)
+                    + job.queued
+                    + job.running,
+                first_seen_ended_at: job
+                    .first_seen_ended
+                    .map(|t| t.saturating_duration_since(self.shared.started)),
+                created_at: job.created.saturating_duration_since(self.shared.started),
+                id: job.id,
+            })
+            .collect()
     }
 
     /// How many requests were answered `429`, by the rate limiter or an injected fault.

@@ -271,12 +271,15 @@ async fn submit(
 }
 
 async fn poll(State(app): State<App>, job_id: Result<Path<String>, PathRejection>) -> Response {
-    let job = job_id.ok().and_then(|Path(id)| app.shared.job(&id));
+    let now = Instant::now();
+    let job = job_id
+        .ok()
+        .and_then(|Path(id)| app.shared.poll_job(&id, now));
     match job {
         Some(job) => Json(render::job_object(
             &app.shared,
             &job,
-            Instant::now(),
+            now,
             SystemTime::now(),
         ))
         .into_response(),

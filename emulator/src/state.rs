@@ -52,6 +52,8 @@ pub(crate) struct Job {
     pub queued: Duration,
     /// How long it then runs, fixed at creation.
     pub running: Duration,
+    /// When a poll first saw it ended: what a client's detection lag is measured against.
+    pub first_seen_ended: Option<Instant>,
 }
 
 /// Where a job is at a given instant.
@@ -232,6 +234,7 @@ impl Shared {
             failure,
             queued: Duration::from_millis(draw(config.queued_ms, config.queued_ms_range)),
             running: Duration::from_millis(draw(config.running_ms, config.running_ms_range)),
+            first_seen_ended: None,
         };
         data.jobs.insert(job.id.clone(), job.clone());
         data.job_order.push(job.id.clone());
@@ -242,6 +245,19 @@ impl Shared {
     /// A copy of the job with this id.
     pub fn job(&self, id: &str) -> Option<Job> {
         self.data().jobs.get(id).cloned()
+    }
+
+    /// A copy of the job with this id as a poll answered at `now` sees it, noting the first
+    /// poll that finds it ended.
+    pub fn poll_job(&self, id: &str, now: Instant) -> Option<Job> {
+        let mut data = self.data();
+        let job = data.jobs.get_mut(id)?;
+        if job.first_seen_ended.is_none()
+            && matches!(job.phase(now), Phase::Completed | Phase::Failed(_))
+        {
+            job.first_seen_ended = Some(now);
+        }
+        Some(job.clone())
     }
 
     /// Copies of all jobs, in creation order.

@@ -956,3 +956,29 @@ async fn jobs_take_their_own_time_from_the_configured_ranges() {
     assert!(lengths.len() > 1, "the running times vary: {lengths:?}");
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn job_timings_tell_when_a_poll_first_saw_each_job_end() {
+    let emu = Emulator::start(config(50, 100)).await.unwrap();
+    let job_id = create_job(&emu, &minimal()).await;
+    // Seen running: not yet detected.
+    get(&emu, &format!("/v1/jobs/{job_id}")).await;
+    let timings = emu.job_timings();
+    assert_eq!(timings.len(), 1);
+    assert_eq!(timings[0].id, job_id);
+    assert_eq!(timings[0].first_seen_ended_at, None);
+    assert_eq!(
+        timings[0].ended_at - timings[0].created_at,
+        Duration::from_millis(150)
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    poll_until_done(&emu, &job_id).await;
+    let seen = emu.job_timings()[0]
+        .first_seen_ended_at
+        .expect("seen ended");
+    assert!(seen >= timings[0].ended_at + Duration::from_millis(100));
+    // Later polls do not move it.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    get(&emu, &format!("/v1/jobs/{job_id}")).await;
+    assert_eq!(emu.job_timings()[0].first_seen_ended_at, Some(seen));
+}
