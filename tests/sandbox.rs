@@ -375,3 +375,46 @@ async fn a_429_that_still_comes_slows_the_whole_budget() -> Test {
     assert!(started.elapsed() >= Duration::from_secs(1));
     Ok(())
 }
+
+/// A request the scheduler already took a grant for (`prepay`) goes out without waiting on
+/// the budget's pace, and without being counted twice; the next one waits again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepaid_request_skips_the_pace_and_is_counted_once() -> Test {
+    let api = emulator(fast()).await;
+    // Two a minute, one at a time: after one grant, a paced request waits ~30 s for a token.
+    let policy = SandboxPolicy {
+        requests_per_minute: 2,
+        burst: 1,
+        ..test_policy()
+    };
+    let sandbox = sandbox(&api, KEY, policy);
+    let mut plugin = runtime().instantiate(sandbox.plugin_options()).await?;
+    let cfg = config(&api, 10_000);
+    let job = plugin.submit(&cfg, &t2v("x")).await??;
+    assert_eq!(sandbox.budget().granted(), 1);
+
+    // What the scheduler does: room in the window, so the grant comes at once.
+    let started = Instant::now();
+    sandbox.budget().acquire_unpaced().await;
+    plugin.policy().prepay();
+    plugin.poll(&cfg, &job).await??;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        sandbox.budget().granted(),
+        2,
+        "the poll used the prepaid grant"
+    );
+    assert_eq!(plugin.policy().forfeit_prepaid(), 0);
+
+    // Nothing prepaid now, and the window is full: the next poll waits for the budget.
+    let waited = tokio::time::timeout(Duration::from_secs(2), plugin.poll(&cfg, &job)).await;
+    assert!(
+        waited.is_err(),
+        "an unpaid poll went out past a full window"
+    );
+    Ok(())
+}

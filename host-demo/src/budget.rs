@@ -12,10 +12,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// The window the provider counts requests in.
-const WINDOW: Duration = Duration::from_secs(60);
-/// Refill as if the window were this much longer, so a request granted just before a window
-/// boundary and delivered just after it cannot make the provider count one too many.
-const SAFETY: Duration = Duration::from_secs(1);
+pub const WINDOW: Duration = Duration::from_secs(60);
+/// Count as if the window were this much longer per minute of window (one second for the
+/// provider's minute), so a request granted just before a window boundary and delivered just
+/// after it cannot make the provider count one too many.
+const SAFETY_PER_MINUTE: Duration = Duration::from_secs(1);
 /// How long to hold everything back after a `429` that came without `Retry-After`.
 const DEFAULT_PAUSE: Duration = Duration::from_secs(5);
 
@@ -27,6 +28,8 @@ const DEFAULT_PAUSE: Duration = Duration::from_secs(5);
 pub struct RequestBudget {
     per_minute: u32,
     burst: u32,
+    /// The provider's window plus the safety margin: what the log is checked against.
+    span: Duration,
     state: Mutex<Bucket>,
     /// Waiters queue here so tokens are granted first come, first served.
     turn: tokio::sync::Mutex<()>,
@@ -46,11 +49,19 @@ struct Bucket {
 impl RequestBudget {
     /// A budget of `per_minute` requests (0 = unlimited) with bursts of up to `burst`.
     pub fn new(per_minute: u32, burst: u32) -> Self {
+        RequestBudget::with_window(per_minute, burst, WINDOW)
+    }
+
+    /// A budget of `per_minute` requests in every `window` (the provider's is a minute; only
+    /// an emulator whose clock runs faster needs another).
+    pub fn with_window(per_minute: u32, burst: u32, window: Duration) -> Self {
         let burst = burst.clamp(1, per_minute.max(1));
         let now = Instant::now();
+        let window = window.max(Duration::from_millis(1));
         RequestBudget {
             per_minute,
             burst,
+            span: window + SAFETY_PER_MINUTE.mul_f64(window.as_secs_f64() / 60.0),
             state: Mutex::new(Bucket {
                 tokens: f64::from(burst),
                 refilled_at: now,
@@ -83,18 +94,83 @@ impl RequestBudget {
         self.pauses.load(Ordering::Relaxed)
     }
 
+    /// The span every grant is counted in: the window plus its safety margin.
+    pub fn span(&self) -> Duration {
+        self.span
+    }
+
     /// Tokens per second: the limit's own pace (the window log keeps the count exact).
     fn rate(&self) -> f64 {
-        f64::from(self.per_minute) / (WINDOW + SAFETY).as_secs_f64()
+        f64::from(self.per_minute) / self.span.as_secs_f64()
+    }
+
+    /// Whether one more request at `now` still leaves room, in every window, for the
+    /// requests already `reserved` at their planned instants (sorted; past ones count as
+    /// `now`). This is how a scheduler keeps a poll it has promised from being crowded out.
+    pub fn fits(&self, now: Instant, reserved: &[Instant]) -> bool {
+        if self.per_minute == 0 {
+            return true;
+        }
+        let bucket = self.state.lock().expect("budget lock");
+        let limit = self.per_minute as usize;
+        // Only windows that contain `now` can hold the request about to be sent: those
+        // ending at each reserved instant within one span from now, and the one ending now.
+        let ends = std::iter::once(now).chain(
+            reserved
+                .iter()
+                .map(|&at| at.max(now))
+                .take_while(|&at| at.saturating_duration_since(now) < self.span),
+        );
+        for end in ends {
+            let from = end.checked_sub(self.span);
+            let inside = |t: Instant| from.is_none_or(|f| t > f) && t <= end;
+            let granted = bucket.recent.iter().filter(|&&t| inside(t)).count();
+            let planned = reserved.iter().filter(|&&t| inside(t.max(now))).count();
+            if granted + planned + 1 > limit {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// When the oldest grant still counted leaves the window: the next moment [`fits`] can
+    /// change its mind other than by a reservation being dropped.
+    ///
+    /// [`fits`]: RequestBudget::fits
+    pub fn next_expiry(&self) -> Option<Instant> {
+        let bucket = self.state.lock().expect("budget lock");
+        let now = Instant::now();
+        bucket
+            .recent
+            .iter()
+            .map(|&t| t + self.span)
+            .find(|&t| t > now)
     }
 
     /// Wait for permission to send one request.
     pub async fn acquire(&self) {
+        self.acquire_with(true).await;
+    }
+
+    /// Wait for room in the window only, not for the pace: for a request a scheduler has
+    /// already placed (see [`fits`](RequestBudget::fits)), which pacing would only delay.
+    /// It still takes a token if one is there, so paced requests keep their pace around it.
+    pub async fn acquire_unpaced(&self) {
+        self.acquire_with(false).await;
+    }
+
+    async fn acquire_with(&self, paced: bool) {
         if self.per_minute == 0 {
             self.granted.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let _turn = self.turn.lock().await;
+        // Paced requests queue first come, first served; an unpaced one must not wait
+        // behind one that is sleeping for a token.
+        let _turn = if paced {
+            Some(self.turn.lock().await)
+        } else {
+            None
+        };
         loop {
             let wait = {
                 let mut bucket = self.state.lock().expect("budget lock");
@@ -106,7 +182,7 @@ impl RequestBudget {
                 while bucket
                     .recent
                     .front()
-                    .is_some_and(|&t| now.saturating_duration_since(t) >= WINDOW + SAFETY)
+                    .is_some_and(|&t| now.saturating_duration_since(t) >= self.span)
                 {
                     bucket.recent.pop_front();
                 }
@@ -116,9 +192,9 @@ impl RequestBudget {
                 } else if window_full {
                     // The oldest grant of the window leaves it first.
                     let oldest = bucket.recent.front().copied().unwrap_or(now);
-                    (oldest + WINDOW + SAFETY).saturating_duration_since(now)
-                } else if bucket.tokens >= 1.0 {
-                    bucket.tokens -= 1.0;
+                    (oldest + self.span).saturating_duration_since(now)
+                } else if bucket.tokens >= 1.0 || !paced {
+                    bucket.tokens = (bucket.tokens - 1.0).max(0.0);
                     bucket.recent.push_back(now);
                     self.granted.fetch_add(1, Ordering::Relaxed);
                     return;
@@ -134,7 +210,7 @@ impl RequestBudget {
     /// limit than configured): hold every request back for `retry_after` and start refilling
     /// from empty, so the whole host slows down rather than one job retrying into it.
     pub fn back_off(&self, retry_after: Option<Duration>) {
-        let pause = retry_after.unwrap_or(DEFAULT_PAUSE).min(WINDOW);
+        let pause = retry_after.unwrap_or(DEFAULT_PAUSE).min(self.span);
         let mut bucket = self.state.lock().expect("budget lock");
         let until = Instant::now() + pause;
         if until > bucket.paused_until {
@@ -168,7 +244,7 @@ mod tests {
         }
         // …while using all of it: after the first burst, one grant per 61 s / 50.
         let total = *grants.last().unwrap();
-        let paced = (WINDOW + SAFETY).mul_f64((200.0 - 5.0) / 50.0);
+        let paced = budget.span().mul_f64((200.0 - 5.0) / 50.0);
         assert!(
             total <= paced + Duration::from_millis(10),
             "{total:?} > {paced:?}"
@@ -186,7 +262,7 @@ mod tests {
         budget.acquire().await;
         assert_eq!(
             Instant::now() - start,
-            WINDOW + SAFETY,
+            WINDOW + SAFETY_PER_MINUTE,
             "the eleventh waits for the window"
         );
     }
@@ -200,6 +276,41 @@ mod tests {
         budget.acquire().await;
         assert!(Instant::now() - before >= Duration::from_secs(7));
         assert_eq!(budget.pauses(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fits_keeps_room_for_reserved_requests_in_every_window() {
+        let budget = RequestBudget::new(3, 3);
+        budget.acquire().await;
+        tokio::time::advance(Duration::from_secs(40)).await;
+        budget.acquire().await;
+        let now = Instant::now();
+        // Two granted (40 s and 0 s ago), limit 3: one slot is free now…
+        assert!(budget.fits(now, &[]));
+        // …unless a request reserved in 5 s needs it (both grants still count then)…
+        assert!(!budget.fits(now, &[now + Duration::from_secs(5)]));
+        // …but one reserved in 25 s finds the older grant gone (61 s after it).
+        assert!(budget.fits(now, &[now + Duration::from_secs(25)]));
+        // A reservation a whole window away shares no window with a request now.
+        assert!(budget.fits(now, &[now + Duration::from_secs(62)]));
+        // Full now: nothing fits until the oldest grant leaves, which `next_expiry` tells.
+        budget.acquire().await;
+        assert!(!budget.fits(Instant::now(), &[]));
+        assert_eq!(
+            budget.next_expiry(),
+            Some(now - Duration::from_secs(40) + budget.span())
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shorter_window_scales_the_count_and_its_margin() {
+        let budget = RequestBudget::with_window(2, 2, Duration::from_secs(6));
+        assert_eq!(budget.span(), Duration::from_millis(6_100));
+        let start = Instant::now();
+        for _ in 0..3 {
+            budget.acquire().await;
+        }
+        assert_eq!(Instant::now() - start, Duration::from_millis(6_100));
     }
 
     #[tokio::test(start_paused = true)]

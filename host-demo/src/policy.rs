@@ -10,7 +10,8 @@
 //! 3. the key placeholder in `Authorization` is swapped for the real key, on requests to the
 //!    API origin only;
 //! 4. more than the plugin's share of concurrent requests is refused;
-//! 5. the request waits for a token from the account-wide budget;
+//! 5. the request waits for a token from the account-wide budget (unless a scheduler took
+//!    one for it already: [`OutboundPolicy::prepay`]);
 //! 6. the request goes out over the shared keep-alive [`Connections`] when it has them
 //!    (Wasmtime's default sender, a new connection per request, otherwise);
 //! 7. the response body is capped, and a `429` slows the whole budget down.
@@ -95,6 +96,9 @@ pub struct OutboundPolicy {
     connections: Option<Connections>,
     sent: Arc<AtomicUsize>,
     denied: Arc<AtomicUsize>,
+    /// Requests already granted by the budget on this plugin's behalf (by a scheduler):
+    /// the next ones go without waiting for it again.
+    prepaid: Arc<AtomicUsize>,
 }
 
 impl Default for OutboundPolicy {
@@ -125,6 +129,7 @@ impl OutboundPolicy {
             connections: None,
             sent: Arc::default(),
             denied: Arc::default(),
+            prepaid: Arc::default(),
         }
     }
 
@@ -168,6 +173,19 @@ impl OutboundPolicy {
     /// The admitted origins.
     pub fn allowed(&self) -> &[Origin] {
         &self.allowed
+    }
+
+    /// The budget has granted this plugin's next request already (a scheduler took the
+    /// grant when it let the call out): that request does not wait for the budget again.
+    pub fn prepay(&self) {
+        self.prepaid.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Drops grants [`prepay`](OutboundPolicy::prepay) left unused (the call sent fewer
+    /// requests than paid for); the budget keeps counting them, which errs on the safe
+    /// side. Returns how many there were.
+    pub fn forfeit_prepaid(&self) -> usize {
+        self.prepaid.swap(0, Ordering::Relaxed)
     }
 
     /// Requests let through so far.
@@ -267,11 +285,17 @@ impl WasiHttpHooks for OutboundPolicy {
         };
         self.sent.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(method = %request.method(), %origin, path = request.uri().path(), "plugin request");
+        // Taken in the order the guest makes its requests: the first ones use what was
+        // prepaid.
+        let prepaid = self
+            .prepaid
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
         let budget = self.budget.clone();
         let max = self.max_response_bytes;
         let connections = self.connections.clone();
         Box::new(async move {
-            if let Some(budget) = &budget {
+            if let Some(budget) = budget.as_ref().filter(|_| !prepaid) {
                 budget.acquire().await;
             }
             let (response, io): (_, IoFuture) = match connections {

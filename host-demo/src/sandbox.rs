@@ -37,7 +37,8 @@ pub struct SandboxPolicy {
     pub max_concurrent_requests: u32,
     /// The account's request budget per minute, shared by every plugin (0 = unlimited).
     pub requests_per_minute: u32,
-    /// Largest burst the budget grants at once.
+    /// Largest burst the budget grants at once; beyond it, requests are paced out at the
+    /// limit's rate (except those the pipeline's scheduler placed itself).
     pub burst: u32,
 }
 
@@ -119,6 +120,17 @@ impl Sandbox {
             budget,
             policy,
         })
+    }
+
+    /// The same sandbox with its budget counted over `window` instead of the provider's
+    /// minute: only for an emulator whose clock runs faster. Call before making plugins.
+    pub fn with_rate_window(mut self, window: Duration) -> Sandbox {
+        self.budget = Arc::new(RequestBudget::with_window(
+            self.policy.requests_per_minute,
+            self.policy.burst,
+            window,
+        ));
+        self
     }
 
     /// The policy in force.
