@@ -3,13 +3,14 @@
 //! reports, and the contact sheet in a real browser. The kill -9 tests, which need the real
 //! binary, are in `host-demo/tests/crash.rs`.
 
-use happyhorse_emulator::{Emulator, Fault, Route};
+use happyhorse_emulator::{Emulator, EmulatorConfig, Fault, Route};
 use host_demo::pipeline::journal::{Journal, Stage, State};
 use host_demo::pipeline::status::{Resolution, resolve};
 use host_demo::pipeline::storyboard::Storyboard;
 use host_demo::pipeline::{RunConfig, RunOutcome, RunSummary, run};
 use host_demo::runtime::RuntimeOptions;
 use host_demo::sandbox::SandboxPolicy;
+use host_demo::schedule::ScheduleConfig;
 use host_demo::session::{ConnectOptions, Session};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -26,8 +27,9 @@ fn sha256_hex(path: &Path) -> String {
         .collect()
 }
 
-/// A session against `emu`, with the test sandbox (no account budget) and the component
-/// cache the other integration tests use.
+/// A session against `emu`, with the test sandbox (no account budget), the component cache
+/// the other integration tests use, and the poll scheduler's timings fitted to the fast
+/// emulator's jobs (a fifth of a second instead of minutes).
 async fn session_with(emu: &Emulator, sandbox: SandboxPolicy) -> Session {
     let built = Path::new(video_gen_artifacts::HAPPYHORSE_PATH);
     Session::open(ConnectOptions {
@@ -35,6 +37,7 @@ async fn session_with(emu: &Emulator, sandbox: SandboxPolicy) -> Session {
         base_url: Some(emu.base_url()),
         wait_deadline: Duration::from_secs(30),
         sandbox,
+        schedule: Some(ScheduleConfig::default().scaled(100.0)),
         runtime: RuntimeOptions {
             cache_dir: built.parent().map(|dir| dir.join("cwasm")),
             ..Default::default()
@@ -642,5 +645,57 @@ async fn the_contact_sheet_renders_in_headless_chromium_and_lists_every_shot() -
         "the failure is shown"
     );
     assert!(dom.contains("$0.70"), "the cost is shown");
+    Ok(())
+}
+
+/// The scheduler, in a whole run: each job is polled about twice — once to read its
+/// progress, once just after the end that reading predicts — and noticed ended promptly.
+/// A timer cannot do both: one fine enough for the lag polls a dozen times per job, one
+/// coarse enough for the count notices ends late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_polls_each_job_about_twice_and_notices_its_end_promptly() -> Test {
+    let emu = emulator(EmulatorConfig {
+        queued_ms: 100,
+        running_ms_range: Some((600, 1_500)),
+        rate_limit_per_minute: 0,
+        ..Default::default()
+    })
+    .await;
+    let session = session(&emu).await;
+    let mut text = String::from("[run]\nconcurrency = 12\n\n[defaults]\nduration = 3\n");
+    for i in 0..12 {
+        text.push_str(&format!(
+            "\n[[shot]]\nname = \"shot-{i:02}\"\nprompt = \"take {i}\"\n"
+        ));
+    }
+    let (dir, path) = storyboard_dir(&text);
+    let config = RunConfig {
+        poll_interval: None,
+        ..config(dir.path())
+    };
+    let summary = finished(run_once(&path, &session, &config).await);
+    assert!(summary.complete(), "{summary:#?}");
+
+    let polls = emu
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.starts_with("/v1/jobs/"))
+        .count();
+    let per_job = polls as f64 / 12.0;
+    let mut lags: Vec<Duration> = emu
+        .job_timings()
+        .iter()
+        .map(|t| {
+            let seen = t.first_seen_ended_at.expect("every job was seen ended");
+            seen.saturating_sub(t.ended_at)
+        })
+        .collect();
+    lags.sort();
+    let median = lags[lags.len() / 2];
+    assert!(per_job <= 4.0, "{polls} polls for 12 jobs");
+    assert!(
+        median <= Duration::from_millis(200),
+        "median lag {median:?} ({lags:?})"
+    );
     Ok(())
 }

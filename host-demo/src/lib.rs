@@ -11,6 +11,7 @@
 //! - [`plugin`]: one sandboxed instance and typed, time- and memory-bounded calls into it;
 //! - [`policy`]: the outbound rules, enforced at the WASI-HTTP `send_request` hook;
 //! - [`budget`]: the account-wide request budget all plugins share;
+//! - [`schedule`]: when each job is polled, so that budget is spent where it pays;
 //! - [`download`]: streaming outputs to disk with a checksum;
 //! - [`report`]: turning contract errors into advice for people;
 //! - [`pipeline`]: a storyboard of shots run concurrently, journaled, resumable.
@@ -24,6 +25,7 @@ pub mod policy;
 pub mod report;
 pub mod runtime;
 pub mod sandbox;
+pub mod schedule;
 pub mod session;
 
 /// Host bindings for the component's world, generated from `wit/`.

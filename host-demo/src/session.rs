@@ -7,9 +7,11 @@ use crate::plugin::Plugin;
 use crate::policy::Origin;
 use crate::runtime::{Runtime, RuntimeOptions};
 use crate::sandbox::{Sandbox, SandboxPolicy};
+use crate::schedule::{PollScheduler, ScheduleConfig};
 use anyhow::{Context, Result, bail};
 use happyhorse_emulator::{Emulator, EmulatorConfig};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The provider's public endpoint.
@@ -34,6 +36,12 @@ pub struct ConnectOptions {
     pub emulator: EmulatorConfig,
     /// Engine settings; `max_memory_bytes` is replaced by the sandbox's `max-memory-mib`.
     pub runtime: RuntimeOptions,
+    /// When the pipeline polls each job; `None`: the defaults for the real service, or ten
+    /// times faster for the built-in emulator (whose jobs take seconds).
+    pub schedule: Option<ScheduleConfig>,
+    /// The window the provider counts `requests-per-minute` in: a minute, except for an
+    /// emulator whose clock runs faster (benchmarks).
+    pub rate_window: Duration,
 }
 
 impl Default for ConnectOptions {
@@ -46,6 +54,8 @@ impl Default for ConnectOptions {
             sandbox: SandboxPolicy::default(),
             emulator: EmulatorConfig::default(),
             runtime: RuntimeOptions::default(),
+            schedule: None,
+            rate_window: crate::budget::WINDOW,
         }
     }
 }
@@ -63,6 +73,8 @@ pub struct Session {
     pub downloads: DownloadPolicy,
     /// The in-process emulator, when no key was given.
     pub emulator: Option<Emulator>,
+    /// When each job is polled, inside the sandbox's request budget.
+    pub scheduler: Arc<PollScheduler>,
 }
 
 impl Session {
@@ -97,7 +109,16 @@ impl Session {
             }
             None => video_gen_artifacts::HAPPYHORSE.to_vec(),
         };
-        let sandbox = Sandbox::new(&base_url, key, options.sandbox)?;
+        let sandbox =
+            Sandbox::new(&base_url, key, options.sandbox)?.with_rate_window(options.rate_window);
+        let schedule = options.schedule.unwrap_or_else(|| {
+            if emulator.is_some() {
+                ScheduleConfig::default().scaled(10.0)
+            } else {
+                ScheduleConfig::default()
+            }
+        });
+        let scheduler = Arc::new(PollScheduler::new(sandbox.budget().clone(), schedule));
         // The engine's memory reservation (and the pool's per-memory cap) must hold what the
         // sandbox lets a plugin grow to.
         let runtime_options = RuntimeOptions {
@@ -137,6 +158,7 @@ impl Session {
             runtime,
             sandbox,
             emulator,
+            scheduler,
         })
     }
 

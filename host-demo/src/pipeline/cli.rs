@@ -32,11 +32,13 @@ pub struct RunArgs {
     /// Check and price every shot, then stop: nothing is submitted or written.
     #[arg(long)]
     pub dry_run: bool,
-    /// Shots in flight at once (default: the storyboard's `[run] concurrency`, else 4).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=32))]
+    /// Shots in flight at once (default: the storyboard's `[run] concurrency`, else 48).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: Option<u16>,
-    /// Shortest spacing of one job's polls, in ms (default: 500 against the built-in
-    /// emulator, 5000 against the real API).
+    /// Shortest spacing of one job's polls, in ms. By default the session's scheduler
+    /// decides: it reads a job's progress once and polls again just after the predicted
+    /// end (jobs reporting no progress follow the component's hint, 5–15 s, 0.5–2 s against
+    /// the built-in emulator).
     #[arg(long)]
     pub poll_interval_ms: Option<u64>,
 }

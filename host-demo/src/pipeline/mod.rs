@@ -140,13 +140,7 @@ pub async fn run(
     }
 
     let journal = Journal::open(&out_dir)?;
-    let planned: Vec<_> = plan
-        .shots
-        .iter()
-        .enumerate()
-        .map(|(i, s)| s.journal_row(i))
-        .collect();
-    let reconciled = journal.reconcile(&planned)?;
+    let reconciled = journal.reconcile(&plan.journal_rows())?;
     if !reconciled.conflicts.is_empty() {
         return Ok(RunOutcome::Conflicts(reconciled.conflicts));
     }

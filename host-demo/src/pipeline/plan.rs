@@ -73,6 +73,17 @@ pub struct Plan {
     pub total_micros: u64,
 }
 
+impl Plan {
+    /// Every shot as the journal records it, in storyboard order.
+    pub fn journal_rows(&self) -> Vec<PlannedRow> {
+        self.shots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.journal_row(i))
+            .collect()
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

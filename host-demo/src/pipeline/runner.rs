@@ -11,6 +11,7 @@ use crate::api::{ClientConfig, Error as ApiError, JobState};
 use crate::download::{download, redact_query};
 use crate::plugin::Plugin;
 use crate::report::describe;
+use crate::schedule::PollScheduler;
 use crate::session::Session;
 use anyhow::{Context, Result};
 use futures::StreamExt;
@@ -23,22 +24,38 @@ use tokio::time::Instant;
 const MAX_PLUGIN_FAILURES: u32 = 3;
 /// Download attempts per run, each after the first with freshly polled URLs.
 const MAX_DOWNLOAD_ATTEMPTS: u32 = 4;
-/// Shots in flight at once by default: each job in flight polls every 5–15 s against the real
-/// service, so four of them stay well inside the account's 50 requests a minute (the shared
-/// budget paces them anyway; more would only queue on it).
-pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Shots in flight at once by default. The scheduler spends about three requests per job
+/// (submit, a progress probe, a poll just after the predicted end) however many are in
+/// flight, so the account's 50 requests a minute carry about 16 jobs a minute; with jobs of
+/// 30 s to 3 min that takes some 30 in flight (measured, BENCHMARKS.md §5: 9.5 jobs/min
+/// with 16, 15.3 with 32, 16.3 with 48). More in flight costs nothing by itself: a shot
+/// whose submit the budget cannot carry yet waits, unsubmitted, for its turn.
+pub const DEFAULT_CONCURRENCY: usize = 48;
 
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct RunnerOptions {
     /// Shots in flight at once.
     pub concurrency: usize,
-    /// Shortest spacing of one job's polls, overriding the session's.
+    /// Shortest spacing of one job's polls: a floor under the scheduler's plan, and the
+    /// component's hint for jobs that report no progress.
     pub poll_interval: Option<Duration>,
     /// How long one run waits for one job before leaving it for the next run.
     pub deadline: Duration,
     /// Where outputs go.
     pub out_dir: PathBuf,
+}
+
+/// Stops the scheduler watching a job when its shot's `wait` ends, however it ends.
+struct Watching<'s> {
+    scheduler: &'s PollScheduler,
+    job_id: &'s str,
+}
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        self.scheduler.forget(self.job_id);
+    }
 }
 
 /// What a shot's step decided.
@@ -231,11 +248,23 @@ impl<'a> Runner<'a> {
         let name = &planned.shot.name;
         // The instance first: failing to make one must not leave the shot `submitting`.
         let plugin = self.plugin(slot).await?;
+        // A new job waits while the budget is promised to polls of jobs about to end.
+        let _permit = tokio::select! {
+            permit = self.session.scheduler.submit_turn(plugin.policy()) => permit,
+            _ = self.stopped() => return Ok(Flow::Stop),
+        };
         self.journal
             .transition(name, &["pending"], &State::Submitting)?;
         self.progress.state(name, "submitting", "");
         let sent_before = plugin.policy().sent();
+        let sent_at = Instant::now();
         let outcome = plugin.submit(&self.config, &planned.request).await;
+        plugin.policy().forfeit_prepaid();
+        if let Ok(Ok(job_id)) = &outcome {
+            self.session
+                .scheduler
+                .submitted(job_id, sent_at, Instant::now());
+        }
         // The host's own count of requests the plugin got past the sandbox: when the plugin
         // died before sending anything, nothing can exist at the provider.
         let sent_nothing = plugin.policy().sent() == sent_before;
@@ -295,8 +324,13 @@ impl<'a> Runner<'a> {
         Ok(Flow::Next)
     }
 
-    /// Poll `submitted` until the job ends (→ `completed` / `failed`) or this run's deadline.
+    /// Poll `submitted` until the job ends (→ `completed` / `failed`) or this run's deadline,
+    /// when the session's scheduler says: a probe of its progress, then a poll just after
+    /// the predicted end.
     async fn wait(&self, name: &str, job_id: &str, slot: &mut Option<Plugin>) -> Result<Flow> {
+        let scheduler = &self.session.scheduler;
+        // However this returns, the scheduler stops holding budget for the job.
+        let _watch = Watching { scheduler, job_id };
         let deadline = Instant::now() + self.options.deadline;
         let mut plugin_failures = 0;
         let mut transient = 0u32;
@@ -306,19 +340,31 @@ impl<'a> Runner<'a> {
                 return Ok(Flow::Stop);
             }
             let plugin = self.plugin(slot).await?;
+            // Past the deadline, one last look before giving up.
+            tokio::select! {
+                _ = tokio::time::timeout_at(deadline, scheduler.poll_turn(job_id, plugin.policy())) => {}
+                _ = self.stopped() => return Ok(Flow::Stop),
+            }
             // A poll is a read: on Ctrl-C it is abandoned (with its instance) rather than
             // waited for, which may mean waiting on the request budget.
+            let sent = Instant::now();
             let polled = tokio::select! {
                 polled = plugin.poll(&self.config, job_id) => Some(polled),
                 _ = self.stopped() => None,
             };
+            plugin.policy().forfeit_prepaid();
             let Some(polled) = polled else {
                 *slot = None;
                 return Ok(Flow::Stop);
             };
-            let delay = match polled {
+            let received = Instant::now();
+            match polled {
                 Ok(Ok(status)) => {
                     transient = 0;
+                    scheduler.observed(job_id, &status, sent, received);
+                    if let Some(interval) = self.options.poll_interval {
+                        scheduler.not_before(job_id, received + interval);
+                    }
                     let ended = match status.state {
                         JobState::Queued => {
                             self.progress.progress(name, "queued", Some(0.0));
@@ -349,35 +395,39 @@ impl<'a> Runner<'a> {
                         self.progress.state(name, state.name(), "");
                         return Ok(Flow::Next);
                     }
-                    Duration::from_millis(u64::from(status.next_poll_ms))
                 }
-                Ok(Err(e)) => match e {
-                    ApiError::NotFound(_) => {
-                        let state = job_failure(job_id, "not_found", &describe(&e));
-                        self.journal.transition(name, &["submitted"], &state)?;
-                        return Ok(Flow::Next);
-                    }
-                    ApiError::JobFailed(f) => {
-                        let state = job_failure(job_id, &f.failure.code, &f.failure.message);
-                        self.journal.transition(name, &["submitted"], &state)?;
-                        return Ok(Flow::Next);
-                    }
-                    ApiError::PermanentUnauthorized(_) | ApiError::PermanentInvalidRequest(_) => {
-                        let state = poll_failure(job_id, &e, describe(&e));
-                        self.journal.transition(name, &["submitted"], &state)?;
-                        return Ok(Flow::Next);
-                    }
-                    ApiError::RateLimited(r) => {
-                        Duration::from_millis(r.retry_after_ms.unwrap_or(5_000))
-                    }
-                    other => {
-                        // The component already retried the read; wait longer and try again
-                        // until the deadline: the job goes on at the provider regardless.
-                        transient += 1;
-                        tracing::warn!(shot = %name, job = %job_id, error = %describe(&other), "poll failed; retrying");
-                        Duration::from_millis((500u64 << transient.min(5)).min(15_000))
-                    }
-                },
+                Ok(Err(e)) => {
+                    let delay = match e {
+                        ApiError::NotFound(_) => {
+                            let state = job_failure(job_id, "not_found", &describe(&e));
+                            self.journal.transition(name, &["submitted"], &state)?;
+                            return Ok(Flow::Next);
+                        }
+                        ApiError::JobFailed(f) => {
+                            let state = job_failure(job_id, &f.failure.code, &f.failure.message);
+                            self.journal.transition(name, &["submitted"], &state)?;
+                            return Ok(Flow::Next);
+                        }
+                        ApiError::PermanentUnauthorized(_)
+                        | ApiError::PermanentInvalidRequest(_) => {
+                            let state = poll_failure(job_id, &e, describe(&e));
+                            self.journal.transition(name, &["submitted"], &state)?;
+                            return Ok(Flow::Next);
+                        }
+                        ApiError::RateLimited(r) => {
+                            Duration::from_millis(r.retry_after_ms.unwrap_or(5_000))
+                        }
+                        other => {
+                            // The component already retried the read; wait longer and try
+                            // again until the deadline: the job goes on at the provider
+                            // regardless.
+                            transient += 1;
+                            tracing::warn!(shot = %name, job = %job_id, error = %describe(&other), "poll failed; retrying");
+                            Duration::from_millis((500u64 << transient.min(5)).min(15_000))
+                        }
+                    };
+                    scheduler.retry(job_id, delay);
+                }
                 Err(failure) => {
                     *slot = None;
                     plugin_failures += 1;
@@ -396,11 +446,10 @@ impl<'a> Runner<'a> {
                         self.journal.transition(name, &["submitted"], &state)?;
                         return Ok(Flow::Next);
                     }
-                    Duration::from_millis(200)
+                    scheduler.retry(job_id, Duration::from_millis(200));
                 }
-            };
-            let now = Instant::now();
-            if now >= deadline {
+            }
+            if Instant::now() >= deadline {
                 let state = State::Failed {
                     job_id: Some(job_id.to_string()),
                     failure: Failure {
@@ -414,9 +463,6 @@ impl<'a> Runner<'a> {
                 };
                 self.journal.transition(name, &["submitted"], &state)?;
                 return Ok(Flow::Next);
-            }
-            if !self.pause(delay.min(deadline - now)).await {
-                return Ok(Flow::Stop);
             }
         }
     }

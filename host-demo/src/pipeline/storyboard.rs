@@ -58,7 +58,7 @@ const PER_SHOT_ONLY: &[&str] = &["name", "output", "prompt"];
 /// Fields of `[run]`.
 const RUN_FIELDS: &[&str] = &["concurrency", "max_cost", "output", "rates"];
 /// Most shots run at once that `concurrency` may ask for.
-pub const MAX_CONCURRENCY: usize = 32;
+pub const MAX_CONCURRENCY: usize = 64;
 
 /// One problem found in a storyboard: where, and what to change.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,922 @@
+//! One plan for every job's polls, so an account's request budget is spent where it pays.
+//!
+//! The provider counts every request against 50 a minute per account. Polling each job on a
+//! timer spends most of that on answers that say "still running", and a host with many jobs
+//! in flight then detects each completion late because its polls queue for the budget. This
+//! scheduler reads a job's progress once it has had time to make some (a *probe*), predicts
+//! when the job will end from its progress and age ([`predict_completion_ms`]), and polls it
+//! once more just after that (a *final* poll): about three requests per job, submit included.
+//!
+//! Final polls are *reserved*: a probe or a submit goes out only if every reserved poll still
+//! fits the budget's window when its time comes ([`RequestBudget::fits`]), so starting a new
+//! job never delays noticing that another one ended. What the scheduler learns from finished
+//! jobs (how long they took, how long they queued) times the next jobs' probes and
+//! predictions.
+//!
+//! Jobs are keyed by job id. A job the scheduler has not seen (one resumed from a journal) is
+//! probed at once. Measured against the alternatives in `BENCHMARKS.md` §5.
+
+use crate::api::{JobState, JobStatus};
+use crate::budget::RequestBudget;
+use crate::policy::OutboundPolicy;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use video_gen_core::backoff::{
+    ProgressReading, implied_queue_ms, parse_timestamp_ms, predict_completion_ms,
+};
+
+/// How many finished jobs the scheduler learns from (the most recent ones).
+const LEARN_FROM: usize = 50;
+/// How many finished jobs it waits for before timing probes by them.
+const LEARN_AFTER: usize = 3;
+
+/// The scheduler's timings. The defaults suit the real service (jobs of tens of seconds to
+/// minutes); [`ScheduleConfig::scaled`] fits them to an emulator whose clock runs faster.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScheduleConfig {
+    /// How long after a predicted completion the final poll goes out (timing noise).
+    pub margin: Duration,
+    /// How much detection lag to accept rather than spend one more poll on a job whose
+    /// end one reading cannot pin down (see [`predict_completion_ms`]).
+    pub lag_allowance: Duration,
+    /// A new job's first probe, at this age, until [`LEARN_AFTER`] jobs have finished.
+    pub first_probe: Duration,
+    /// The earliest first probe, however short finished jobs were.
+    pub min_first_probe: Duration,
+    /// The shortest gap between two polls of one job: a reading just after another says
+    /// nothing new, and a line through two such readings extrapolates noise.
+    pub min_gap: Duration,
+    /// Probes due within this horizon are protected from submits like reserved polls are;
+    /// later ones may slip a little, and reserving for them too would leave budget idle.
+    pub probe_horizon: Duration,
+    /// The longest gap between two polls of one job, whatever a prediction says: a wrong
+    /// one (a job whose progress stalls) must not leave a job unwatched for long.
+    pub max_gap: Duration,
+    /// How often a blocked turn looks at the budget again even when nothing woke it.
+    pub recheck: Duration,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            margin: Duration::from_millis(300),
+            lag_allowance: Duration::from_secs(4),
+            first_probe: Duration::from_secs(10),
+            min_first_probe: Duration::from_secs(2),
+            min_gap: Duration::from_secs(1),
+            probe_horizon: Duration::from_secs(20),
+            max_gap: Duration::from_secs(10 * 60),
+            recheck: Duration::from_secs(1),
+        }
+    }
+}
+
+impl ScheduleConfig {
+    /// Every timing divided by `factor`: for an emulator whose jobs and rate window are
+    /// `factor` times shorter than the real service's.
+    pub fn scaled(self, factor: f64) -> Self {
+        let f = factor.max(f64::MIN_POSITIVE);
+        let scale = |d: Duration| Duration::from_secs_f64(d.as_secs_f64() / f);
+        ScheduleConfig {
+            margin: scale(self.margin),
+            lag_allowance: scale(self.lag_allowance),
+            first_probe: scale(self.first_probe),
+            min_first_probe: scale(self.min_first_probe),
+            min_gap: scale(self.min_gap),
+            probe_horizon: scale(self.probe_horizon),
+            max_gap: scale(self.max_gap),
+            recheck: scale(self.recheck),
+        }
+    }
+}
+
+/// Why a job's next poll goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// To read progress: goes out when the budget has room beyond the reserved polls.
+    Probe,
+    /// At the predicted completion: its place in the budget is reserved.
+    Final,
+}
+
+/// One job's next poll and what is known of it.
+#[derive(Debug, Clone)]
+struct Watch {
+    next: Instant,
+    purpose: Purpose,
+    /// When the provider created it, on this host's clock.
+    created: Option<Instant>,
+    /// When our submit went out and was answered, if this run submitted it: the creation
+    /// time lies between, whatever the two clocks say.
+    submitted: Option<(Instant, Instant)>,
+    readings: Vec<ProgressReading>,
+    /// Its poll was let out and has not been answered: it holds a place in the budget
+    /// until the budget's own log has it.
+    in_flight: bool,
+}
+
+/// What finished jobs taught, in ms.
+#[derive(Debug, Default)]
+struct Learned {
+    queue: VecDeque<f64>,
+    total: VecDeque<f64>,
+}
+
+impl Learned {
+    fn push(list: &mut VecDeque<f64>, value: f64) {
+        if list.len() == LEARN_FROM {
+            list.pop_front();
+        }
+        list.push_back(value);
+    }
+
+    fn queue_range(&self) -> Option<(f64, f64)> {
+        let lo = self.queue.iter().copied().reduce(f64::min)?;
+        let hi = self.queue.iter().copied().reduce(f64::max)?;
+        Some((lo, hi))
+    }
+}
+
+/// The plan for every watched job: the scheduler's pure part, driven by explicit times.
+#[derive(Debug)]
+struct Plan {
+    config: ScheduleConfig,
+    watches: HashMap<String, Watch>,
+    learned: Learned,
+    /// Submits let out and not yet answered, each holding a place in the budget.
+    submits_in_flight: usize,
+}
+
+impl Plan {
+    fn new(config: ScheduleConfig) -> Self {
+        Plan {
+            config,
+            watches: HashMap::new(),
+            learned: Learned::default(),
+            submits_in_flight: 0,
+        }
+    }
+
+    /// A new job's first probe, as an age: as late as the shortest jobs seen allow (a later
+    /// reading predicts better), the configured guess until enough have finished.
+    fn first_probe_age(&self) -> Duration {
+        if self.learned.total.len() < LEARN_AFTER {
+            return self.config.first_probe;
+        }
+        let shortest = self
+            .learned
+            .total
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min);
+        Duration::from_secs_f64((shortest * 0.9 / 1e3).max(0.0)).max(self.config.min_first_probe)
+    }
+
+    fn submitted(&mut self, job_id: &str, sent: Instant, received: Instant) {
+        let next = received + self.first_probe_age();
+        self.watches.insert(
+            job_id.to_string(),
+            Watch {
+                next,
+                purpose: Purpose::Probe,
+                created: None,
+                submitted: Some((sent, received)),
+                readings: Vec::new(),
+                in_flight: false,
+            },
+        );
+    }
+
+    /// The job's watch, created (due now, as a probe) for a job this run did not submit.
+    fn watch(&mut self, job_id: &str, now: Instant) -> &mut Watch {
+        self.watches
+            .entry(job_id.to_string())
+            .or_insert_with(|| Watch {
+                next: now,
+                purpose: Purpose::Probe,
+                created: None,
+                submitted: None,
+                readings: Vec::new(),
+                in_flight: false,
+            })
+    }
+
+    /// The instants budget is held for (sorted, past ones as `now`): reserved polls,
+    /// requests let out but not yet answered (the budget may not have logged them yet), and
+    /// with `probes_until` also the probes due before it.
+    fn reserved(&self, now: Instant, probes_until: Option<Instant>) -> Vec<Instant> {
+        let mut at: Vec<Instant> = self
+            .watches
+            .values()
+            .filter(|w| {
+                w.in_flight
+                    || match w.purpose {
+                        Purpose::Final => true,
+                        Purpose::Probe => probes_until.is_some_and(|until| w.next <= until),
+                    }
+            })
+            .map(|w| w.next.max(now))
+            .chain(std::iter::repeat_n(now, self.submits_in_flight))
+            .collect();
+        at.sort();
+        at
+    }
+
+    /// Whether `job_id` may be polled at `now`, or until when it waits.
+    fn poll_turn(&mut self, job_id: &str, now: Instant, budget: &RequestBudget) -> Turn {
+        let watch = self.watch(job_id, now);
+        if watch.next > now {
+            return Turn::Wait(watch.next);
+        }
+        // A reserved poll goes when due: the room was kept for it.
+        let go = watch.purpose == Purpose::Final || {
+            let reserved = self.reserved(now, None);
+            budget.fits(now, &reserved)
+        };
+        if go {
+            self.watch(job_id, now).in_flight = true;
+            Turn::Go
+        } else {
+            Turn::Wait(self.recheck(now, budget))
+        }
+    }
+
+    /// Whether a submit may go out at `now`, or until when it waits.
+    fn submit_turn(&mut self, now: Instant, budget: &RequestBudget) -> Turn {
+        let reserved = self.reserved(now, Some(now + self.config.probe_horizon));
+        if budget.fits(now, &reserved) {
+            self.submits_in_flight += 1;
+            Turn::Go
+        } else {
+            Turn::Wait(self.recheck(now, budget))
+        }
+    }
+
+    fn recheck(&self, now: Instant, budget: &RequestBudget) -> Instant {
+        let later = now + self.config.recheck;
+        budget.next_expiry().map_or(later, |t| t.min(later))
+    }
+
+    /// What a poll sent at `sent` and answered at `received` (`wall`, on the wall clock)
+    /// found; plans the job's next poll, or learns from it and lets it go if it ended.
+    fn observed(
+        &mut self,
+        job_id: &str,
+        status: &JobStatus,
+        sent: Instant,
+        received: Instant,
+        wall: SystemTime,
+    ) {
+        let config = self.config;
+        let queue_range = self.learned.queue_range();
+        let watch = self.watch(job_id, sent);
+        watch.in_flight = false;
+        if watch.created.is_none() {
+            watch.created = creation(
+                status.created_at.as_deref(),
+                received,
+                wall,
+                watch.submitted,
+            );
+        }
+        let created = watch.created.or(watch.submitted.map(|(_, r)| r));
+        // The provider read its clock somewhere between sending and receiving.
+        let at = sent + (received.saturating_duration_since(sent)) / 2;
+        let age_ms = |t: Instant| created.map(|c| ms(t.saturating_duration_since(c)));
+        let (next, purpose) = match &status.state {
+            JobState::Completed(_)
+            | JobState::Failed(_)
+            | JobState::Cancelled
+            | JobState::Expired => {
+                let watch = self.watches.remove(job_id).expect("watched above");
+                let ended = status
+                    .completed_at
+                    .as_deref()
+                    .and_then(|stamp| creation(Some(stamp), received, wall, None))
+                    .unwrap_or(at);
+                if let Some(created) = watch.created.or(watch.submitted.map(|(s, _)| s)) {
+                    let total = ms(ended.saturating_duration_since(created));
+                    if let Some(queue) = watch
+                        .readings
+                        .iter()
+                        .find_map(|r| implied_queue_ms(r, total))
+                    {
+                        Learned::push(&mut self.learned.queue, queue);
+                    }
+                    Learned::push(&mut self.learned.total, total);
+                }
+                return;
+            }
+            JobState::Queued => {
+                // Too early to read: look again once the queue has likely cleared.
+                let age = age_ms(at).map_or(Duration::ZERO, |a| Duration::from_secs_f64(a / 2e3));
+                (at + age, Purpose::Probe)
+            }
+            JobState::Running(progress) => {
+                if let (Some(p), Some(age)) =
+                    (progress.filter(|p| *p > 0.0 && *p < 1.0), age_ms(at))
+                {
+                    watch.readings.push(ProgressReading {
+                        age_ms: age,
+                        progress: p,
+                        uncertainty_ms: ms(received.saturating_duration_since(sent)) / 2.0,
+                    });
+                }
+                let predicted =
+                    predict_completion_ms(&watch.readings, queue_range, ms(config.lag_allowance));
+                // One reading, and no finished job yet to say how long the queue takes: the
+                // prediction rests on a guess of the queue time, badly wrong when the reading
+                // came just after the job left the queue. A second reading one age later
+                // pins the line down, if it comes before the guess.
+                let second_reading = (watch.readings.len() == 1 && queue_range.is_none())
+                    .then(|| watch.readings[0].age_ms)
+                    .map(|age| at + Duration::from_secs_f64(age.max(0.0) / 1e3));
+                match (predicted, created) {
+                    (Some(end), Some(created)) if end.is_finite() => {
+                        let end_at =
+                            created + Duration::from_secs_f64(end.max(0.0) / 1e3) + config.margin;
+                        match second_reading {
+                            Some(probe) if probe < end_at => (probe, Purpose::Probe),
+                            _ => (end_at, Purpose::Final),
+                        }
+                    }
+                    // No progress to go by: follow the component's hint.
+                    _ => (
+                        received + Duration::from_millis(u64::from(status.next_poll_ms)),
+                        Purpose::Probe,
+                    ),
+                }
+            }
+        };
+        watch.next = next.clamp(received + config.min_gap, received + config.max_gap);
+        watch.purpose = purpose;
+    }
+
+    fn retry(&mut self, job_id: &str, at: Instant) {
+        let watch = self.watch(job_id, at);
+        watch.next = at;
+        watch.purpose = Purpose::Probe;
+        watch.in_flight = false;
+    }
+}
+
+/// A submit's place in the budget, from [`PollScheduler::submit_turn`] until dropped.
+#[derive(Debug)]
+#[must_use = "the submit's place is given up when the permit is dropped"]
+pub struct SubmitPermit<'s> {
+    scheduler: &'s PollScheduler,
+}
+
+impl Drop for SubmitPermit<'_> {
+    fn drop(&mut self) {
+        let mut plan = self.scheduler.plan();
+        plan.submits_in_flight = plan.submits_in_flight.saturating_sub(1);
+        drop(plan);
+        self.scheduler.changed.notify_waiters();
+    }
+}
+
+/// A turn's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    Go,
+    Wait(Instant),
+}
+
+/// Where a provider timestamp falls on this host's monotonic clock: `received` less how long
+/// ago `stamp` was by the wall clock, kept within our own submit's round trip when we made
+/// the job (a skewed clock must not make a job look older or younger than it can be).
+fn creation(
+    stamp: Option<&str>,
+    received: Instant,
+    wall: SystemTime,
+    submitted: Option<(Instant, Instant)>,
+) -> Option<Instant> {
+    let from_stamp = stamp.and_then(parse_timestamp_ms).and_then(|stamp_ms| {
+        let wall_ms = wall.duration_since(UNIX_EPOCH).ok()?.as_millis();
+        let ago = Duration::from_millis(
+            u64::try_from(wall_ms.saturating_sub(u128::from(stamp_ms))).ok()?,
+        );
+        received.checked_sub(ago)
+    });
+    match (from_stamp, submitted) {
+        (Some(t), Some((sent, answered))) => Some(t.clamp(sent, answered)),
+        (Some(t), None) => Some(t),
+        (None, Some((sent, _))) => Some(sent),
+        (None, None) => None,
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The account's poll scheduler, shared by every job of a session.
+#[derive(Debug)]
+pub struct PollScheduler {
+    budget: Arc<RequestBudget>,
+    plan: Mutex<Plan>,
+    /// Woken whenever a reservation is made or dropped: a blocked turn may now fit.
+    changed: Notify,
+}
+
+impl PollScheduler {
+    /// A scheduler spending `budget` (the sandbox's, which every plugin's requests draw on).
+    pub fn new(budget: Arc<RequestBudget>, config: ScheduleConfig) -> Self {
+        PollScheduler {
+            budget,
+            plan: Mutex::new(Plan::new(config)),
+            changed: Notify::new(),
+        }
+    }
+
+    /// The timings in force.
+    pub fn config(&self) -> ScheduleConfig {
+        self.plan().config
+    }
+
+    fn plan(&self) -> std::sync::MutexGuard<'_, Plan> {
+        // The plan holds no invariant a panicking holder could break halfway.
+        self.plan.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn take_turn(&self, mut decide: impl FnMut(&mut Plan, Instant) -> Turn) {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            // Registered before deciding, so a change made in between still wakes us.
+            notified.as_mut().enable();
+            let until = match decide(&mut self.plan(), Instant::now()) {
+                Turn::Go => return,
+                Turn::Wait(until) => until,
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => {}
+                _ = notified => {}
+            }
+        }
+    }
+
+    /// Waits until a submit can go out without crowding out a reserved poll (or a probe due
+    /// soon), then takes its grant from the budget and prepays it to `plugin` (whose next
+    /// request then goes without waiting on the budget's pace). The submit holds its place
+    /// until the permit is dropped: drop it once the submit has been answered (or failed).
+    pub async fn submit_turn(&self, plugin: &OutboundPolicy) -> SubmitPermit<'_> {
+        self.take_turn(|plan, now| plan.submit_turn(now, &self.budget))
+            .await;
+        let permit = SubmitPermit { scheduler: self };
+        self.budget.acquire_unpaced().await;
+        plugin.prepay();
+        permit
+    }
+
+    /// A submit sent at `sent` created `job_id`, answered at `received`: plans its first
+    /// probe.
+    pub fn submitted(&self, job_id: &str, sent: Instant, received: Instant) {
+        self.plan().submitted(job_id, sent, received);
+        self.changed.notify_waiters();
+    }
+
+    /// Waits until `job_id`'s next poll is due and, for a probe, fits the budget beside the
+    /// reserved polls, then takes its grant and prepays it to `plugin`, as
+    /// [`submit_turn`](PollScheduler::submit_turn) does: a poll aimed at the moment a job
+    /// ends is not held back by pacing meant for requests nobody planned. A job not yet
+    /// watched is due at once.
+    pub async fn poll_turn(&self, job_id: &str, plugin: &OutboundPolicy) {
+        self.take_turn(|plan, now| plan.poll_turn(job_id, now, &self.budget))
+            .await;
+        self.budget.acquire_unpaced().await;
+        plugin.prepay();
+    }
+
+    /// What a poll of `job_id`, sent at `sent` and answered at `received`, found: plans the
+    /// next poll, or learns from the job and stops watching it if it ended.
+    pub fn observed(&self, job_id: &str, status: &JobStatus, sent: Instant, received: Instant) {
+        self.plan()
+            .observed(job_id, status, sent, received, SystemTime::now());
+        self.changed.notify_waiters();
+    }
+
+    /// A poll of `job_id` failed: try again, as a probe, after `delay`.
+    pub fn retry(&self, job_id: &str, delay: Duration) {
+        self.plan().retry(job_id, Instant::now() + delay);
+        self.changed.notify_waiters();
+    }
+
+    /// Polls `job_id` no earlier than `at` (a caller's floor under the plan).
+    pub fn not_before(&self, job_id: &str, at: Instant) {
+        if let Some(watch) = self.plan().watches.get_mut(job_id) {
+            watch.next = watch.next.max(at);
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Stops watching `job_id` (it ended some other way, or this run leaves it).
+    pub fn forget(&self, job_id: &str) {
+        if self.plan().watches.remove(job_id).is_some() {
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// When and why `job_id` is polled next, if it is watched.
+    pub fn next_poll(&self, job_id: &str) -> Option<(Instant, Purpose)> {
+        self.plan().watches.get(job_id).map(|w| (w.next, w.purpose))
+    }
+
+    /// How many jobs are watched.
+    pub fn watched(&self) -> usize {
+        self.plan().watches.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    /// The wall clock the tests' provider stamps are relative to.
+    fn wall() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    /// A provider stamp `ago` before [`wall`].
+    fn stamp(ago: Duration) -> String {
+        let t = wall() - ago;
+        format!("{:.3}", t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64())
+    }
+
+    fn status(state: JobState, created_ago: Duration) -> JobStatus {
+        JobStatus {
+            job_id: "job".into(),
+            state,
+            raw_status: "running".into(),
+            created_at: Some(stamp(created_ago)),
+            completed_at: None,
+            next_poll_ms: 7_000,
+        }
+    }
+
+    fn budget(per_minute: u32) -> RequestBudget {
+        RequestBudget::new(per_minute, per_minute.max(1))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_job_is_probed_once_it_has_had_time_and_later_as_short_jobs_allow() {
+        let mut plan = Plan::new(ScheduleConfig::default());
+        let t0 = Instant::now();
+        plan.submitted("a", t0, t0 + SEC);
+        assert_eq!(plan.watches["a"].next, t0 + SEC + 10 * SEC);
+        assert_eq!(plan.watches["a"].purpose, Purpose::Probe);
+        // Three finished jobs, the shortest 40 s: probe at 90 % of that.
+        for total in [40.0, 60.0, 90.0] {
+            Learned::push(&mut plan.learned.total, total * 1e3);
+        }
+        plan.submitted("b", t0, t0);
+        assert_eq!(plan.watches["b"].next, t0 + Duration::from_secs(36));
+        // However short they were, not before the configured floor.
+        Learned::push(&mut plan.learned.total, 100.0);
+        plan.submitted("c", t0, t0);
+        assert_eq!(plan.watches["c"].next, t0 + 2 * SEC);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_reading_plans_a_reserved_poll_just_after_the_predicted_end() {
+        let mut plan = Plan::new(ScheduleConfig::default());
+        let t0 = Instant::now();
+        // Created 20 s ago by the provider's stamp; answered instantly; 40 % done.
+        plan.observed(
+            "a",
+            &status(JobState::Running(Some(0.4)), 20 * SEC),
+            t0,
+            t0,
+            wall(),
+        );
+        let reading = ProgressReading {
+            age_ms: 20_000.0,
+            progress: 0.4,
+            uncertainty_ms: 0.0,
+        };
+        let end = predict_completion_ms(&[reading], None, 4_000.0).unwrap();
+        let watch = &plan.watches["a"];
+        assert_eq!(watch.purpose, Purpose::Final);
+        let expected =
+            t0 - 20 * SEC + Duration::from_secs_f64(end / 1e3) + Duration::from_millis(300);
+        let off = watch.next.max(expected) - watch.next.min(expected);
+        assert!(
+            off < Duration::from_millis(2),
+            "{:?} vs {expected:?}",
+            watch.next
+        );
+        assert!(watch.next > t0, "the end lies ahead");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reading_just_after_the_queue_is_followed_by_a_second_before_any_guess() {
+        let mut plan = Plan::new(ScheduleConfig::default());
+        let t0 = Instant::now();
+        // 1 % done at age 10 s: with no queue time learned, the end could be anywhere from
+        // about 19 s (a 9 s queue) to 1,000 s (none). Read again one age later instead.
+        plan.observed(
+            "a",
+            &status(JobState::Running(Some(0.01)), 10 * SEC),
+            t0,
+            t0,
+            wall(),
+        );
+        assert_eq!(plan.watches["a"].next, t0 + 10 * SEC);
+        assert_eq!(plan.watches["a"].purpose, Purpose::Probe);
+        // Once a finished job has shown the queue, one reading is enough.
+        Learned::push(&mut plan.learned.queue, 9_500.0);
+        plan.observed(
+            "b",
+            &status(JobState::Running(Some(0.01)), 10 * SEC),
+            t0,
+            t0,
+            wall(),
+        );
+        assert_eq!(plan.watches["b"].purpose, Purpose::Final);
+        // 9.5 s queued, 0.5 s for 1 %: 59.5 s after creation.
+        let expected = t0 - 10 * SEC + Duration::from_millis(59_500 + 300);
+        let next = plan.watches["b"].next;
+        let off = next.max(expected) - next.min(expected);
+        assert!(off < Duration::from_millis(2), "{next:?} vs {expected:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_readings_extrapolate_the_line() {
+        let mut plan = Plan::new(ScheduleConfig::default());
+        let t0 = Instant::now();
+        plan.observed(
+            "a",
+            &status(JobState::Running(Some(0.2)), 20 * SEC),
+            t0,
+            t0,
+            wall(),
+        );
+        let t1 = t0 + 10 * SEC;
+        plan.observed(
+            "a",
+            &status(JobState::Running(Some(0.3)), 30 * SEC),
+            t1,
+            t1,
+            wall() + 10 * SEC,
+        );
+        // 10 % per 10 s, 70 % to go: ends 70 s after the second reading.
+        let expected = t1 + 70 * SEC + Duration::from_millis(300);
+        let next = plan.watches["a"].next;
+        let off = next.max(expected) - next.min(expected);
+        assert!(off < Duration::from_millis(2), "{next:?} vs {expected:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn queued_jobs_are_read_again_as_the_queue_is_likely_to_clear() {
+        let mut plan = Plan::new(ScheduleConfig::default());
+        let t0 = Instant::now();
+        plan.observed("a", &status(JobState::Queued, 30 * SEC), t0, t0, wall());
+        assert_eq!(plan.watches["a"].next, t0 + 15 * SEC);
+        assert_eq!(plan.watches["a"].purpose, Purpose::Probe);
+        plan.observed("b", &status(JobState::Queued, SEC), t0, t0, wall());
+        assert_eq!(
+            plan.watches["b"].next,
+            t0 + SEC,
+            "not sooner than the floor"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_progress_the_components_hint_is_followed() {
+        let mut plan = Plan::new(ScheduleConfig::default());
+        let t0 = Instant::now();
+        plan.observed(
+            "a",
+            &status(JobState::Running(None), 30 * SEC),
+            t0,
+            t0,
+            wall(),
+        );
+        assert_eq!(plan.watches["a"].next, t0 + Duration::from_millis(7_000));
+        assert_eq!(plan.watches["a"].purpose, Purpose::Probe);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_job_is_never_left_longer_than_the_largest_gap() {
+        let mut plan = Plan::new(ScheduleConfig::default());
+        let t0 = Instant::now();
+        // 0.1 % after an hour: the line says another 41 days.
+        plan.observed(
+            "a",
+            &status(JobState::Running(Some(0.001)), 3_600 * SEC),
+            t0,
+            t0,
+            wall(),
+        );
+        assert_eq!(plan.watches["a"].next, t0 + 600 * SEC);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ended_job_is_let_go_and_teaches_its_length_and_queue() {
+        let mut plan = Plan::new(ScheduleConfig::default());
+        let t0 = Instant::now();
+        // Read at age 30 s, 25 % done; it completes 60 s after creation.
+        plan.observed(
+            "a",
+            &status(JobState::Running(Some(0.25)), 30 * SEC),
+            t0,
+            t0,
+            wall(),
+        );
+        // Polled 40 s later, the stamps unchanged: created 30 s before the first reading,
+        // completed 30 s after it.
+        let t1 = t0 + 40 * SEC;
+        let mut done = status(JobState::Completed(vec!["u".into()]), 30 * SEC);
+        let completed = wall() + 30 * SEC;
+        done.completed_at = Some(format!(
+            "{:.3}",
+            completed.duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+        ));
+        plan.observed("a", &done, t1, t1, wall() + 40 * SEC);
+        assert!(plan.watches.is_empty());
+        let total = plan.learned.total[0];
+        assert!((total - 60_000.0).abs() < 2.0, "{total}");
+        // p = (age − q) / (total − q): 0.25 = (30 − q) / (60 − q) → q = 20 s.
+        let queue = plan.learned.queue[0];
+        assert!((queue - 20_000.0).abs() < 5.0, "{queue}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_skewed_clock_cannot_place_creation_outside_our_own_submit() {
+        let t0 = Instant::now();
+        let submit = (t0, t0 + SEC);
+        // The stamp says an hour ago (our clock runs an hour ahead): the submit bounds it.
+        let created = creation(
+            Some(&stamp(3_600 * SEC)),
+            t0 + 5 * SEC,
+            wall(),
+            Some(submit),
+        );
+        assert_eq!(created, Some(t0));
+        // In the future: the answer bounds it.
+        let created = creation(
+            Some(&stamp(Duration::ZERO)),
+            t0 + 5 * SEC,
+            wall() - 60 * SEC,
+            Some(submit),
+        );
+        assert_eq!(created, Some(t0 + SEC));
+        // Unreadable: the submit's sending time.
+        assert_eq!(creation(Some("soon"), t0, wall(), Some(submit)), Some(t0));
+        assert_eq!(creation(None, t0, wall(), None), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn probes_and_submits_yield_to_reserved_polls() {
+        // Five requests a minute; one already spent; three polls reserved 10–30 s ahead.
+        let budget = budget(5);
+        budget.acquire().await;
+        let mut plan = Plan::new(ScheduleConfig::default());
+        let now = Instant::now();
+        for (i, at) in [10, 20, 30].into_iter().enumerate() {
+            let watch = plan.watch(&format!("final-{i}"), now);
+            watch.next = now + at * SEC;
+            watch.purpose = Purpose::Final;
+        }
+        // 1 spent + 3 reserved + this one = 5: a probe due now fits…
+        plan.watch("probe", now);
+        assert_eq!(plan.poll_turn("probe", now, &budget), Turn::Go);
+        budget.acquire().await;
+        // …but the next one would crowd out a reserved poll, and so would a submit.
+        let watch = plan.watch("probe-2", now);
+        watch.next = now;
+        assert!(matches!(
+            plan.poll_turn("probe-2", now, &budget),
+            Turn::Wait(_)
+        ));
+        assert!(matches!(plan.submit_turn(now, &budget), Turn::Wait(_)));
+        // A reserved poll itself never waits for room: it is what the room was kept for.
+        plan.watches.get_mut("final-0").unwrap().next = now;
+        assert_eq!(plan.poll_turn("final-0", now, &budget), Turn::Go);
+        // Once the spent requests leave the window, probes go again.
+        let later = now + budget.span() + SEC;
+        plan.watches.retain(|id, _| id.starts_with("probe"));
+        assert_eq!(plan.poll_turn("probe-2", later, &budget), Turn::Go);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn submits_also_leave_room_for_probes_due_soon() {
+        let budget = budget(2);
+        budget.acquire().await;
+        let mut plan = Plan::new(ScheduleConfig::default());
+        let now = Instant::now();
+        // A probe due in 5 s (within the 20 s horizon) takes the last slot.
+        plan.watch("soon", now).next = now + 5 * SEC;
+        assert!(matches!(plan.submit_turn(now, &budget), Turn::Wait(_)));
+        // One due in a minute does not.
+        plan.watch("soon", now).next = now + 60 * SEC;
+        assert_eq!(plan.submit_turn(now, &budget), Turn::Go);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_turn_waits_for_its_time_and_wakes_when_a_reservation_is_dropped() {
+        let budget = Arc::new(budget(2));
+        let scheduler = Arc::new(PollScheduler::new(
+            budget.clone(),
+            ScheduleConfig::default(),
+        ));
+        let t0 = Instant::now();
+        scheduler.submitted("a", t0, t0);
+        let plugin = OutboundPolicy::default();
+        scheduler.poll_turn("a", &plugin).await;
+        assert_eq!(
+            plugin.forfeit_prepaid(),
+            1,
+            "the grant was handed to the plugin"
+        );
+        assert_eq!(budget.granted(), 1);
+        assert_eq!(
+            Instant::now(),
+            t0 + 10 * SEC,
+            "the first probe waits its age"
+        );
+        scheduler.forget("a");
+
+        // The window holds one request (that probe's); a reserved poll in 30 s holds the
+        // other slot.
+        scheduler.retry("final", Duration::from_secs(30));
+        scheduler.plan().watches.get_mut("final").unwrap().purpose = Purpose::Final;
+        let waiting = tokio::spawn({
+            let scheduler = scheduler.clone();
+            async move {
+                let _permit = scheduler.submit_turn(&OutboundPolicy::default()).await;
+                Instant::now()
+            }
+        });
+        tokio::time::sleep(5 * SEC).await;
+        assert!(!waiting.is_finished());
+        let dropped = Instant::now();
+        scheduler.forget("final");
+        assert_eq!(
+            waiting.await.unwrap(),
+            dropped,
+            "woken by the change, not a timer"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_job_found_still_running_at_its_end_is_not_polled_again_at_once() {
+        let mut plan = Plan::new(ScheduleConfig::default());
+        let t0 = Instant::now();
+        // Nearly done at the probe: the end is predicted within milliseconds…
+        plan.observed(
+            "a",
+            &status(JobState::Running(Some(0.999)), 60 * SEC),
+            t0,
+            t0,
+            wall(),
+        );
+        let first = plan.watches["a"].next;
+        assert_eq!(
+            first,
+            t0 + SEC,
+            "…but a reading right after says nothing new"
+        );
+        // …and one found still running at the final poll is read again no sooner either.
+        plan.observed(
+            "a",
+            &status(JobState::Running(Some(0.9995)), 60 * SEC),
+            first,
+            first,
+            wall() + SEC,
+        );
+        assert!(plan.watches["a"].next >= first + SEC);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_let_out_hold_their_place_until_answered() {
+        // Three a minute, none spent: a probe let out (not yet logged by the budget) and a
+        // submit let out leave room for exactly one more.
+        let budget = budget(3);
+        let mut plan = Plan::new(ScheduleConfig::default());
+        let now = Instant::now();
+        assert_eq!(plan.poll_turn("a", now, &budget), Turn::Go);
+        assert_eq!(plan.submit_turn(now, &budget), Turn::Go);
+        plan.watch("b", now);
+        plan.watch("c", now);
+        assert_eq!(plan.poll_turn("b", now, &budget), Turn::Go);
+        assert!(matches!(plan.poll_turn("c", now, &budget), Turn::Wait(_)));
+        // The probe's answer comes back: its place is the budget's log's business now.
+        plan.observed("a", &status(JobState::Queued, SEC), now, now, wall());
+        assert_eq!(plan.poll_turn("c", now, &budget), Turn::Go);
+    }
+
+    #[test]
+    fn scaling_divides_every_timing() {
+        let fast = ScheduleConfig::default().scaled(10.0);
+        assert_eq!(fast.first_probe, SEC);
+        assert_eq!(fast.margin, Duration::from_millis(30));
+        assert_eq!(fast.max_gap, 60 * SEC);
+    }
+}
