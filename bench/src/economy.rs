@@ -2,16 +2,22 @@
 //! budget of 50 requests per minute, and how long after a job completes the host notices.
 //!
 //! Jobs of varied length (30–180 s of running, progress reported) are submitted through the
-//! component and polled through it; one host-side scheduler spends the account's budget for
-//! all of them. Strategies compared in the same run:
+//! component and polled through it, as many as the budget allows. Strategies compared in the
+//! same run:
 //!
 //! - `fixed-5s`: poll every job every 5 s (the provider's own example), the baseline;
 //! - `fixed-60s`: every 60 s, the interval that fits the budget;
 //! - `hint`: the component's `next-poll-ms` under the default policy (5 s to 15 s);
-//! - `predictive`: one early probe reads the job's progress, then the host predicts the
-//!   completion time from progress and elapsed time (learning the queue time from finished
-//!   jobs) and polls once, just after it; polls at a predicted time are protected from
-//!   submits and probes, which only take budget the predicted polls leave free.
+//! - `pipeline`: `host-demo`'s own pipeline runner (journal, one plugin per shot, downloads)
+//!   on a storyboard of as many shots as can finish, its session's `PollScheduler` deciding
+//!   every poll: one probe reads a job's progress, the completion is predicted from progress
+//!   and age, and one reserved poll goes out just after it.
+//!
+//! The first three run in a small loop here that spends the same budget (a poll goes out
+//! only when the window has room for it and every poll already planned); the last is the
+//! product itself. Every strategy is measured the same way, on the emulator's side: a job
+//! counts when a poll first finds it ended, and its detection lag is that poll's arrival
+//! minus the job's end.
 //!
 //! With `--scale S` time runs S times faster: job lengths, queue times, the rate limit's
 //! window and every interval are divided by S, so the budget stays 50 requests per emulated
@@ -19,16 +25,23 @@
 
 use crate::common;
 use crate::stats::Samples;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use happyhorse_emulator::{Emulator, EmulatorConfig};
-use host_demo::api::{ClientConfig, Error as ApiError, JobState, JobStatus};
+use host_demo::api::{ClientConfig, Error as ApiError, JobState};
+use host_demo::budget::RequestBudget;
+use host_demo::pipeline::journal::Journal;
+use host_demo::pipeline::plan;
+use host_demo::pipeline::progress::Progress;
+use host_demo::pipeline::runner::{DEFAULT_CONCURRENCY, Runner, RunnerOptions};
+use host_demo::pipeline::storyboard::Storyboard;
 use host_demo::plugin::Plugin;
 use host_demo::runtime::Runtime;
-use std::collections::VecDeque;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use video_gen_core::backoff::{
-    ProgressReading, implied_queue_ms, parse_timestamp_ms, predict_completion_ms,
-};
+use host_demo::sandbox::SandboxPolicy;
+use host_demo::schedule::ScheduleConfig;
+use host_demo::session::{ConnectOptions, Session};
+use std::fmt::Write as _;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Options of the polling-economy figure.
 #[derive(clap::Args, Debug, Clone)]
@@ -42,14 +55,12 @@ pub struct Args {
     /// Emulated minutes at the start not counted (the pipeline filling up).
     #[arg(long, default_value_t = 4.0)]
     pub warmup_minutes: f64,
-    /// Offered load in jobs per emulated minute; 0 submits as many as the budget allows.
-    #[arg(long, default_value_t = 0.0)]
-    pub rate: f64,
-    /// Strategies to run, comma-separated: fixed-5s, fixed-60s, hint, predictive.
+    /// Strategies to run, comma-separated: fixed-5s, fixed-60s (any fixed-Ns), hint,
+    /// pipeline.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "fixed-5s,fixed-60s,hint,predictive"
+        default_value = "fixed-5s,fixed-60s,hint,pipeline"
     )]
     pub strategies: Vec<String>,
     /// Shortest and longest running time of a job, emulated seconds.
@@ -61,10 +72,14 @@ pub struct Args {
     /// The account's budget, requests per (emulated) minute.
     #[arg(long, default_value_t = 50)]
     pub budget: u32,
-    /// Predictive: how much detection lag (emulated s) to accept before spending an extra
-    /// poll when the queue time, and so the completion time, is uncertain.
-    #[arg(long, default_value_t = 4.0)]
-    pub lag_allowance_secs: f64,
+    /// Pipeline: shots in flight at once (default: the pipeline's own default).
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
+    /// Pipeline: how much detection lag (emulated s) the scheduler accepts before spending
+    /// an extra poll on a job whose end one reading cannot pin down (default: the
+    /// scheduler's own).
+    #[arg(long)]
+    pub lag_allowance_secs: Option<f64>,
 }
 
 impl Default for Args {
@@ -73,25 +88,20 @@ impl Default for Args {
             scale: 10.0,
             minutes: 20.0,
             warmup_minutes: 4.0,
-            rate: 0.0,
-            strategies: ["fixed-5s", "fixed-60s", "hint", "predictive"]
+            strategies: ["fixed-5s", "fixed-60s", "hint", "pipeline"]
                 .map(String::from)
                 .to_vec(),
             running_secs: vec![30.0, 180.0],
             queued_secs: vec![1.0, 1.0],
             budget: 50,
-            lag_allowance_secs: 4.0,
+            concurrency: DEFAULT_CONCURRENCY,
+            lag_allowance_secs: None,
         }
     }
 }
 
 const TARGET_JOBS_PER_MIN: f64 = 15.0;
 const TARGET_MEDIAN_LAG_S: f64 = 5.0;
-/// A poll aimed at a predicted completion goes this long after it (emulated ms), so clock
-/// granularity and request latency do not make it land a hair early.
-const MARGIN_MS: f64 = 300.0;
-/// Probes planned within this long (emulated ms) are protected from submits.
-const PROBE_HORIZON_MS: f64 = 20_000.0;
 /// A request's slot is held this much longer than the window (wall ms), covering the gap
 /// between our clock and the provider's.
 const WINDOW_SLACK_WALL_MS: u64 = 20;
@@ -100,7 +110,7 @@ const WINDOW_SLACK_WALL_MS: u64 = 20;
 enum Strategy {
     Fixed(f64),
     Hint,
-    Predictive,
+    Pipeline,
 }
 
 impl Strategy {
@@ -109,7 +119,7 @@ impl Strategy {
             "fixed-5s" => Strategy::Fixed(5_000.0),
             "fixed-60s" => Strategy::Fixed(60_000.0),
             "hint" => Strategy::Hint,
-            "predictive" => Strategy::Predictive,
+            "pipeline" => Strategy::Pipeline,
             other => {
                 if let Some(secs) = other
                     .strip_prefix("fixed-")
@@ -128,7 +138,7 @@ impl Strategy {
             Strategy::Fixed(5_000.0) => "fixed 5 s (baseline)".into(),
             Strategy::Fixed(ms) => format!("fixed {} s", ms / 1_000.0),
             Strategy::Hint => "component hint, default policy".into(),
-            Strategy::Predictive => "predictive (tuned)".into(),
+            Strategy::Pipeline => "host-demo pipeline (scheduler)".into(),
         }
     }
 }
@@ -140,15 +150,9 @@ pub async fn run(args: Args) -> Result<()> {
     let [queue_lo, queue_hi] = pair(&args.queued_secs)?;
     println!(
         "jobs: {queue_lo}–{queue_hi} s queued, then {run_lo}–{run_hi} s running (uniform, progress linear); \
-         budget {} requests per minute; {} emulated minutes per strategy, first {} not counted; {}",
-        args.budget,
-        args.minutes,
-        args.warmup_minutes,
-        if args.rate > 0.0 {
-            format!("offered load {} jobs/min", args.rate)
-        } else {
-            "submitting as many jobs as the budget allows".into()
-        }
+         budget {} requests per minute; {} emulated minutes per strategy, first {} not counted; \
+         submitting as many jobs as the budget allows (pipeline: {} shots in flight at most)",
+        args.budget, args.minutes, args.warmup_minutes, args.concurrency,
     );
     if args.scale != 1.0 {
         println!(
@@ -159,25 +163,30 @@ pub async fn run(args: Args) -> Result<()> {
             args.scale
         );
     }
+    let emulator_config = EmulatorConfig {
+        rate_limit_per_minute: args.budget,
+        rate_window: Duration::from_secs_f64(60.0 / args.scale),
+        queued_ms_range: Some(ms_range(queue_lo, queue_hi, args.scale)),
+        running_ms_range: Some(ms_range(run_lo, run_hi, args.scale)),
+        ..EmulatorConfig::default()
+    };
     let runtime = common::runtime(&common::runtime_options())?;
     println!(
         "{:<32} {:>9} {:>9} {:>8} {:>9} {:>8} {:>8} {:>6} {:>7}",
         "strategy", "jobs/min", "req/min", "req/job", "lag p50", "p90", "max", "429s", "verdict"
     );
-    let mut results = Vec::new();
     for name in &args.strategies {
         let strategy = Strategy::parse(name)?;
-        let emulator = Emulator::start(EmulatorConfig {
-            rate_limit_per_minute: args.budget,
-            rate_window: Duration::from_secs_f64(60.0 / args.scale),
-            queued_ms_range: Some(ms_range(queue_lo, queue_hi, args.scale)),
-            running_ms_range: Some(ms_range(run_lo, run_hi, args.scale)),
-            ..EmulatorConfig::default()
-        })
-        .await?;
-        let mut sim = Sim::new(&args, strategy, &runtime, &emulator);
-        sim.run().await?;
-        let mut outcome = sim.outcome(emulator.count_429());
+        let mut outcome = match strategy {
+            Strategy::Pipeline => pipeline(&args, emulator_config.clone()).await?,
+            _ => {
+                let emulator = Emulator::start(emulator_config.clone()).await?;
+                Sim::new(&args, strategy, &runtime, &emulator).run().await?;
+                let outcome = Outcome::measure(&emulator, &args);
+                emulator.shutdown().await;
+                outcome
+            }
+        };
         let met = outcome.jobs_per_min >= TARGET_JOBS_PER_MIN
             && outcome.lag_s.median() <= TARGET_MEDIAN_LAG_S;
         println!(
@@ -192,33 +201,14 @@ pub async fn run(args: Args) -> Result<()> {
             outcome.count_429,
             if met { "MET" } else { "no" }
         );
-        if strategy == Strategy::Predictive {
-            let [probe, end] = sim.found;
-            println!(
-                "{:<32} polls in the window: {} probes ({} found the job done), {} at a predicted \
-                 end ({} found it still running)",
-                "",
-                probe.iter().sum::<usize>(),
-                probe[2],
-                end.iter().sum::<usize>(),
-                end[0] + end[1],
-            );
-        }
-        results.push((strategy, outcome));
-        emulator.shutdown().await;
-    }
-    for (strategy, outcome) in &mut results {
-        if *strategy == Strategy::Predictive {
+        if strategy == Strategy::Pipeline {
             println!(
                 "figure: {:.2} jobs/min (target ≥ {TARGET_JOBS_PER_MIN}; physical limit {:.1}) with median \
                  detection lag {:.1} s (target ≤ {TARGET_MEDIAN_LAG_S} s): {}; {} jobs detected in the window",
                 outcome.jobs_per_min,
                 f64::from(args.budget) / 2.0,
                 outcome.lag_s.median(),
-                common::verdict(
-                    outcome.jobs_per_min >= TARGET_JOBS_PER_MIN
-                        && outcome.lag_s.median() <= TARGET_MEDIAN_LAG_S
-                ),
+                common::verdict(met),
                 outcome.lag_s.len(),
             );
         }
@@ -227,6 +217,123 @@ pub async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// What one strategy achieved inside the measurement window, as the emulator saw it.
+struct Outcome {
+    jobs_per_min: f64,
+    requests_per_min: f64,
+    requests_per_job: f64,
+    lag_s: Samples,
+    count_429: usize,
+}
+
+impl Outcome {
+    /// Jobs first seen ended, and API requests, inside the window (emulated time).
+    fn measure(emulator: &Emulator, args: &Args) -> Outcome {
+        let emulated_ms = |d: Duration| d.as_secs_f64() * 1e3 * args.scale;
+        let (from, to) = (args.warmup_minutes * 60_000.0, args.minutes * 60_000.0);
+        let inside = |d: Duration| (from..=to).contains(&emulated_ms(d));
+        let mut lag_s = Samples::new();
+        for job in emulator.job_timings() {
+            if let Some(seen) = job.first_seen_ended_at.filter(|&t| inside(t)) {
+                lag_s.push_value(emulated_ms(seen.saturating_sub(job.ended_at)) / 1e3);
+            }
+        }
+        let requests = emulator
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/v1/") && inside(r.at))
+            .count();
+        let minutes = (to - from) / 60_000.0;
+        Outcome {
+            jobs_per_min: lag_s.len() as f64 / minutes,
+            requests_per_min: requests as f64 / minutes,
+            requests_per_job: requests as f64 / lag_s.len().max(1) as f64,
+            lag_s,
+            count_429: emulator.count_429(),
+        }
+    }
+}
+
+/// The pipeline strategy: `host-demo`'s runner on a storyboard with more shots than can
+/// finish, in a session whose clock (budget window, scheduler timings) runs `scale` times
+/// faster, stopped after the run's length.
+async fn pipeline(args: &Args, emulator: EmulatorConfig) -> Result<Outcome> {
+    let scale = args.scale;
+    let mut schedule = ScheduleConfig::default();
+    if let Some(secs) = args.lag_allowance_secs {
+        schedule.lag_allowance = Duration::from_secs_f64(secs);
+    }
+    let session = Session::open(ConnectOptions {
+        emulator,
+        schedule: Some(schedule.scaled(scale)),
+        rate_window: Duration::from_secs_f64(60.0 / scale),
+        sandbox: SandboxPolicy {
+            requests_per_minute: args.budget,
+            ..SandboxPolicy::default()
+        },
+        runtime: common::runtime_options(),
+        ..ConnectOptions::default()
+    })
+    .await?;
+    let dir = tempfile::tempdir()?;
+    // More shots than the budget could finish in the run, so submits never run out.
+    let shots = (args.minutes * f64::from(args.budget) / 2.0).ceil() as usize + 10;
+    let mut toml = String::from("[defaults]\nduration = 5\nresolution = \"720p\"\n");
+    for i in 0..shots {
+        write!(
+            toml,
+            "\n[[shot]]\nname = \"shot-{i:04}\"\nprompt = \"A horse gallops along a beach at sunset, take {i}.\"\n"
+        )?;
+    }
+    let path = dir.path().join("economy.toml");
+    std::fs::write(&path, toml)?;
+    let storyboard = Storyboard::load(&path)?;
+    let plan = plan::check(&session, &storyboard)
+        .await?
+        .map_err(|problems| {
+            anyhow::anyhow!("the generated storyboard was refused: {problems:?}")
+        })?;
+    let out_dir = dir.path().join("out");
+    let journal = Journal::open(&out_dir)?;
+    journal.reconcile(&plan.journal_rows())?;
+    let names: Vec<(String, String)> = plan
+        .shots
+        .iter()
+        .map(|s| (s.shot.name.clone(), "pending".to_string()))
+        .collect();
+    let progress = Progress::new(&names, 0, false);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let runner = Runner::new(
+        &session,
+        &journal,
+        &progress,
+        RunnerOptions {
+            concurrency: args.concurrency,
+            poll_interval: None,
+            deadline: Duration::from_secs(3_600),
+            out_dir: out_dir.clone(),
+        },
+        stopped,
+    )?;
+    let length = Duration::from_secs_f64(args.minutes * 60.0 / scale);
+    let stopper = async {
+        tokio::time::sleep(length).await;
+        let _ = stop.send(true);
+    };
+    let (errors, ()) = tokio::join!(runner.run(&plan), stopper);
+    progress.close();
+    if let Some((shot, error)) = errors.first() {
+        anyhow::bail!(
+            "{} shot(s) stopped on errors, first {shot}: {error:#}",
+            errors.len()
+        );
+    }
+    let emulator = session
+        .emulator
+        .as_ref()
+        .context("the session started no emulator")?;
+    Ok(Outcome::measure(emulator, args))
+}
 fn pair(v: &[f64]) -> Result<[f64; 2]> {
     match v {
         [a] => Ok([*a, *a]),
@@ -242,303 +349,93 @@ fn ms_range(lo_s: f64, hi_s: f64, scale: f64) -> (u64, u64) {
     )
 }
 
-/// What one strategy achieved inside the measurement window.
-struct Outcome {
-    jobs_per_min: f64,
-    requests_per_min: f64,
-    requests_per_job: f64,
-    lag_s: Samples,
-    count_429: usize,
-}
-
-/// Why a job is polled next.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Purpose {
-    /// To read its progress: may wait for budget.
-    Probe,
-    /// At its predicted (or scheduled) completion: its budget is reserved.
-    Final,
-}
-
+/// A job a baseline loop watches.
 struct Job {
     id: String,
     plugin: Plugin,
-    /// Emulated ms since the run started.
-    submitted: f64,
-    created: Option<f64>,
-    /// Readings while running.
-    readings: Vec<ProgressReading>,
-    next: f64,
-    purpose: Purpose,
+    next: Instant,
 }
 
-/// The account's request budget as the provider counts it: a sliding window.
-struct Budget {
-    sent: VecDeque<Instant>,
-    limit: usize,
-    window: Duration,
-}
-
-impl Budget {
-    fn expire(&mut self, now: Instant) {
-        while self
-            .sent
-            .front()
-            .is_some_and(|&t| now.saturating_duration_since(t) >= self.window)
-        {
-            self.sent.pop_front();
-        }
-    }
-
-    fn has_slot(&mut self, now: Instant) -> bool {
-        self.expire(now);
-        self.sent.len() < self.limit
-    }
-
-    /// When the next slot frees, if the window is full.
-    fn next_free(&self) -> Option<Instant> {
-        (self.sent.len() >= self.limit)
-            .then(|| self.sent[self.sent.len() - self.limit] + self.window)
-    }
-
-    /// Whether one more request now still leaves room for every reserved poll at its
-    /// planned time (`reserved`: wall instants, sorted; past ones count as now).
-    fn fits_with(&self, now: Instant, reserved: &[Instant]) -> bool {
-        for (i, &at) in reserved.iter().enumerate() {
-            let at = at.max(now);
-            if at.saturating_duration_since(now) >= self.window {
-                break;
-            }
-            let from = at.checked_sub(self.window);
-            let in_window = |t: Instant| from.is_none_or(|f| t > f);
-            let already = self.sent.iter().filter(|&&t| in_window(t)).count();
-            let planned = reserved[..=i]
-                .iter()
-                .filter(|&&t| in_window(t.max(now)))
-                .count();
-            // `+ 1`: the request about to be sent, inside every window that ends within
-            // one window length from now.
-            if already + planned + 1 > self.limit {
-                return false;
-            }
-        }
-        true
-    }
-}
-
-/// What the predictive strategy learns from finished jobs.
-#[derive(Default)]
-struct Learned {
-    /// Queue times recovered from finished jobs, emulated ms.
-    queue: VecDeque<f64>,
-    /// Total durations (creation to completion), emulated ms.
-    total: VecDeque<f64>,
-}
-
-const LEARN_WINDOW: usize = 50;
-
-impl Learned {
-    fn push(q: &mut VecDeque<f64>, v: f64) {
-        if q.len() == LEARN_WINDOW {
-            q.pop_front();
-        }
-        q.push_back(v);
-    }
-
-    /// When to read a new job's progress: as late as the shortest jobs seen allow (a late
-    /// reading predicts better), early until some have been seen.
-    fn first_probe_age(&self) -> f64 {
-        if self.total.len() < 3 {
-            return 10_000.0;
-        }
-        let shortest = self.total.iter().copied().fold(f64::INFINITY, f64::min);
-        (shortest * 0.9).max(2_000.0)
-    }
-
-    /// The range of queue times seen on finished jobs, once there are some.
-    fn queue_range(&self) -> Option<(f64, f64)> {
-        let lo = self.queue.iter().copied().reduce(f64::min)?;
-        let hi = self.queue.iter().copied().reduce(f64::max)?;
-        Some((lo, hi))
-    }
-}
-
+/// The baselines' loop: one request at a time, each job polled on its strategy's timer, as
+/// many jobs submitted as the budget allows. A poll goes out when due (the window's room for
+/// it was kept); a submit only if the window still has room for every poll already planned.
 struct Sim<'a> {
     strategy: Strategy,
     scale: f64,
     runtime: &'a Runtime,
     base_url: String,
     config: ClientConfig,
-    start: Instant,
-    start_unix_ms: f64,
-    end: f64,
-    warmup: f64,
-    rate: f64,
-    lag_allowance: f64,
-    budget: Budget,
+    end: Instant,
+    budget: RequestBudget,
     jobs: Vec<Job>,
-    learned: Learned,
-    submits: usize,
-    next_arrival: f64,
-    // Measured inside the window:
-    detected: usize,
-    requests_in_window: usize,
-    lag_s: Samples,
     errors: usize,
-    /// Polls in the window by purpose and what they found: [probe, final] × [queued,
-    /// running, done].
-    found: [[usize; 3]; 2],
 }
 
 impl<'a> Sim<'a> {
     fn new(args: &Args, strategy: Strategy, runtime: &'a Runtime, emulator: &Emulator) -> Self {
         let scale = args.scale;
         let base_url = emulator.base_url();
-        // No retries inside the component: the scheduler owns the budget, and a hidden
-        // retry would spend it behind its back. (None should be needed: no 429 is expected.)
+        // No retries inside the component: the loop owns the budget, and a hidden retry
+        // would spend it behind its back. (None should be needed: no 429 is expected.)
         let mut policy = common::scaled_policy(5_000, 15_000, Duration::from_secs(3_600), scale);
         policy.max_retries = 0;
         let config = common::client_config(&base_url, policy);
-        let start = Instant::now();
-        let start_unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64()
-            * 1e3;
+        let window =
+            Duration::from_secs_f64(60.0 / scale) + Duration::from_millis(WINDOW_SLACK_WALL_MS);
         Sim {
             strategy,
             scale,
             runtime,
             base_url,
             config,
-            start,
-            start_unix_ms,
-            end: args.minutes * 60_000.0,
-            warmup: args.warmup_minutes * 60_000.0,
-            rate: args.rate,
-            lag_allowance: args.lag_allowance_secs * 1_000.0,
-            budget: Budget {
-                sent: VecDeque::new(),
-                limit: args.budget as usize,
-                window: Duration::from_secs_f64(60.0 / scale)
-                    + Duration::from_millis(WINDOW_SLACK_WALL_MS),
-            },
+            end: Instant::now() + Duration::from_secs_f64(args.minutes * 60.0 / scale),
+            budget: RequestBudget::with_window(args.budget, args.budget, window),
             jobs: Vec::new(),
-            learned: Learned::default(),
-            submits: 0,
-            next_arrival: 0.0,
-            detected: 0,
-            requests_in_window: 0,
-            lag_s: Samples::new(),
             errors: 0,
-            found: [[0; 3]; 2],
         }
     }
 
-    /// Emulated ms since the start.
-    fn now(&self) -> f64 {
-        self.start.elapsed().as_secs_f64() * 1e3 * self.scale
-    }
-
-    /// The wall instant of emulated time `t`.
-    fn wall(&self, t: f64) -> Instant {
-        self.start + Duration::from_secs_f64((t.max(0.0) / self.scale) / 1e3)
-    }
-
-    /// A provider timestamp as emulated ms since the start.
-    fn stamp(&self, text: Option<&str>) -> Option<f64> {
-        let unix_ms = parse_timestamp_ms(text?)? as f64;
-        Some((unix_ms - self.start_unix_ms) * self.scale)
-    }
-
-    fn in_window(&self, t: f64) -> bool {
-        t >= self.warmup && t <= self.end
-    }
-
-    fn record_request(&mut self, at: f64) {
-        self.budget.sent.push_back(Instant::now());
-        if self.in_window(at) {
-            self.requests_in_window += 1;
+    /// When a job is polled again, `hint_ms` being the component's suggestion.
+    fn interval(&self, hint_ms: u32) -> Duration {
+        match self.strategy {
+            Strategy::Fixed(every_ms) => Duration::from_secs_f64(every_ms / 1e3 / self.scale),
+            _ => Duration::from_millis(u64::from(hint_ms)),
         }
     }
 
-    async fn run(&mut self) -> Result<()> {
+    async fn run(mut self) -> Result<()> {
         loop {
-            let now = self.now();
+            let now = Instant::now();
             if now >= self.end {
                 return Ok(());
             }
-            let wall_now = Instant::now();
-            let has_slot = self.budget.has_slot(wall_now);
-            // Most overdue first, reserved polls before probes.
-            let due = |purpose: Purpose| {
-                self.jobs
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, j)| j.purpose == purpose && j.next <= now)
-                    .min_by(|a, b| a.1.next.total_cmp(&b.1.next))
-                    .map(|(i, _)| i)
-            };
-            let finals = self.reserved(Purpose::Final, wall_now);
-            if has_slot {
-                if let Some(i) = due(Purpose::Final) {
-                    self.poll(i).await?;
-                    continue;
-                }
-                if let Some(i) = due(Purpose::Probe)
-                    && self.budget.fits_with(wall_now, &finals)
-                {
-                    self.poll(i).await?;
-                    continue;
-                }
-                let submit_due = self.rate <= 0.0 || self.next_arrival <= now;
-                if submit_due {
-                    // Probes planned soon are protected too; later ones can slip a little
-                    // without harm, and reserving for them as well leaves budget idle.
-                    let horizon = self.wall(now + PROBE_HORIZON_MS);
-                    let mut all = finals.clone();
-                    all.extend(
-                        self.reserved(Purpose::Probe, wall_now)
-                            .into_iter()
-                            .filter(|t| *t <= horizon),
-                    );
-                    all.sort();
-                    if self.budget.fits_with(wall_now, &all) {
-                        self.submit().await?;
-                        continue;
-                    }
-                }
+            let due = self
+                .jobs
+                .iter()
+                .enumerate()
+                .filter(|(_, j)| j.next <= now)
+                .min_by_key(|(_, j)| j.next)
+                .map(|(i, _)| i);
+            if let Some(i) = due {
+                self.poll(i).await?;
+                continue;
+            }
+            let mut planned: Vec<Instant> = self.jobs.iter().map(|j| j.next).collect();
+            planned.sort();
+            if self.budget.fits(now, &planned) {
+                self.submit().await?;
+                continue;
             }
             // Nothing to do now: sleep until something could change.
-            let mut wake = self.wall(self.end);
+            let mut wake = self.end;
             for job in &self.jobs {
-                wake = wake.min(self.wall(job.next));
+                wake = wake.min(job.next);
             }
-            if self.rate > 0.0 {
-                wake = wake.min(self.wall(self.next_arrival));
+            if let Some(expiry) = self.budget.next_expiry() {
+                wake = wake.min(expiry);
             }
-            if let Some(free) = self.budget.next_free() {
-                wake = wake.min(free);
-            }
-            // Budget that frees up may let a blocked probe or submit through.
-            if let Some(&oldest) = self.budget.sent.front() {
-                wake = wake.min(oldest + self.budget.window);
-            }
-            let wake = wake.max(wall_now + Duration::from_micros(200));
-            tokio::time::sleep_until(wake.into()).await;
+            tokio::time::sleep_until(wake.max(now + Duration::from_micros(200))).await;
         }
-    }
-
-    /// Planned poll times of one purpose, as wall instants, sorted.
-    fn reserved(&self, purpose: Purpose, now: Instant) -> Vec<Instant> {
-        let mut v: Vec<Instant> = self
-            .jobs
-            .iter()
-            .filter(|j| j.purpose == purpose)
-            .map(|j| self.wall(j.next).max(now))
-            .collect();
-        v.sort();
-        v
     }
 
     async fn submit(&mut self) -> Result<()> {
@@ -547,43 +444,12 @@ impl<'a> Sim<'a> {
             .instantiate(common::plugin_options(&self.base_url)?)
             .await?;
         let request = common::request("A horse gallops along a beach at sunset.", Some(5));
-        let sent = self.now();
-        let result = plugin.submit(&self.config, &request).await;
-        self.record_request(sent);
-        self.next_arrival = if self.rate > 0.0 {
-            self.next_arrival + 60_000.0 / self.rate
-        } else {
-            sent
-        };
-        match result {
+        self.budget.acquire().await;
+        match plugin.submit(&self.config, &request).await {
             Ok(Ok(id)) => {
-                self.submits += 1;
-                let submitted = self.now();
-                let (next, purpose) = match self.strategy {
-                    Strategy::Fixed(every) => (submitted + every, Purpose::Final),
-                    Strategy::Hint => (
-                        submitted
-                            + f64::from(
-                                self.config
-                                    .poll
-                                    .as_ref()
-                                    .map_or(5_000, |p| p.min_interval_ms),
-                            ) * self.scale,
-                        Purpose::Final,
-                    ),
-                    Strategy::Predictive => {
-                        (submitted + self.learned.first_probe_age(), Purpose::Probe)
-                    }
-                };
-                self.jobs.push(Job {
-                    id,
-                    plugin,
-                    submitted,
-                    created: None,
-                    readings: Vec::new(),
-                    next,
-                    purpose,
-                });
+                let min = self.config.poll.as_ref().map_or(500, |p| p.min_interval_ms);
+                let next = Instant::now() + self.interval(min);
+                self.jobs.push(Job { id, plugin, next });
             }
             Ok(Err(e)) => self.rejected(&e),
             Err(failure) => anyhow::bail!("submit: {failure}"),
@@ -599,160 +465,35 @@ impl<'a> Sim<'a> {
     }
 
     async fn poll(&mut self, index: usize) -> Result<()> {
-        let sent = self.now();
+        self.budget.acquire().await;
         let job = &mut self.jobs[index];
         let result = job.plugin.poll(&self.config, &job.id).await;
-        let received = self.now();
-        self.record_request(sent);
+        let received = Instant::now();
         let status = match result {
             Ok(Ok(status)) => status,
             Ok(Err(e)) => {
                 self.rejected(&e);
                 // Try again a little later; the budget decides when.
-                self.jobs[index].next = received + 1_000.0;
+                self.jobs[index].next = received + Duration::from_secs_f64(1.0 / self.scale);
                 return Ok(());
             }
             Err(failure) => anyhow::bail!("poll: {failure}"),
         };
-        // The provider saw the request between sending and receiving.
-        let at = (sent + received) / 2.0;
-        let created = self.stamp(status.created_at.as_deref());
-        if self.in_window(at) {
-            let purpose = usize::from(self.jobs[index].purpose == Purpose::Final);
-            let what = match status.state {
-                JobState::Queued => 0,
-                JobState::Running(_) => 1,
-                _ => 2,
-            };
-            self.found[purpose][what] += 1;
-        }
-        let job = &mut self.jobs[index];
-        if job.created.is_none() {
-            job.created = created;
-        }
-        match &status.state {
-            JobState::Completed(_)
-            | JobState::Failed(_)
-            | JobState::Cancelled
-            | JobState::Expired => {
-                let job = self.jobs.swap_remove(index);
-                self.finished(job, &status, received);
+        match status.state {
+            JobState::Queued | JobState::Running(_) => {
+                self.jobs[index].next = received + self.interval(status.next_poll_ms);
             }
-            JobState::Queued => {
-                let job = &mut self.jobs[index];
-                let (next, purpose) = plan_queued(self.strategy, job, &status, at, self.scale);
-                job.next = next;
-                job.purpose = purpose;
-            }
-            JobState::Running(progress) => {
-                let job = &mut self.jobs[index];
-                let created = job.created.unwrap_or(job.submitted);
-                if let Some(p) = progress.filter(|p| *p > 0.0 && *p < 1.0) {
-                    job.readings.push(ProgressReading {
-                        age_ms: at - created,
-                        progress: p,
-                        uncertainty_ms: (received - sent) / 2.0,
-                    });
-                }
-                let (next, purpose) = match self.strategy {
-                    Strategy::Fixed(every) => (received + every, Purpose::Final),
-                    Strategy::Hint => (
-                        received + f64::from(status.next_poll_ms) * self.scale,
-                        Purpose::Final,
-                    ),
-                    Strategy::Predictive => predict_completion_ms(
-                        &job.readings,
-                        self.learned.queue_range(),
-                        self.lag_allowance,
-                    )
-                    .map_or((received + 5_000.0, Purpose::Probe), |end| {
-                        (created + end + MARGIN_MS, Purpose::Final)
-                    }),
-                };
-                let job = &mut self.jobs[index];
-                job.next = next.max(received);
-                job.purpose = purpose;
+            _ => {
+                self.jobs.swap_remove(index);
             }
         }
         Ok(())
-    }
-
-    fn finished(&mut self, job: Job, status: &JobStatus, detected: f64) {
-        let created = job.created.unwrap_or(job.submitted);
-        let completed = self
-            .stamp(status.completed_at.as_deref())
-            .unwrap_or(detected);
-        let total = completed - created;
-        if let Some(q) = job.readings.iter().find_map(|r| implied_queue_ms(r, total)) {
-            Learned::push(&mut self.learned.queue, q);
-        }
-        Learned::push(&mut self.learned.total, total);
-        if self.in_window(detected) {
-            self.detected += 1;
-            self.lag_s
-                .push_value(((detected - completed) / 1_000.0).max(0.0));
-        }
-    }
-
-    fn outcome(&mut self, count_429: usize) -> Outcome {
-        let minutes = (self.end - self.warmup) / 60_000.0;
-        Outcome {
-            jobs_per_min: self.detected as f64 / minutes,
-            requests_per_min: self.requests_in_window as f64 / minutes,
-            requests_per_job: self.requests_in_window as f64 / self.detected.max(1) as f64,
-            lag_s: std::mem::take(&mut self.lag_s),
-            count_429,
-        }
-    }
-}
-
-/// The next poll of a job still queued.
-fn plan_queued(
-    strategy: Strategy,
-    job: &Job,
-    status: &JobStatus,
-    at: f64,
-    scale: f64,
-) -> (f64, Purpose) {
-    match strategy {
-        Strategy::Fixed(every) => (at + every, Purpose::Final),
-        Strategy::Hint => (at + f64::from(status.next_poll_ms) * scale, Purpose::Final),
-        // Too early: read it again once the queue has likely cleared.
-        Strategy::Predictive => {
-            let age = at - job.created.unwrap_or(job.submitted);
-            (at + (age / 2.0).max(1_000.0), Purpose::Probe)
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn budget(limit: usize, sent_ago_ms: &[u64], now: Instant) -> Budget {
-        Budget {
-            sent: sent_ago_ms
-                .iter()
-                .map(|ms| now - Duration::from_millis(*ms))
-                .collect(),
-            limit,
-            window: Duration::from_secs(60),
-        }
-    }
-
-    #[test]
-    fn reserved_polls_keep_their_slots() {
-        let now = Instant::now() + Duration::from_secs(120);
-        // Two sent 50 s and 10 s ago, limit 3: one slot is free now.
-        let b = budget(3, &[50_000, 10_000], now);
-        assert!(b.fits_with(now, &[]));
-        // A poll reserved in 5 s would find the window full if the slot went now.
-        assert!(!b.fits_with(now, &[now + Duration::from_secs(5)]));
-        // In 15 s the one sent 50 s ago has left the window: both fit.
-        assert!(b.fits_with(now, &[now + Duration::from_secs(15)]));
-        // Reservations more than a window ahead are not affected by a request now.
-        assert!(b.fits_with(now, &[now + Duration::from_secs(61)]));
-    }
 
     #[test]
     fn strategies_parse() {
@@ -764,7 +505,7 @@ mod tests {
             Strategy::parse("fixed-2.5s").unwrap(),
             Strategy::Fixed(2_500.0)
         );
-        assert_eq!(Strategy::parse("predictive").unwrap(), Strategy::Predictive);
+        assert_eq!(Strategy::parse("pipeline").unwrap(), Strategy::Pipeline);
         assert!(Strategy::parse("sometimes").is_err());
     }
 }
