@@ -146,6 +146,10 @@ impl Strategy {
 /// Run the figure and print it.
 pub async fn run(args: Args) -> Result<()> {
     common::heading("5. Polling economy: one account, 50 requests per minute");
+    anyhow::ensure!(
+        args.scale.is_finite() && args.scale > 0.0,
+        "--scale must be a positive number"
+    );
     let [run_lo, run_hi] = pair(&args.running_secs)?;
     let [queue_lo, queue_hi] = pair(&args.queued_secs)?;
     println!(
@@ -261,7 +265,8 @@ async fn pipeline(args: &Args, emulator: EmulatorConfig) -> Result<Outcome> {
     let scale = args.scale;
     let mut schedule = ScheduleConfig::default();
     if let Some(secs) = args.lag_allowance_secs {
-        schedule.lag_allowance = Duration::from_secs_f64(secs);
+        schedule.lag_allowance = Duration::try_from_secs_f64(secs)
+            .context("--lag-allowance-secs must be a non-negative number of seconds")?;
     }
     let session = Session::open(ConnectOptions {
         emulator,

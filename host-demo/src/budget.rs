@@ -3,7 +3,9 @@
 //! The provider allows a number of requests per minute per *account* (50 for HappyHorse),
 //! whatever the number of keys or jobs. Each plugin polls on its own schedule, so without a
 //! shared budget many jobs in flight would together exceed the limit and be answered `429`.
-//! Every outgoing request therefore waits for a token here first.
+//! Every outgoing request therefore takes a grant here first: a plugin's request as it
+//! leaves the sandbox, or, for requests the pipeline's scheduler places, the scheduler on
+//! the plugin's behalf (see `OutboundPolicy::prepay`).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -105,8 +107,8 @@ impl RequestBudget {
     }
 
     /// Whether one more request at `now` still leaves room, in every window, for the
-    /// requests already `reserved` at their planned instants (sorted; past ones count as
-    /// `now`). This is how a scheduler keeps a poll it has promised from being crowded out.
+    /// requests already `reserved` at their planned instants (in any order; past ones count
+    /// as `now`). This is how a scheduler keeps a poll it has promised from being crowded out.
     pub fn fits(&self, now: Instant, reserved: &[Instant]) -> bool {
         if self.per_minute == 0 {
             return true;
@@ -119,7 +121,7 @@ impl RequestBudget {
             reserved
                 .iter()
                 .map(|&at| at.max(now))
-                .take_while(|&at| at.saturating_duration_since(now) < self.span),
+                .filter(|&at| at.saturating_duration_since(now) < self.span),
         );
         for end in ends {
             let from = end.checked_sub(self.span);

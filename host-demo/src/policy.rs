@@ -383,7 +383,9 @@ fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
         .parse::<f64>()
         .ok()
         .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        // Network data: an absurd value must not panic the conversion (the pause is capped
+        // at the budget's window anyway).
+        .map(|s| Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX))
 }
 
 #[cfg(test)]

@@ -32,6 +32,8 @@ use video_gen_core::backoff::{
 const LEARN_FROM: usize = 50;
 /// How many finished jobs it waits for before timing probes by them.
 const LEARN_AFTER: usize = 3;
+/// The longest any timing may be (longer ones are read as this).
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The scheduler's timings. The defaults suit the real service (jobs of tens of seconds to
 /// minutes); [`ScheduleConfig::scaled`] fits them to an emulator whose clock runs faster.
@@ -76,19 +78,30 @@ impl Default for ScheduleConfig {
 
 impl ScheduleConfig {
     /// Every timing divided by `factor`: for an emulator whose jobs and rate window are
-    /// `factor` times shorter than the real service's.
+    /// `factor` times shorter than the real service's. A factor that is not a positive number
+    /// leaves the timings as they are.
     pub fn scaled(self, factor: f64) -> Self {
-        let f = factor.max(f64::MIN_POSITIVE);
-        let scale = |d: Duration| Duration::from_secs_f64(d.as_secs_f64() / f);
+        if !(factor.is_finite() && factor > 0.0) {
+            return self;
+        }
+        self.each(|d| Duration::try_from_secs_f64(d.as_secs_f64() / factor).unwrap_or(DAY))
+    }
+
+    /// Every timing at most a day, so no sum of an instant and a timing can overflow.
+    fn bounded(self) -> Self {
+        self.each(|d| d.min(DAY))
+    }
+
+    fn each(self, f: impl Fn(Duration) -> Duration) -> Self {
         ScheduleConfig {
-            margin: scale(self.margin),
-            lag_allowance: scale(self.lag_allowance),
-            first_probe: scale(self.first_probe),
-            min_first_probe: scale(self.min_first_probe),
-            min_gap: scale(self.min_gap),
-            probe_horizon: scale(self.probe_horizon),
-            max_gap: scale(self.max_gap),
-            recheck: scale(self.recheck),
+            margin: f(self.margin),
+            lag_allowance: f(self.lag_allowance),
+            first_probe: f(self.first_probe),
+            min_first_probe: f(self.min_first_probe),
+            min_gap: f(self.min_gap),
+            probe_horizon: f(self.probe_horizon),
+            max_gap: f(self.max_gap),
+            recheck: f(self.recheck),
         }
     }
 }
@@ -113,9 +126,33 @@ struct Watch {
     /// time lies between, whatever the two clocks say.
     submitted: Option<(Instant, Instant)>,
     readings: Vec<ProgressReading>,
-    /// Its poll was let out and has not been answered: it holds a place in the budget
-    /// until the budget's own log has it.
-    in_flight: bool,
+    place: Place,
+}
+
+/// Where a job's next poll stands in the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Planned for `next`: a final poll's place is reserved there.
+    Planned,
+    /// Let out, its grant not yet in the budget's log: it holds a place now, so requests
+    /// let out at the same moment cannot overshoot together.
+    LetOut,
+    /// In the budget's log, which counts it from here on; not counted again.
+    Logged,
+}
+
+impl Watch {
+    /// A job due for a probe at `next`.
+    fn new(next: Instant, submitted: Option<(Instant, Instant)>) -> Watch {
+        Watch {
+            next,
+            purpose: Purpose::Probe,
+            created: None,
+            submitted,
+            readings: Vec::new(),
+            place: Place::Planned,
+        }
+    }
 }
 
 /// What finished jobs taught, in ms.
@@ -153,7 +190,7 @@ struct Plan {
 impl Plan {
     fn new(config: ScheduleConfig) -> Self {
         Plan {
-            config,
+            config: config.bounded(),
             watches: HashMap::new(),
             learned: Learned::default(),
             submits_in_flight: 0,
@@ -172,51 +209,37 @@ impl Plan {
             .iter()
             .copied()
             .fold(f64::INFINITY, f64::min);
-        Duration::from_secs_f64((shortest * 0.9 / 1e3).max(0.0)).max(self.config.min_first_probe)
+        Duration::try_from_secs_f64((shortest * 0.9 / 1e3).max(0.0))
+            .unwrap_or(self.config.first_probe)
+            .max(self.config.min_first_probe)
     }
 
     fn submitted(&mut self, job_id: &str, sent: Instant, received: Instant) {
         let next = received + self.first_probe_age();
-        self.watches.insert(
-            job_id.to_string(),
-            Watch {
-                next,
-                purpose: Purpose::Probe,
-                created: None,
-                submitted: Some((sent, received)),
-                readings: Vec::new(),
-                in_flight: false,
-            },
-        );
+        self.watches
+            .insert(job_id.to_string(), Watch::new(next, Some((sent, received))));
     }
 
     /// The job's watch, created (due now, as a probe) for a job this run did not submit.
     fn watch(&mut self, job_id: &str, now: Instant) -> &mut Watch {
         self.watches
             .entry(job_id.to_string())
-            .or_insert_with(|| Watch {
-                next: now,
-                purpose: Purpose::Probe,
-                created: None,
-                submitted: None,
-                readings: Vec::new(),
-                in_flight: false,
-            })
+            .or_insert_with(|| Watch::new(now, None))
     }
 
     /// The instants budget is held for (sorted, past ones as `now`): reserved polls,
-    /// requests let out but not yet answered (the budget may not have logged them yet), and
-    /// with `probes_until` also the probes due before it.
+    /// requests let out whose grant the budget has not logged yet, and with `probes_until`
+    /// also the probes due before it.
     fn reserved(&self, now: Instant, probes_until: Option<Instant>) -> Vec<Instant> {
         let mut at: Vec<Instant> = self
             .watches
             .values()
-            .filter(|w| {
-                w.in_flight
-                    || match w.purpose {
-                        Purpose::Final => true,
-                        Purpose::Probe => probes_until.is_some_and(|until| w.next <= until),
-                    }
+            .filter(|w| match (w.place, w.purpose) {
+                (Place::Logged, _) => false,
+                (Place::LetOut, _) | (Place::Planned, Purpose::Final) => true,
+                (Place::Planned, Purpose::Probe) => {
+                    probes_until.is_some_and(|until| w.next <= until)
+                }
             })
             .map(|w| w.next.max(now))
             .chain(std::iter::repeat_n(now, self.submits_in_flight))
@@ -228,6 +251,10 @@ impl Plan {
     /// Whether `job_id` may be polled at `now`, or until when it waits.
     fn poll_turn(&mut self, job_id: &str, now: Instant, budget: &RequestBudget) -> Turn {
         let watch = self.watch(job_id, now);
+        if watch.place != Place::Planned {
+            // Already let out: the caller is cancelling and retrying, or racing itself.
+            return Turn::Go;
+        }
         if watch.next > now {
             return Turn::Wait(watch.next);
         }
@@ -237,7 +264,7 @@ impl Plan {
             budget.fits(now, &reserved)
         };
         if go {
-            self.watch(job_id, now).in_flight = true;
+            self.watch(job_id, now).place = Place::LetOut;
             Turn::Go
         } else {
             Turn::Wait(self.recheck(now, budget))
@@ -273,7 +300,7 @@ impl Plan {
         let config = self.config;
         let queue_range = self.learned.queue_range();
         let watch = self.watch(job_id, sent);
-        watch.in_flight = false;
+        watch.place = Place::Planned;
         if watch.created.is_none() {
             watch.created = creation(
                 status.created_at.as_deref(),
@@ -312,8 +339,11 @@ impl Plan {
             }
             JobState::Queued => {
                 // Too early to read: look again once the queue has likely cleared.
-                let age = age_ms(at).map_or(Duration::ZERO, |a| Duration::from_secs_f64(a / 2e3));
-                (at + age, Purpose::Probe)
+                let age = age_ms(at).unwrap_or(0.0);
+                (
+                    later(at, age / 2.0, received + config.max_gap),
+                    Purpose::Probe,
+                )
             }
             JobState::Running(progress) => {
                 if let (Some(p), Some(age)) =
@@ -332,12 +362,12 @@ impl Plan {
                 // came just after the job left the queue. A second reading one age later
                 // pins the line down, if it comes before the guess.
                 let second_reading = (watch.readings.len() == 1 && queue_range.is_none())
-                    .then(|| watch.readings[0].age_ms)
-                    .map(|age| at + Duration::from_secs_f64(age.max(0.0) / 1e3));
+                    .then(|| later(at, watch.readings[0].age_ms, received + config.max_gap));
                 match (predicted, created) {
-                    (Some(end), Some(created)) if end.is_finite() => {
-                        let end_at =
-                            created + Duration::from_secs_f64(end.max(0.0) / 1e3) + config.margin;
+                    (Some(end), Some(created)) => {
+                        // Progress comes from the network: a tiny one predicts an end
+                        // centuries away, which `later` caps at the largest gap.
+                        let end_at = later(created, end, received + config.max_gap) + config.margin;
                         match second_reading {
                             Some(probe) if probe < end_at => (probe, Purpose::Probe),
                             _ => (end_at, Purpose::Final),
@@ -351,31 +381,55 @@ impl Plan {
                 }
             }
         };
-        watch.next = next.clamp(received + config.min_gap, received + config.max_gap);
+        // Not `clamp`: a configuration with the gaps the wrong way round must not panic.
+        watch.next = next
+            .max(received + config.min_gap)
+            .min(received + config.max_gap);
         watch.purpose = purpose;
     }
 
+    /// The poll failed: the same poll again at `at` (a final one keeps its reservation).
     fn retry(&mut self, job_id: &str, at: Instant) {
         let watch = self.watch(job_id, at);
         watch.next = at;
-        watch.purpose = Purpose::Probe;
-        watch.in_flight = false;
+        watch.place = Place::Planned;
     }
 }
 
-/// A submit's place in the budget, from [`PollScheduler::submit_turn`] until dropped.
+/// A submit's place in the budget, from [`PollScheduler::submit_turn`] until its grant is
+/// taken ([`pay`](SubmitPermit::pay)) or the permit is dropped.
 #[derive(Debug)]
 #[must_use = "the submit's place is given up when the permit is dropped"]
 pub struct SubmitPermit<'s> {
     scheduler: &'s PollScheduler,
+    holds_place: bool,
+}
+
+impl SubmitPermit<'_> {
+    /// Takes the submit's grant from the budget (waiting only if the window is full) and
+    /// prepays it to `plugin`, whose next request then goes without waiting on the pace.
+    /// Call it right before the submit: the provider counts the request when it arrives,
+    /// the budget when it is granted.
+    pub async fn pay(mut self, plugin: &OutboundPolicy) {
+        self.scheduler.budget.acquire_unpaced().await;
+        plugin.prepay();
+        // The budget's log counts it now.
+        self.give_up_place();
+    }
+
+    fn give_up_place(&mut self) {
+        if std::mem::take(&mut self.holds_place) {
+            let mut plan = self.scheduler.plan();
+            plan.submits_in_flight = plan.submits_in_flight.saturating_sub(1);
+            drop(plan);
+            self.scheduler.changed.notify_waiters();
+        }
+    }
 }
 
 impl Drop for SubmitPermit<'_> {
     fn drop(&mut self) {
-        let mut plan = self.scheduler.plan();
-        plan.submits_in_flight = plan.submits_in_flight.saturating_sub(1);
-        drop(plan);
-        self.scheduler.changed.notify_waiters();
+        self.give_up_place();
     }
 }
 
@@ -414,6 +468,15 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// `base` plus `ms` milliseconds, but no later than `cap`: `ms` comes from arithmetic on
+/// the provider's numbers, so it may be negative, NaN or too large for an `Instant`.
+fn later(base: Instant, ms: f64, cap: Instant) -> Instant {
+    Duration::try_from_secs_f64(ms.max(0.0) / 1e3)
+        .ok()
+        .and_then(|d| base.checked_add(d))
+        .map_or(cap, |t| t.min(cap))
+}
+
 /// The account's poll scheduler, shared by every job of a session.
 #[derive(Debug)]
 pub struct PollScheduler {
@@ -431,11 +494,6 @@ impl PollScheduler {
             plan: Mutex::new(Plan::new(config)),
             changed: Notify::new(),
         }
-    }
-
-    /// The timings in force.
-    pub fn config(&self) -> ScheduleConfig {
-        self.plan().config
     }
 
     fn plan(&self) -> std::sync::MutexGuard<'_, Plan> {
@@ -461,20 +519,19 @@ impl PollScheduler {
     }
 
     /// Waits until a submit can go out without crowding out a reserved poll (or a probe due
-    /// soon), then takes its grant from the budget and prepays it to `plugin` (whose next
-    /// request then goes without waiting on the budget's pace). The submit holds its place
-    /// until the permit is dropped: drop it once the submit has been answered (or failed).
-    pub async fn submit_turn(&self, plugin: &OutboundPolicy) -> SubmitPermit<'_> {
+    /// soon). The permit holds the submit's place until [`SubmitPermit::pay`] takes its
+    /// grant, right before sending.
+    pub async fn submit_turn(&self) -> SubmitPermit<'_> {
         self.take_turn(|plan, now| plan.submit_turn(now, &self.budget))
             .await;
-        let permit = SubmitPermit { scheduler: self };
-        self.budget.acquire_unpaced().await;
-        plugin.prepay();
-        permit
+        SubmitPermit {
+            scheduler: self,
+            holds_place: true,
+        }
     }
 
     /// A submit sent at `sent` created `job_id`, answered at `received`: plans its first
-    /// probe.
+    /// probe. Call it once the job id is safely recorded.
     pub fn submitted(&self, job_id: &str, sent: Instant, received: Instant) {
         self.plan().submitted(job_id, sent, received);
         self.changed.notify_waiters();
@@ -490,6 +547,11 @@ impl PollScheduler {
             .await;
         self.budget.acquire_unpaced().await;
         plugin.prepay();
+        // The budget's log counts it now.
+        if let Some(watch) = self.plan().watches.get_mut(job_id) {
+            watch.place = Place::Logged;
+        }
+        self.changed.notify_waiters();
     }
 
     /// What a poll of `job_id`, sent at `sent` and answered at `received`, found: plans the
@@ -500,9 +562,12 @@ impl PollScheduler {
         self.changed.notify_waiters();
     }
 
-    /// A poll of `job_id` failed: try again, as a probe, after `delay`.
+    /// A poll of `job_id` failed: the same poll again after `delay` (at most `max-gap`).
     pub fn retry(&self, job_id: &str, delay: Duration) {
-        self.plan().retry(job_id, Instant::now() + delay);
+        let mut plan = self.plan();
+        let at = Instant::now() + delay.min(plan.config.max_gap);
+        plan.retry(job_id, at);
+        drop(plan);
         self.changed.notify_waiters();
     }
 
@@ -519,16 +584,6 @@ impl PollScheduler {
         if self.plan().watches.remove(job_id).is_some() {
             self.changed.notify_waiters();
         }
-    }
-
-    /// When and why `job_id` is polled next, if it is watched.
-    pub fn next_poll(&self, job_id: &str) -> Option<(Instant, Purpose)> {
-        self.plan().watches.get(job_id).map(|w| (w.next, w.purpose))
-    }
-
-    /// How many jobs are watched.
-    pub fn watched(&self) -> usize {
-        self.plan().watches.len()
     }
 }
 
@@ -850,7 +905,7 @@ mod tests {
         let waiting = tokio::spawn({
             let scheduler = scheduler.clone();
             async move {
-                let _permit = scheduler.submit_turn(&OutboundPolicy::default()).await;
+                let _permit = scheduler.submit_turn().await;
                 Instant::now()
             }
         });
@@ -895,7 +950,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn requests_let_out_hold_their_place_until_answered() {
+    async fn requests_let_out_hold_their_place_until_the_budget_logs_them() {
         // Three a minute, none spent: a probe let out (not yet logged by the budget) and a
         // submit let out leave room for exactly one more.
         let budget = budget(3);
@@ -907,9 +962,74 @@ mod tests {
         plan.watch("c", now);
         assert_eq!(plan.poll_turn("b", now, &budget), Turn::Go);
         assert!(matches!(plan.poll_turn("c", now, &budget), Turn::Wait(_)));
-        // The probe's answer comes back: its place is the budget's log's business now.
-        plan.observed("a", &status(JobState::Queued, SEC), now, now, wall());
+        // The probe's grant is logged: its place is the budget's log's business now.
+        plan.watches.get_mut("a").unwrap().place = Place::Logged;
         assert_eq!(plan.poll_turn("c", now, &budget), Turn::Go);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_submit_permit_holds_its_place_until_paid_or_dropped() {
+        let budget = Arc::new(budget(2));
+        let scheduler = PollScheduler::new(budget.clone(), ScheduleConfig::default());
+        let plugin = OutboundPolicy::default();
+        let first = scheduler.submit_turn().await;
+        let second = scheduler.submit_turn().await;
+        // Two places held, none granted yet: a third waits.
+        let third = tokio::time::timeout(SEC, scheduler.submit_turn()).await;
+        assert!(third.is_err());
+        // Dropping one gives its place back…
+        drop(second);
+        let third = scheduler.submit_turn().await;
+        // …and paying turns a place into a grant, prepaid to the plugin.
+        first.pay(&plugin).await;
+        assert_eq!((budget.granted(), plugin.forfeit_prepaid()), (1, 1));
+        assert_eq!(scheduler.plan().submits_in_flight, 1);
+        drop(third);
+        assert_eq!(scheduler.plan().submits_in_flight, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn absurd_progress_or_configuration_never_panics() {
+        let mut plan = Plan::new(ScheduleConfig::default());
+        // A queue time learned, so one reading makes a prediction: centuries away.
+        Learned::push(&mut plan.learned.queue, 5_000.0);
+        let t0 = Instant::now();
+        for p in [1e-300, 1e-18, f64::MIN_POSITIVE] {
+            plan.observed(
+                "a",
+                &status(JobState::Running(Some(p)), 10 * SEC),
+                t0,
+                t0,
+                wall(),
+            );
+            assert_eq!(plan.watches["a"].next, t0 + 600 * SEC, "progress {p}");
+            plan.watches.clear();
+        }
+        // Gaps the wrong way round, and a day-long everything.
+        let backwards = ScheduleConfig {
+            min_gap: 60 * SEC,
+            max_gap: SEC,
+            ..ScheduleConfig::default()
+        };
+        let mut plan = Plan::new(backwards);
+        plan.observed(
+            "a",
+            &status(JobState::Running(Some(0.5)), 10 * SEC),
+            t0,
+            t0,
+            wall(),
+        );
+        assert_eq!(plan.watches["a"].next, t0 + SEC);
+        let mut plan = Plan::new(ScheduleConfig::default().scaled(1e-300));
+        plan.submitted("a", t0, t0);
+        assert_eq!(plan.watches["a"].next, t0 + DAY);
+        // A factor that is no factor changes nothing.
+        for factor in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(
+                ScheduleConfig::default().scaled(factor),
+                ScheduleConfig::default()
+            );
+        }
     }
 
     #[test]

@@ -46,6 +46,15 @@ pub struct RunnerOptions {
     pub out_dir: PathBuf,
 }
 
+/// Drops the budget grant a call was prepaid and did not use (it sent nothing), noting it:
+/// the budget keeps counting it, which errs on the safe side.
+fn forfeit_unused(plugin: &Plugin, shot: &str) {
+    let unused = plugin.policy().forfeit_prepaid();
+    if unused > 0 {
+        tracing::debug!(%shot, unused, "a prepaid request grant went unused");
+    }
+}
+
 /// Stops the scheduler watching a job when its shot's `wait` ends, however it ends.
 struct Watching<'s> {
     scheduler: &'s PollScheduler,
@@ -249,22 +258,25 @@ impl<'a> Runner<'a> {
         // The instance first: failing to make one must not leave the shot `submitting`.
         let plugin = self.plugin(slot).await?;
         // A new job waits while the budget is promised to polls of jobs about to end.
-        let _permit = tokio::select! {
-            permit = self.session.scheduler.submit_turn(plugin.policy()) => permit,
+        let permit = tokio::select! {
+            permit = self.session.scheduler.submit_turn() => permit,
             _ = self.stopped() => return Ok(Flow::Stop),
         };
+        // Both may have become ready together: after Ctrl-C, nothing new is paid for.
+        if self.stopping() {
+            return Ok(Flow::Stop);
+        }
         self.journal
             .transition(name, &["pending"], &State::Submitting)?;
         self.progress.state(name, "submitting", "");
         let sent_before = plugin.policy().sent();
+        // The grant last, right before sending: the provider counts the request when it
+        // arrives, and a journal commit in between would stretch the gap.
+        permit.pay(plugin.policy()).await;
         let sent_at = Instant::now();
         let outcome = plugin.submit(&self.config, &planned.request).await;
-        plugin.policy().forfeit_prepaid();
-        if let Ok(Ok(job_id)) = &outcome {
-            self.session
-                .scheduler
-                .submitted(job_id, sent_at, Instant::now());
-        }
+        let received = Instant::now();
+        forfeit_unused(plugin, name);
         // The host's own count of requests the plugin got past the sandbox: when the plugin
         // died before sending anything, nothing can exist at the provider.
         let sent_nothing = plugin.policy().sent() == sent_before;
@@ -317,6 +329,10 @@ impl<'a> Runner<'a> {
             }
             return Err(e);
         }
+        // Only a journaled job is watched: `wait`, which comes next, lets it go again.
+        if let State::Submitted { job_id } = &next {
+            self.session.scheduler.submitted(job_id, sent_at, received);
+        }
         // A submitted shot is announced by `wait`, which comes next.
         if let State::Failed { failure, .. } | State::Unknown { failure } = &next {
             tracing::warn!(shot = %name, state = next.name(), error = %failure.message, "submit did not succeed");
@@ -346,13 +362,13 @@ impl<'a> Runner<'a> {
                 _ = self.stopped() => return Ok(Flow::Stop),
             }
             // A poll is a read: on Ctrl-C it is abandoned (with its instance) rather than
-            // waited for, which may mean waiting on the request budget.
+            // waited for.
             let sent = Instant::now();
             let polled = tokio::select! {
                 polled = plugin.poll(&self.config, job_id) => Some(polled),
                 _ = self.stopped() => None,
             };
-            plugin.policy().forfeit_prepaid();
+            forfeit_unused(plugin, name);
             let Some(polled) = polled else {
                 *slot = None;
                 return Ok(Flow::Stop);
@@ -362,9 +378,6 @@ impl<'a> Runner<'a> {
                 Ok(Ok(status)) => {
                     transient = 0;
                     scheduler.observed(job_id, &status, sent, received);
-                    if let Some(interval) = self.options.poll_interval {
-                        scheduler.not_before(job_id, received + interval);
-                    }
                     let ended = match status.state {
                         JobState::Queued => {
                             self.progress.progress(name, "queued", Some(0.0));
@@ -448,6 +461,9 @@ impl<'a> Runner<'a> {
                     }
                     scheduler.retry(job_id, Duration::from_millis(200));
                 }
+            }
+            if let Some(interval) = self.options.poll_interval {
+                scheduler.not_before(job_id, received + interval);
             }
             if Instant::now() >= deadline {
                 let state = State::Failed {
