@@ -183,7 +183,7 @@ struct Plan {
     config: ScheduleConfig,
     watches: HashMap<String, Watch>,
     learned: Learned,
-    /// Submits let out and not yet answered, each holding a place in the budget.
+    /// Submits let out whose grant the budget has not logged yet, each holding a place.
     submits_in_flight: usize,
 }
 
@@ -283,8 +283,8 @@ impl Plan {
     }
 
     fn recheck(&self, now: Instant, budget: &RequestBudget) -> Instant {
-        let later = now + self.config.recheck;
-        budget.next_expiry().map_or(later, |t| t.min(later))
+        let by = now + self.config.recheck;
+        budget.next_expiry().map_or(by, |t| t.min(by))
     }
 
     /// What a poll sent at `sent` and answered at `received` (`wall`, on the wall clock)
