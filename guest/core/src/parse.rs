@@ -178,11 +178,19 @@ fn progress_from_str(s: &str) -> Option<f64> {
     let s = s.trim();
     match s.strip_suffix('%') {
         Some(percent) => {
-            let p: f64 = percent.trim().parse().ok()?;
+            let p = decimal(percent.trim())?;
             (p.is_finite() && (0.0..=100.0).contains(&p)).then_some(p / 100.0)
         }
-        None => scale_progress(s.parse().ok()?),
+        None => scale_progress(decimal(s)?),
     }
+}
+
+/// A number written as JSON writes it (`12.5`, `50`, `1e2`), read by `serde_json`'s number
+/// parser, which the component links anyway, rather than `str::parse::<f64>`, which would
+/// link core's own float parser and its tables (about 10 KiB) for the same answers on every
+/// form a provider writes. What only `str::parse` accepts (`+5`, `.5`, `inf`) is no progress.
+fn decimal(s: &str) -> Option<f64> {
+    serde_json::from_str(s).ok()
 }
 
 /// `0..=1` is a fraction, `(1, 100]` a percentage; 1 itself is read as done, not 1 %.
@@ -531,6 +539,10 @@ mod tests {
             (json!("NaN"), None),
             (json!("inf"), None),
             (json!("half"), None),
+            (json!("1e1"), Some(0.1)),
+            (json!(".5"), None),
+            (json!("+50%"), None),
+            (json!("0x10"), None),
             (json!(null), None),
             (json!(true), None),
             (json!([0.5]), None),
