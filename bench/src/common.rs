@@ -126,15 +126,7 @@ impl Native {
             .body(body.to_vec())
             .send()
             .await?;
-        let status = response.status();
-        let bytes = response.bytes().await?;
-        if !status.is_success() {
-            bail!(
-                "submit answered {status}: {}",
-                String::from_utf8_lossy(&bytes)
-            );
-        }
-        let value: serde_json::Value = serde_json::from_slice(&bytes)?;
+        let value = json_answer("submit", response).await?;
         value["job_id"]
             .as_str()
             .map(str::to_string)
@@ -150,15 +142,7 @@ impl Native {
             .header("accept", "application/json")
             .send()
             .await?;
-        let status = response.status();
-        let bytes = response.bytes().await?;
-        if !status.is_success() {
-            bail!(
-                "poll answered {status}: {}",
-                String::from_utf8_lossy(&bytes)
-            );
-        }
-        let value: serde_json::Value = serde_json::from_slice(&bytes)?;
+        let value = json_answer("poll", response).await?;
         Ok(NativeStatus {
             status: value["status"]
                 .as_str()
@@ -177,6 +161,19 @@ pub struct NativeStatus {
     /// Progress, 0 to 1.
     #[allow(dead_code)] // read for parity with the component's parsing, not reported
     pub progress: Option<f64>,
+}
+
+/// A native call's JSON answer, or an error naming the `call` and what the server said.
+async fn json_answer(call: &str, response: reqwest::Response) -> Result<serde_json::Value> {
+    let status = response.status();
+    let bytes = response.bytes().await?;
+    if !status.is_success() {
+        bail!(
+            "{call} answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+    Ok(serde_json::from_slice(&bytes)?)
 }
 
 /// The submit body the component sends for `request`, taken from the emulator's request log

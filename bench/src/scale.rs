@@ -204,6 +204,21 @@ impl Gauge {
     }
 }
 
+/// Runs one job, printing and counting its failure.
+async fn counted(errors: Arc<AtomicUsize>, job: impl Future<Output = Result<()>>) {
+    if let Err(e) = job.await {
+        eprintln!("{e:#}");
+        errors.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Notes how long a job took from its start to its submit's answer, ms.
+fn note_submit(submit_ms: &std::sync::Mutex<Vec<f64>>, began: Instant) {
+    if let Ok(mut v) = submit_ms.lock() {
+        v.push(began.elapsed().as_secs_f64() * 1e3);
+    }
+}
+
 /// One measurement in this fresh process; prints one JSON line.
 pub async fn child(args: ChildArgs) -> Result<()> {
     let gauge = Arc::new(Gauge::default());
@@ -235,24 +250,16 @@ pub async fn child(args: ChildArgs) -> Result<()> {
                 // Its own policy: clones of one share their counters and concurrency cap.
                 let options = common::plugin_options(&args.base_url)?;
                 let (config, request) = (config.clone(), request.clone());
-                tasks.push(tokio::spawn(async move {
-                    let job = async {
-                        let began = Instant::now();
-                        let mut plugin = runtime.instantiate(options).await?;
-                        gauge.up();
-                        let id = common::answer("submit", plugin.submit(&config, &request).await)?;
-                        if let Ok(mut v) = submit_ms.lock() {
-                            v.push(began.elapsed().as_secs_f64() * 1e3);
-                        }
-                        common::answer("wait", plugin.wait(&config, &id).await)?;
-                        gauge.down();
-                        anyhow::Ok(())
-                    };
-                    if let Err(e) = job.await {
-                        eprintln!("{e:#}");
-                        errors.fetch_add(1, Ordering::SeqCst);
-                    }
-                }));
+                tasks.push(tokio::spawn(counted(errors, async move {
+                    let began = Instant::now();
+                    let mut plugin = runtime.instantiate(options).await?;
+                    gauge.up();
+                    let id = common::answer("submit", plugin.submit(&config, &request).await)?;
+                    note_submit(&submit_ms, began);
+                    common::answer("wait", plugin.wait(&config, &id).await)?;
+                    gauge.down();
+                    Ok(())
+                })));
             }
             (rss_before, start)
         }
@@ -273,32 +280,24 @@ pub async fn child(args: ChildArgs) -> Result<()> {
                 let (native, body, gauge, errors) =
                     (native.clone(), body.clone(), gauge.clone(), errors.clone());
                 let submit_ms = submit_ms.clone();
-                tasks.push(tokio::spawn(async move {
-                    let job = async {
-                        let began = Instant::now();
-                        gauge.up();
-                        let id = native.submit(&body).await?;
-                        if let Ok(mut v) = submit_ms.lock() {
-                            v.push(began.elapsed().as_secs_f64() * 1e3);
+                tasks.push(tokio::spawn(counted(errors, async move {
+                    let began = Instant::now();
+                    gauge.up();
+                    let id = native.submit(&body).await?;
+                    note_submit(&submit_ms, began);
+                    // The same schedule as the component's: from 250 ms, growing to 1 s.
+                    let mut delay = Duration::from_millis(250);
+                    loop {
+                        tokio::time::sleep(delay).await;
+                        let status = native.poll(&id).await?;
+                        if status.status == "completed" {
+                            break;
                         }
-                        // The same schedule as the component's: from 250 ms, growing to 1 s.
-                        let mut delay = Duration::from_millis(250);
-                        loop {
-                            tokio::time::sleep(delay).await;
-                            let status = native.poll(&id).await?;
-                            if status.status == "completed" {
-                                break;
-                            }
-                            delay = (delay * 2).min(Duration::from_secs(1));
-                        }
-                        gauge.down();
-                        anyhow::Ok(())
-                    };
-                    if let Err(e) = job.await {
-                        eprintln!("{e:#}");
-                        errors.fetch_add(1, Ordering::SeqCst);
+                        delay = (delay * 2).min(Duration::from_secs(1));
                     }
-                }));
+                    gauge.down();
+                    Ok(())
+                })));
             }
             (rss_before, start)
         }

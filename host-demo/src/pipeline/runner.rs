@@ -27,8 +27,8 @@ const MAX_DOWNLOAD_ATTEMPTS: u32 = 4;
 /// Shots in flight at once by default. The scheduler spends about three requests per job
 /// (submit, a progress probe, a poll just after the predicted end) however many are in
 /// flight, so the account's 50 requests a minute carry about 16 jobs a minute; with jobs of
-/// 30 s to 3 min that takes some 30 in flight (measured, BENCHMARKS.md §5: 9.5 jobs/min
-/// with 16, 15.3 with 32, 16.3 with 48). More in flight costs nothing by itself: a shot
+/// 30 s to 3 min that takes some 30 in flight (measured, BENCHMARKS.md §5: 9.4 jobs/min
+/// with 16, 15.0 with 32, 16.4 with 48). More in flight costs nothing by itself: a shot
 /// whose submit the budget cannot carry yet waits, unsubmitted, for its turn.
 pub const DEFAULT_CONCURRENCY: usize = 48;
 
