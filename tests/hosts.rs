@@ -811,6 +811,7 @@ impl ObeliskSite {
         let params = serde_json::json!([
             {
                 "base-url": emulator.base_url(), "api-key": null, "connect-timeout-ms": null,
+                "first-byte-timeout-ms": null, "between-bytes-timeout-ms": null,
                 "max-response-bytes": null,
                 "poll": {
                     "min-interval-ms": min_interval_ms, "max-interval-ms": min_interval_ms * 2,

@@ -24,6 +24,8 @@ async fn attempt(
         base_url: None,
         api_key: None,
         connect_timeout_ms: None,
+        first_byte_timeout_ms: None,
+        between_bytes_timeout_ms: None,
         max_response_bytes: None,
         poll: None,
     };

@@ -59,6 +59,8 @@ pub fn client_config(base_url: &str, poll: PollPolicy) -> ClientConfig {
         base_url: Some(base_url.to_string()),
         api_key: None,
         connect_timeout_ms: Some(2_000),
+        first_byte_timeout_ms: None,
+        between_bytes_timeout_ms: None,
         max_response_bytes: None,
         poll: Some(poll),
     }

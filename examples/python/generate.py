@@ -153,6 +153,7 @@ def client_config(base_url: str | None, deadline_s: float | None, fast: bool) ->
         poll = record(min_interval_ms=interval[0], max_interval_ms=interval[1],
                       deadline_ms=deadline_ms, max_retries=4)
     return record(base_url=base_url, api_key=None, connect_timeout_ms=None,
+                  first_byte_timeout_ms=None, between_bytes_timeout_ms=None,
                   max_response_bytes=None, poll=poll)
 
 

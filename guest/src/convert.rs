@@ -80,6 +80,8 @@ pub fn config_input(c: wit::ClientConfig) -> core::client::ConfigInput {
         base_url: c.base_url,
         api_key: c.api_key,
         connect_timeout_ms: c.connect_timeout_ms,
+        first_byte_timeout_ms: c.first_byte_timeout_ms,
+        between_bytes_timeout_ms: c.between_bytes_timeout_ms,
         max_response_bytes: c.max_response_bytes,
         poll: c.poll.map(|p| core::PollPolicy {
             min_interval_ms: p.min_interval_ms,

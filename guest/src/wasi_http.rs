@@ -11,27 +11,83 @@
 //! parses every header into an `http::HeaderMap` and reports errors as `anyhow::Error`, which
 //! links the `http` crate, `anyhow` and std's backtrace printer and demangler into the
 //! component — about a third of its size, for two header lookups and a body read.
+//!
+//! Time: the request's timeouts go to the host as `wasi:http` request options (Wasmtime
+//! honours them), and the component also enforces them itself, waiting on the response and
+//! on each body read together with a `wasi:clocks` timer, so a host that ignores the
+//! options still cannot leave a call hanging on a silent server. The body goes out with a
+//! `Content-Length`: servers and gateways that read only that header would otherwise see an
+//! empty body, and strict ones answer `411`.
 
-use video_gen_core::client::{BodyError, HttpRequest, HttpResponse, Method, Transport};
+use video_gen_core::client::{BodyError, HttpRequest, HttpResponse, Method, Timeouts, Transport};
 use video_gen_core::{TransportFailure, TransportKind};
 use waki::ErrorCode;
+use waki::bindings::wasi::clocks::monotonic_clock;
 use waki::bindings::wasi::http::outgoing_handler;
 use waki::bindings::wasi::http::types::{
     Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, OutgoingBody, OutgoingRequest,
     RequestOptions, Scheme,
 };
+use waki::bindings::wasi::io::poll::{Pollable, poll};
 use waki::bindings::wasi::io::streams::StreamError;
 
 /// Read the body this many bytes at a time: small enough that the cap is checked often,
 /// large enough that a normal job object arrives in one read.
 const CHUNK_BYTES: u64 = 64 * 1024;
+/// The component's own timers fire this much after the host's should, so that a host that
+/// honours the request options reports its (more precise) error first.
+const GRACE_NS: u64 = 250_000_000;
+const NS_PER_MS: u64 = 1_000_000;
+
+/// Points on the monotonic clock one request must not pass.
+struct Clock {
+    /// The whole exchange ends here.
+    end: u64,
+}
+
+impl Clock {
+    fn start(timeouts: &Timeouts) -> Clock {
+        let now = monotonic_clock::now();
+        Clock {
+            end: now.saturating_add(timeouts.total_ms.saturating_mul(NS_PER_MS)),
+        }
+    }
+
+    /// `ms` from now plus grace, but never past the end of the exchange.
+    fn within(&self, ms: u32) -> u64 {
+        let now = monotonic_clock::now();
+        now.saturating_add(u64::from(ms) * NS_PER_MS + GRACE_NS)
+            .min(self.end)
+    }
+}
+
+/// Block until `pollable` is ready or the monotonic clock reaches `until`; `false` when
+/// time ran out first.
+fn ready_before(pollable: &Pollable, until: u64) -> bool {
+    if pollable.ready() {
+        return true;
+    }
+    if monotonic_clock::now() >= until {
+        return false;
+    }
+    let timer = monotonic_clock::subscribe_instant(until);
+    poll(&[pollable, &timer]).contains(&0) || pollable.ready()
+}
+
+fn timed_out(what: &str, ms: u64) -> TransportFailure {
+    TransportFailure {
+        kind: TransportKind::Interrupted,
+        message: format!("{what} within {ms} ms"),
+    }
+}
 
 /// Sends requests through the host's WASI-HTTP implementation (and its policy).
 pub struct WasiHttp;
 
 impl Transport for WasiHttp {
     fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, TransportFailure> {
-        let incoming = send(request)?;
+        let clock = Clock::start(&request.timeouts);
+        let incoming = send(request, &clock)?;
         let status = incoming.status();
         let (retry_after, content_length) = {
             // The headers are a child resource of the response: dropped before it is.
@@ -50,7 +106,7 @@ impl Transport for WasiHttp {
         Ok(HttpResponse {
             status,
             retry_after,
-            body: read_capped(&body, declared, request.max_body_bytes),
+            body: read_capped(&body, declared, request, &clock),
         })
     }
 }
@@ -65,7 +121,7 @@ fn header(headers: &Fields, name: &str) -> Option<String> {
         .then_some(text)
 }
 
-fn send(request: &HttpRequest) -> Result<IncomingResponse, TransportFailure> {
+fn send(request: &HttpRequest, clock: &Clock) -> Result<IncomingResponse, TransportFailure> {
     let (scheme, authority, path) = split_url(&request.url)?;
     let mut headers: Vec<(String, Vec<u8>)> = vec![
         (
@@ -80,8 +136,9 @@ fn send(request: &HttpRequest) -> Result<IncomingResponse, TransportFailure> {
                 .to_vec(),
         ),
     ];
-    if request.json_body.is_some() {
+    if let Some(body) = &request.json_body {
         headers.push(("content-type".into(), b"application/json".to_vec()));
+        headers.push(("content-length".into(), body.len().to_string().into_bytes()));
     }
     // Only our own fixed headers and the key go in; a refusal means the key is unusable as a
     // header value (the core already refuses keys that are not visible ASCII).
@@ -101,24 +158,42 @@ fn send(request: &HttpRequest) -> Result<IncomingResponse, TransportFailure> {
     let body = outgoing
         .body()
         .map_err(|()| local("the request body was already taken".into()))?;
+    let t = &request.timeouts;
     let options = RequestOptions::new();
-    let timeout_ns = u64::from(request.connect_timeout_ms) * 1_000_000;
-    // A host may not support the option; the core still bounds the call by its deadline.
-    let _ = options.set_connect_timeout(Some(timeout_ns));
+    // A host may refuse an option; the component's own timers below bound the wait anyway.
+    let _ = options.set_connect_timeout(Some(u64::from(t.connect_ms) * NS_PER_MS));
+    let _ = options.set_first_byte_timeout(Some(u64::from(t.first_byte_ms) * NS_PER_MS));
+    let _ = options.set_between_bytes_timeout(Some(u64::from(t.between_bytes_ms) * NS_PER_MS));
     let future = outgoing_handler::handle(outgoing, Some(options)).map_err(failure)?;
     // If the write fails, the response future holds the reason (denied, refused, reset …).
-    let _ = write_body(body, request.json_body.as_deref().unwrap_or_default());
+    let _ = write_body(
+        body,
+        request.json_body.as_deref().unwrap_or_default(),
+        clock,
+    );
+    // The head must arrive within connect + first byte of now (the body is written).
+    let head_by = clock.within(t.connect_ms.saturating_add(t.first_byte_ms));
+    if !ready_before(&future.subscribe(), head_by) {
+        // Dropping the future makes the host abandon the request.
+        return Err(timed_out(
+            "no answer arrived",
+            u64::from(t.connect_ms) + u64::from(t.first_byte_ms),
+        ));
+    }
     await_response(&future).map_err(failure)
 }
 
 /// Write the whole body and finish it. A failure here is not reported by itself: the
-/// response future says why the stream closed.
-fn write_body(body: OutgoingBody, mut bytes: &[u8]) -> Result<(), ()> {
+/// response future says why the stream closed. A server that stops reading is given until
+/// the end of the exchange.
+fn write_body(body: OutgoingBody, mut bytes: &[u8], clock: &Clock) -> Result<(), ()> {
     {
         let stream = body.write()?;
         let ready = stream.subscribe();
         while !bytes.is_empty() {
-            ready.block();
+            if !ready_before(&ready, clock.end) {
+                return Err(());
+            }
             let permit = stream.check_write().map_err(|_| ())?;
             let n = bytes
                 .len()
@@ -127,7 +202,9 @@ fn write_body(body: OutgoingBody, mut bytes: &[u8]) -> Result<(), ()> {
             bytes = &bytes[n..];
         }
         stream.flush().map_err(|_| ())?;
-        ready.block();
+        if !ready_before(&ready, clock.end) {
+            return Err(());
+        }
         stream.check_write().map_err(|_| ())?;
     }
     OutgoingBody::finish(body, None).map_err(|_| ())
@@ -170,9 +247,17 @@ fn local(message: String) -> TransportFailure {
     }
 }
 
-/// Read the body up to `cap` bytes. Reading everything first (as `waki`'s `body()` does,
-/// doubling its buffer) would let a hostile or broken server exhaust the component's memory.
-fn read_capped(body: &IncomingBody, declared: Option<u64>, cap: u32) -> Result<Vec<u8>, BodyError> {
+/// Read the body up to the request's cap, each piece within the between-bytes timeout and
+/// all of it before the exchange's end. Reading everything first (as `waki`'s `body()`
+/// does, doubling its buffer) would let a hostile or broken server exhaust the component's
+/// memory; reading without a clock would let a silent or trickling one hold the call.
+fn read_capped(
+    body: &IncomingBody,
+    declared: Option<u64>,
+    request: &HttpRequest,
+    clock: &Clock,
+) -> Result<Vec<u8>, BodyError> {
+    let cap = request.max_body_bytes;
     if declared.is_some_and(|len| len > u64::from(cap)) {
         return Err(BodyError::TooLarge { limit: cap });
     }
@@ -180,9 +265,21 @@ fn read_capped(body: &IncomingBody, declared: Option<u64>, cap: u32) -> Result<V
     let stream = body
         .stream()
         .map_err(|()| BodyError::Read("the body stream was already taken".into()))?;
-    let mut bytes = Vec::with_capacity(declared.map_or(4096, |len| len as usize));
+    let ready = stream.subscribe();
+    let mut bytes = Vec::with_capacity(declared.map_or(4096, |len| len.min(cap as u64) as usize));
     loop {
-        match stream.blocking_read(CHUNK_BYTES) {
+        let between = request.timeouts.between_bytes_ms;
+        if !ready_before(&ready, clock.within(between)) {
+            return Err(BodyError::Read(if monotonic_clock::now() >= clock.end {
+                format!(
+                    "the body did not arrive within {} ms",
+                    request.timeouts.total_ms
+                )
+            } else {
+                format!("the body paused for more than {between} ms")
+            }));
+        }
+        match stream.read(CHUNK_BYTES) {
             Ok(chunk) => {
                 if bytes.len() + chunk.len() > cap {
                     return Err(BodyError::TooLarge { limit: cap as u32 });
@@ -192,7 +289,7 @@ fn read_capped(body: &IncomingBody, declared: Option<u64>, cap: u32) -> Result<V
             Err(StreamError::Closed) => return Ok(bytes),
             Err(StreamError::LastOperationFailed(e)) => {
                 return Err(BodyError::Read(format!(
-                    "input_stream read failed: {}",
+                    "the connection failed mid-body: {}",
                     e.to_debug_string()
                 )));
             }
@@ -230,60 +327,64 @@ fn failure(code: ErrorCode) -> TransportFailure {
     }
 }
 
-/// The code as its derived `Debug` wrote it (`ErrorCode::ConnectionRefused`), with the payload
-/// only where it is text. Written out because that `Debug`, over 39 cases and their nested
-/// payload records, is about 4 KiB of code in the component.
+/// The code in words, for a person (the payload only where it is text). Written out rather
+/// than derived: that `Debug`, over 39 cases and their nested payload records, is about 4 KiB
+/// of code in the component, and it prints Rust names nobody should have to read.
 fn describe(code: &ErrorCode) -> String {
-    let name = match code {
-        ErrorCode::DnsTimeout => "DnsTimeout",
+    let words = match code {
+        ErrorCode::DnsTimeout => "the DNS lookup timed out",
         ErrorCode::DnsError(payload) => {
-            return format!(
-                "ErrorCode::DnsError(rcode: {})",
-                payload.rcode.as_deref().unwrap_or("none")
-            );
+            return match payload.rcode.as_deref() {
+                Some(rcode) => format!("the DNS lookup failed ({rcode})"),
+                None => "the DNS lookup failed".into(),
+            };
         }
-        ErrorCode::DestinationNotFound => "DestinationNotFound",
-        ErrorCode::DestinationUnavailable => "DestinationUnavailable",
-        ErrorCode::DestinationIpProhibited => "DestinationIpProhibited",
-        ErrorCode::DestinationIpUnroutable => "DestinationIpUnroutable",
-        ErrorCode::ConnectionRefused => "ConnectionRefused",
-        ErrorCode::ConnectionTerminated => "ConnectionTerminated",
-        ErrorCode::ConnectionTimeout => "ConnectionTimeout",
-        ErrorCode::ConnectionReadTimeout => "ConnectionReadTimeout",
-        ErrorCode::ConnectionWriteTimeout => "ConnectionWriteTimeout",
-        ErrorCode::ConnectionLimitReached => "ConnectionLimitReached",
-        ErrorCode::TlsProtocolError => "TlsProtocolError",
-        ErrorCode::TlsCertificateError => "TlsCertificateError",
-        ErrorCode::TlsAlertReceived(_) => "TlsAlertReceived",
-        ErrorCode::HttpRequestDenied => "HttpRequestDenied",
-        ErrorCode::HttpRequestLengthRequired => "HttpRequestLengthRequired",
-        ErrorCode::HttpRequestBodySize(_) => "HttpRequestBodySize",
-        ErrorCode::HttpRequestMethodInvalid => "HttpRequestMethodInvalid",
-        ErrorCode::HttpRequestUriInvalid => "HttpRequestUriInvalid",
-        ErrorCode::HttpRequestUriTooLong => "HttpRequestUriTooLong",
-        ErrorCode::HttpRequestHeaderSectionSize(_) => "HttpRequestHeaderSectionSize",
-        ErrorCode::HttpRequestHeaderSize(_) => "HttpRequestHeaderSize",
-        ErrorCode::HttpRequestTrailerSectionSize(_) => "HttpRequestTrailerSectionSize",
-        ErrorCode::HttpRequestTrailerSize(_) => "HttpRequestTrailerSize",
-        ErrorCode::HttpResponseIncomplete => "HttpResponseIncomplete",
-        ErrorCode::HttpResponseHeaderSectionSize(_) => "HttpResponseHeaderSectionSize",
-        ErrorCode::HttpResponseHeaderSize(_) => "HttpResponseHeaderSize",
-        ErrorCode::HttpResponseBodySize(_) => "HttpResponseBodySize",
-        ErrorCode::HttpResponseTrailerSectionSize(_) => "HttpResponseTrailerSectionSize",
-        ErrorCode::HttpResponseTrailerSize(_) => "HttpResponseTrailerSize",
-        ErrorCode::HttpResponseTransferCoding(_) => "HttpResponseTransferCoding",
-        ErrorCode::HttpResponseContentCoding(_) => "HttpResponseContentCoding",
-        ErrorCode::HttpResponseTimeout => "HttpResponseTimeout",
-        ErrorCode::HttpUpgradeFailed => "HttpUpgradeFailed",
-        ErrorCode::HttpProtocolError => "HttpProtocolError",
-        ErrorCode::LoopDetected => "LoopDetected",
-        ErrorCode::ConfigurationError => "ConfigurationError",
+        ErrorCode::DestinationNotFound => "the host was not found",
+        ErrorCode::DestinationUnavailable => "the host is unavailable",
+        ErrorCode::DestinationIpProhibited => "the host's address is prohibited",
+        ErrorCode::DestinationIpUnroutable => "the host's address is unreachable",
+        ErrorCode::ConnectionRefused => "the connection was refused",
+        ErrorCode::ConnectionTerminated => "the connection was closed before the answer ended",
+        ErrorCode::ConnectionTimeout => "the connection could not be opened in time",
+        ErrorCode::ConnectionReadTimeout => "no answer arrived in time",
+        ErrorCode::ConnectionWriteTimeout => "the request could not be written in time",
+        ErrorCode::ConnectionLimitReached => "too many connections are open",
+        ErrorCode::TlsProtocolError => "the TLS handshake failed",
+        ErrorCode::TlsCertificateError => "the server's TLS certificate was refused",
+        ErrorCode::TlsAlertReceived(_) => "the server ended the TLS handshake with an alert",
+        ErrorCode::HttpRequestDenied => "the host's sandbox refused the request",
+        ErrorCode::HttpRequestLengthRequired => "the server wants a Content-Length",
+        ErrorCode::HttpRequestBodySize(_) => "the request body has the wrong size",
+        ErrorCode::HttpRequestMethodInvalid => "the request method is invalid",
+        ErrorCode::HttpRequestUriInvalid => "the request URL is invalid",
+        ErrorCode::HttpRequestUriTooLong => "the request URL is too long",
+        ErrorCode::HttpRequestHeaderSectionSize(_) | ErrorCode::HttpRequestHeaderSize(_) => {
+            "the request headers are too large"
+        }
+        ErrorCode::HttpRequestTrailerSectionSize(_) | ErrorCode::HttpRequestTrailerSize(_) => {
+            "the request trailers are too large"
+        }
+        ErrorCode::HttpResponseIncomplete => "the answer ended early",
+        ErrorCode::HttpResponseHeaderSectionSize(_) | ErrorCode::HttpResponseHeaderSize(_) => {
+            "the answer's headers are too large"
+        }
+        ErrorCode::HttpResponseBodySize(_) => "the answer's body is too large",
+        ErrorCode::HttpResponseTrailerSectionSize(_) | ErrorCode::HttpResponseTrailerSize(_) => {
+            "the answer's trailers are too large"
+        }
+        ErrorCode::HttpResponseTransferCoding(_) => "the answer's transfer coding is unreadable",
+        ErrorCode::HttpResponseContentCoding(_) => "the answer's content coding is unreadable",
+        ErrorCode::HttpResponseTimeout => "the answer paused for too long",
+        ErrorCode::HttpUpgradeFailed => "the HTTP upgrade failed",
+        ErrorCode::HttpProtocolError => "the server broke the HTTP protocol",
+        ErrorCode::LoopDetected => "a request loop was detected",
+        ErrorCode::ConfigurationError => "the host's HTTP configuration is invalid",
         ErrorCode::InternalError(message) => {
-            return format!(
-                "ErrorCode::InternalError({})",
-                message.as_deref().unwrap_or("")
-            );
+            return match message.as_deref() {
+                Some(m) if !m.is_empty() => format!("the host's HTTP client failed: {m}"),
+                _ => "the host's HTTP client failed".into(),
+            };
         }
     };
-    format!("ErrorCode::{name}")
+    words.into()
 }

@@ -106,6 +106,8 @@ pub fn config(emulator: &Emulator, deadline_ms: u64) -> ClientConfig {
         base_url: Some(emulator.base_url()),
         api_key: None,
         connect_timeout_ms: Some(2_000),
+        first_byte_timeout_ms: None,
+        between_bytes_timeout_ms: None,
         max_response_bytes: None,
         poll: Some(PollPolicy {
             min_interval_ms: 20,

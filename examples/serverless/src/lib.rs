@@ -58,6 +58,8 @@ fn config() -> ClientConfig {
             .filter(|u| !u.is_empty()),
         api_key: None,
         connect_timeout_ms: None,
+        first_byte_timeout_ms: None,
+        between_bytes_timeout_ms: None,
         max_response_bytes: None,
         poll: None,
     }

@@ -9,8 +9,14 @@
 //!   `503` (the provider's documented "model unavailable, retry shortly"), or a connection
 //!   that never opened. Any other failure after the body may have left is reported as
 //!   [`Error::SubmitOutcomeUnknown`] — the job may exist and be billed;
-//! - a **poll** is a read, so it is retried on `429`, any `5xx` and any transport failure
-//!   except a policy denial (which no retry can change).
+//! - a **poll** is a read, so it is retried on `429`, any `5xx`, any transport failure
+//!   except a policy denial (which no retry can change), and an answer it cannot read (an
+//!   HTML page from a gateway, truncated JSON): only a persistent one fails the call.
+//!
+//! Time rules: every request carries connect, first-byte and between-bytes timeouts and a
+//! limit on its whole exchange (their sum); inside `wait` all of them, and every retry's
+//! sleep, end at the wait's deadline, so `wait` returns `timeout` on time whatever the
+//! server does.
 
 use crate::backoff::{next_poll_ms, parse_retry_after, parse_timestamp_ms, retry_delay_ms};
 use crate::limits::{API_KEY_ENV, DEFAULT_BASE_URL};
@@ -22,6 +28,13 @@ use std::time::{Duration, UNIX_EPOCH};
 
 /// Default connect timeout per request.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u32 = 10_000;
+/// Default wait for the start of an answer. Job objects come back in milliseconds; a submit
+/// with inline images must upload them first, which this leaves room for.
+pub const DEFAULT_FIRST_BYTE_TIMEOUT_MS: u32 = 30_000;
+/// Default longest pause inside an answer's body.
+pub const DEFAULT_BETWEEN_BYTES_TIMEOUT_MS: u32 = 15_000;
+/// The range every per-request timeout must fall in, ms.
+const TIMEOUT_RANGE_MS: std::ops::RangeInclusive<u32> = 100..=600_000;
 /// Default cap on a response body. Job objects are a few hundred bytes; 1 MiB leaves
 /// room for verbose providers while keeping a hostile one from exhausting guest memory.
 pub const DEFAULT_MAX_RESPONSE_BYTES: u32 = 1 << 20;
@@ -48,10 +61,24 @@ pub struct HttpRequest {
     pub bearer: String,
     /// JSON body, if any.
     pub json_body: Option<Vec<u8>>,
-    /// Connect timeout.
-    pub connect_timeout_ms: u32,
+    /// How long each phase of the exchange may take.
+    pub timeouts: Timeouts,
     /// Read at most this many body bytes; more is [`BodyError::TooLarge`].
     pub max_body_bytes: u32,
+}
+
+/// The time bounds of one request, already cut to what is left of a `wait`'s deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Opening the connection, ms.
+    pub connect_ms: u32,
+    /// From the connection to the response head, ms.
+    pub first_byte_ms: u32,
+    /// The longest pause between two pieces of the response body, ms.
+    pub between_bytes_ms: u32,
+    /// The whole exchange, connect to last body byte, ms: what bounds a server that
+    /// trickles its answer one byte at a time.
+    pub total_ms: u64,
 }
 
 impl std::fmt::Debug for HttpRequest {
@@ -61,6 +88,7 @@ impl std::fmt::Debug for HttpRequest {
             .field("method", &self.method)
             .field("url", &self.url)
             .field("json_body_len", &self.json_body.as_ref().map(Vec::len))
+            .field("timeouts", &self.timeouts)
             .finish_non_exhaustive()
     }
 }
@@ -115,6 +143,10 @@ pub struct ConfigInput {
     pub api_key: Option<String>,
     /// Connect timeout, ms.
     pub connect_timeout_ms: Option<u32>,
+    /// First-byte timeout, ms.
+    pub first_byte_timeout_ms: Option<u32>,
+    /// Between-bytes timeout, ms.
+    pub between_bytes_timeout_ms: Option<u32>,
     /// Response body cap, bytes.
     pub max_response_bytes: Option<u32>,
     /// Poll policy.
@@ -140,6 +172,36 @@ impl ConfigInput {
                 format!("max-response-bytes is {max_response_bytes}; use 1024 to 67108864"),
             ));
         }
+        let mut timeout = |field: &str, given: Option<u32>, default: u32| {
+            let ms = given.unwrap_or(default);
+            if !TIMEOUT_RANGE_MS.contains(&ms) {
+                violations.push(violation(
+                    field,
+                    "out-of-range",
+                    format!(
+                        "{field} is {ms}; use {} to {} milliseconds",
+                        TIMEOUT_RANGE_MS.start(),
+                        TIMEOUT_RANGE_MS.end()
+                    ),
+                ));
+            }
+            ms
+        };
+        let connect_timeout_ms = timeout(
+            "connect-timeout-ms",
+            self.connect_timeout_ms,
+            DEFAULT_CONNECT_TIMEOUT_MS,
+        );
+        let first_byte_timeout_ms = timeout(
+            "first-byte-timeout-ms",
+            self.first_byte_timeout_ms,
+            DEFAULT_FIRST_BYTE_TIMEOUT_MS,
+        );
+        let between_bytes_timeout_ms = timeout(
+            "between-bytes-timeout-ms",
+            self.between_bytes_timeout_ms,
+            DEFAULT_BETWEEN_BYTES_TIMEOUT_MS,
+        );
         if !violations.is_empty() {
             return Err(Error::InvalidRequest(violations));
         }
@@ -171,9 +233,9 @@ impl ConfigInput {
         Ok(ClientConfig {
             base_url,
             api_key: Some(api_key),
-            connect_timeout_ms: self
-                .connect_timeout_ms
-                .unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS),
+            connect_timeout_ms,
+            first_byte_timeout_ms,
+            between_bytes_timeout_ms,
             max_response_bytes,
             poll,
         })
@@ -262,14 +324,17 @@ pub struct Client<T, E> {
     config: ClientConfig,
     transport: T,
     env: E,
+    /// While `wait` runs, its deadline on [`Env::monotonic_ms`]: no request or retry
+    /// outlives it.
+    deadline_ms: Option<u64>,
 }
 
 /// What one attempt at a request came to.
-enum Attempt {
-    /// A response to interpret.
-    Response(HttpResponse),
-    /// Try again after this many ms.
-    Retry(u64),
+enum Attempt<T> {
+    /// The call's outcome: no further attempt.
+    Done(Result<T, Error>),
+    /// Worth another try after `delay_ms`; `error` is the outcome if none is left.
+    Retry { delay_ms: u64, error: Error },
 }
 
 impl<T: Transport, E: Env> Client<T, E> {
@@ -279,6 +344,7 @@ impl<T: Transport, E: Env> Client<T, E> {
             config,
             transport,
             env,
+            deadline_ms: None,
         }
     }
 
@@ -287,13 +353,36 @@ impl<T: Transport, E: Env> Client<T, E> {
         (self.transport, self.env)
     }
 
+    /// Milliseconds left before the wait's deadline, if one is running.
+    fn remaining_ms(&self) -> Option<u64> {
+        self.deadline_ms
+            .map(|deadline| deadline.saturating_sub(self.env.monotonic_ms()))
+    }
+
+    /// The configured timeouts, none past the wait's deadline (and at least 1 ms: some
+    /// hosts read 0 as "no timeout").
+    fn timeouts(&self) -> Timeouts {
+        let c = &self.config;
+        let remaining = self.remaining_ms().unwrap_or(u64::MAX).max(1);
+        let cut = |ms: u32| u32::try_from(u64::from(ms).min(remaining)).unwrap_or(ms);
+        let sum = u64::from(c.connect_timeout_ms)
+            + u64::from(c.first_byte_timeout_ms)
+            + u64::from(c.between_bytes_timeout_ms);
+        Timeouts {
+            connect_ms: cut(c.connect_timeout_ms),
+            first_byte_ms: cut(c.first_byte_timeout_ms),
+            between_bytes_ms: cut(c.between_bytes_timeout_ms),
+            total_ms: sum.min(remaining),
+        }
+    }
+
     fn request(&self, method: Method, path: &str, json_body: Option<Vec<u8>>) -> HttpRequest {
         HttpRequest {
             method,
             url: format!("{}{path}", self.config.base_url),
             bearer: self.config.api_key.clone().unwrap_or_default(),
             json_body,
-            connect_timeout_ms: self.config.connect_timeout_ms,
+            timeouts: self.timeouts(),
             max_body_bytes: self.config.max_response_bytes,
         }
     }
@@ -317,87 +406,88 @@ impl<T: Transport, E: Env> Client<T, E> {
             )])
         })?;
         let http = self.request(Method::Post, SUBMIT_PATH, Some(body));
-        let response = self.exchange(&http, Self::classify_submit)?;
-        read_job_id(response)
+        self.exchange(&http, Self::classify_submit)
     }
 
-    /// Send `http` until `classify` accepts a response or gives up, sleeping between tries.
-    fn exchange(
+    /// Send `http` until `classify` settles the outcome, sleeping between tries — at most
+    /// `max-retries` more times, and never past the wait's deadline.
+    fn exchange<R>(
         &mut self,
         http: &HttpRequest,
-        mut classify: impl FnMut(
-            &mut Self,
-            Result<HttpResponse, TransportFailure>,
-            bool,
-            u32,
-        ) -> Result<Attempt, Error>,
-    ) -> Result<HttpResponse, Error> {
+        mut classify: impl FnMut(&mut Self, Result<HttpResponse, TransportFailure>, u32) -> Attempt<R>,
+    ) -> Result<R, Error> {
         let max_retries = self.config.poll.max_retries;
         let mut attempt = 0;
+        let mut http = http.clone();
         loop {
-            let outcome = self.transport.send(http);
-            match classify(self, outcome, attempt < max_retries, attempt)? {
-                Attempt::Response(response) => return Ok(response),
-                Attempt::Retry(delay) => {
-                    self.env.sleep_ms(delay);
+            let outcome = self.transport.send(&http);
+            match classify(self, outcome, attempt) {
+                Attempt::Done(result) => return result,
+                Attempt::Retry { error, .. } if attempt >= max_retries => return Err(error),
+                Attempt::Retry { delay_ms, error } => {
+                    if self.remaining_ms().is_some_and(|left| left <= delay_ms) {
+                        return Err(error);
+                    }
+                    self.env.sleep_ms(delay_ms);
                     attempt += 1;
+                    // The retry's timeouts shrink with the time left.
+                    http.timeouts = self.timeouts();
                 }
             }
+        }
+    }
+
+    fn retry<R>(&mut self, attempt: u32, retry_after_ms: Option<u64>, error: Error) -> Attempt<R> {
+        Attempt::Retry {
+            delay_ms: retry_delay_ms(attempt, retry_after_ms, self.env.random_u64()),
+            error,
         }
     }
 
     fn classify_submit(
         &mut self,
         outcome: Result<HttpResponse, TransportFailure>,
-        may_retry: bool,
         attempt: u32,
-    ) -> Result<Attempt, Error> {
+    ) -> Attempt<String> {
         let response = match outcome {
             Ok(r) => r,
-            Err(t) if t.kind.nothing_was_sent() && may_retry => {
-                return Ok(Attempt::Retry(retry_delay_ms(
-                    attempt,
-                    None,
-                    self.env.random_u64(),
-                )));
-            }
-            Err(t) if t.kind.nothing_was_sent() || t.kind == TransportKind::Denied => {
-                return Err(Error::Transport(t));
+            Err(t) if t.kind.nothing_was_sent() => {
+                return self.retry(attempt, None, Error::Transport(t));
             }
             // A TLS failure happens in the handshake, before the request is written.
-            Err(t) if t.kind == TransportKind::Tls => return Err(Error::Transport(t)),
+            Err(t) if t.kind == TransportKind::Denied || t.kind == TransportKind::Tls => {
+                return Attempt::Done(Err(Error::Transport(t)));
+            }
             Err(t) => {
-                return Err(Error::SubmitOutcomeUnknown(format!(
-                    "the submit was sent but no answer arrived ({:?}: {}); the job may exist and be billed — check the account's usage before submitting again",
-                    t.kind, t.message
-                )));
+                return Attempt::Done(Err(Error::SubmitOutcomeUnknown(format!(
+                    "the submit was sent but no answer arrived: {} ({}); the job may exist and be billed — check the account's usage before submitting again",
+                    t.kind.in_words(),
+                    t.message
+                ))));
             }
         };
         let status = response.status;
         if (200..300).contains(&status) {
-            return Ok(Attempt::Response(response));
+            return Attempt::Done(read_job_id(response));
         }
         let retry_after = self.retry_after_ms(&response);
-        if (status == 429 || status == 503) && may_retry {
-            return Ok(Attempt::Retry(retry_delay_ms(
+        let api = api_error(&response);
+        match status {
+            429 => self.retry(
                 attempt,
                 retry_after,
-                self.env.random_u64(),
-            )));
-        }
-        let api = api_error(&response);
-        Err(match status {
-            429 => Error::RateLimited {
-                retry_after_ms: retry_after,
-                message: api.message,
-            },
-            503 => Error::ServerError(api),
-            500..=599 => Error::SubmitOutcomeUnknown(format!(
+                Error::RateLimited {
+                    retry_after_ms: retry_after,
+                    message: api.message,
+                },
+            ),
+            503 => self.retry(attempt, retry_after, Error::ServerError(api)),
+            500..=599 => Attempt::Done(Err(Error::SubmitOutcomeUnknown(format!(
                 "the provider answered the submit with HTTP {status} ({}); a gateway error can hide a created job — check the account's usage before submitting again",
                 api.message
-            )),
-            _ => refusal(api),
-        })
+            )))),
+            _ => Attempt::Done(Err(refusal(api))),
+        }
     }
 
     /// Read a job's state once (retrying only the read itself).
@@ -413,57 +503,49 @@ impl<T: Transport, E: Env> Client<T, E> {
     ) -> Result<JobStatus, Error> {
         let path = job_path(job_id).map_err(|v| Error::InvalidRequest(vec![v]))?;
         let http = self.request(Method::Get, &path, None);
-        let response = self.exchange(&http, |c, outcome, may_retry, attempt| {
-            c.classify_read(outcome, may_retry, attempt, job_id)
+        let (parsed, retry_after) = self.exchange(&http, |c, outcome, attempt| {
+            c.classify_read(outcome, attempt, job_id)
         })?;
-        let retry_after = self.retry_after_ms(&response);
-        let parsed = read_job(&response, job_id)?;
         Ok(self.job_status(job_id, parsed, local_age_ms, retry_after))
     }
 
+    /// A poll is a read: everything but a denial, a TLS failure or a refusal is worth
+    /// another try, an unreadable answer included (a gateway's HTML page during an incident).
     fn classify_read(
         &mut self,
         outcome: Result<HttpResponse, TransportFailure>,
-        may_retry: bool,
         attempt: u32,
         job_id: &str,
-    ) -> Result<Attempt, Error> {
+    ) -> Attempt<(ParsedJob, Option<u64>)> {
         let response = match outcome {
             Ok(r) => r,
             Err(t) if t.kind == TransportKind::Denied || t.kind == TransportKind::Tls => {
-                return Err(Error::Transport(t));
+                return Attempt::Done(Err(Error::Transport(t)));
             }
-            Err(_) if may_retry => {
-                return Ok(Attempt::Retry(retry_delay_ms(
-                    attempt,
-                    None,
-                    self.env.random_u64(),
-                )));
-            }
-            Err(t) => return Err(Error::Transport(t)),
+            Err(t) => return self.retry(attempt, None, Error::Transport(t)),
         };
         let status = response.status;
-        if (200..300).contains(&status) {
-            return Ok(Attempt::Response(response));
-        }
         let retry_after = self.retry_after_ms(&response);
-        if (status == 429 || status >= 500) && may_retry {
-            return Ok(Attempt::Retry(retry_delay_ms(
-                attempt,
-                retry_after,
-                self.env.random_u64(),
-            )));
+        if (200..300).contains(&status) {
+            return match read_job(&response, job_id) {
+                Ok(parsed) => Attempt::Done(Ok((parsed, retry_after))),
+                Err(malformed) => self.retry(attempt, retry_after, malformed),
+            };
         }
         let api = api_error(&response);
-        Err(match status {
-            404 => Error::NotFound(job_id.to_string()),
-            429 => Error::RateLimited {
-                retry_after_ms: retry_after,
-                message: api.message,
-            },
-            500..=599 => Error::ServerError(api),
-            _ => refusal(api),
-        })
+        match status {
+            404 => Attempt::Done(Err(Error::NotFound(job_id.to_string()))),
+            429 => self.retry(
+                attempt,
+                retry_after,
+                Error::RateLimited {
+                    retry_after_ms: retry_after,
+                    message: api.message,
+                },
+            ),
+            500..=599 => self.retry(attempt, retry_after, Error::ServerError(api)),
+            _ => Attempt::Done(Err(refusal(api))),
+        }
     }
 
     fn job_status(
@@ -509,6 +591,19 @@ impl<T: Transport, E: Env> Client<T, E> {
     fn wait_from(&mut self, job_id: &str, first_delay_ms: u64) -> Result<JobResult, Error> {
         let start = self.env.monotonic_ms();
         let deadline = start.saturating_add(self.config.poll.deadline_ms);
+        self.deadline_ms = Some(deadline);
+        let outcome = self.wait_until(job_id, first_delay_ms, start, deadline);
+        self.deadline_ms = None;
+        outcome
+    }
+
+    fn wait_until(
+        &mut self,
+        job_id: &str,
+        first_delay_ms: u64,
+        start: u64,
+        deadline: u64,
+    ) -> Result<JobResult, Error> {
         let mut last_status: Option<JobStatus> = None;
         let mut delay = first_delay_ms;
         loop {
@@ -532,8 +627,14 @@ impl<T: Transport, E: Env> Client<T, E> {
                     last_status = Some(status);
                 }
                 // The job goes on at the provider whatever happens to one poll: transient
-                // failures are absorbed until the deadline, and `Timeout` carries the id.
-                Err(e) if is_transient(&e) => {
+                // failures are absorbed until the deadline, and `Timeout` carries the id. An
+                // unreadable answer cut short by the deadline is a timeout too; one that
+                // outlived every retry is persistent and ends the wait.
+                Err(e)
+                    if is_transient(&e)
+                        || (matches!(e, Error::MalformedResponse(_))
+                            && self.env.monotonic_ms() >= deadline) =>
+                {
                     delay = u64::from(self.config.poll.max_interval_ms);
                 }
                 Err(e) => return Err(e),
@@ -638,6 +739,7 @@ fn refusal(api: ApiError) -> Error {
 }
 
 fn read_job_id(response: HttpResponse) -> Result<String, Error> {
+    // Only ever called for a 2xx.
     // A 2xx means the provider accepted the job: if its id cannot be read, it may exist
     // and be billed, which is exactly the "outcome unknown" case.
     let body = response.body.map_err(|e| {
@@ -660,14 +762,16 @@ fn read_job(response: &HttpResponse, job_id: &str) -> Result<ParsedJob, Error> {
         Error::MalformedResponse(ApiError {
             status: response.status,
             code: None,
-            message,
+            message: format!(
+                "polling job {job_id}: {message} (the job goes on at the provider: poll it again later)"
+            ),
         })
     };
     let body = response
         .body
         .as_ref()
         .map_err(|e| malformed(body_error_message(e)))?;
-    let parsed = parse_job(body).map_err(|why| malformed(format!("job {job_id}: {why}")))?;
+    let parsed = parse_job(body).map_err(|why| malformed(why.to_string()))?;
     match &parsed.job_id {
         Some(other) if other != job_id => Err(malformed(format!(
             "asked for job {job_id} but the provider answered about job {other}"

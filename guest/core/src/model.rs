@@ -135,6 +135,10 @@ pub struct ClientConfig {
     pub api_key: Option<String>,
     /// Connect timeout per request, ms.
     pub connect_timeout_ms: u32,
+    /// How long a request may wait for the start of its answer, ms.
+    pub first_byte_timeout_ms: u32,
+    /// How long an answer may pause between two pieces of its body, ms.
+    pub between_bytes_timeout_ms: u32,
     /// Largest response body accepted, bytes.
     pub max_response_bytes: u32,
     /// Poll policy.
@@ -148,6 +152,8 @@ impl std::fmt::Debug for ClientConfig {
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("first_byte_timeout_ms", &self.first_byte_timeout_ms)
+            .field("between_bytes_timeout_ms", &self.between_bytes_timeout_ms)
             .field("max_response_bytes", &self.max_response_bytes)
             .field("poll", &self.poll)
             .finish()
@@ -248,6 +254,20 @@ impl TransportKind {
     /// resending it cannot create a second job.
     pub fn nothing_was_sent(self) -> bool {
         matches!(self, TransportKind::Dns | TransportKind::Connect)
+    }
+
+    /// What happened, in words, for messages a person reads.
+    pub fn in_words(self) -> &'static str {
+        match self {
+            TransportKind::Dns => "the host name could not be resolved",
+            TransportKind::Connect => "the connection could not be opened",
+            TransportKind::Denied => "the host's sandbox refused the request",
+            TransportKind::Tls => "the TLS handshake failed",
+            TransportKind::Interrupted => {
+                "the connection broke or timed out after the request was sent"
+            }
+            TransportKind::Other => "the request failed",
+        }
     }
 }
 

@@ -262,21 +262,88 @@ fn poll_errors_are_typed() {
         Error::NotFound("job_1".into())
     );
 
-    let mut c = client(vec![Ok(HttpResponse {
+    // An unreadable answer is retried like a 5xx: these are what every attempt got.
+    let attempts = policy().max_retries as usize + 1;
+    let too_large = Ok(HttpResponse {
         status: 200,
         retry_after: None,
         body: Err(BodyError::TooLarge { limit: 1024 }),
-    })]);
+    });
+    let mut c = client(vec![too_large; attempts]);
     assert!(
         matches!(c.poll("job_1"), Err(Error::MalformedResponse(a)) if a.message.contains("1024"))
     );
 
-    let mut c = client(vec![ok(200, "<html>")]);
+    let mut c = client(vec![ok(200, "<html>"); attempts]);
     assert!(matches!(c.poll("job_1"), Err(Error::MalformedResponse(_))));
 
-    let mut c = client(vec![ok(200, &job("running", "").replace("job_1", "job_2"))]);
+    let other_job = ok(200, &job("running", "").replace("job_1", "job_2"));
+    let mut c = client(vec![other_job; attempts]);
     assert!(
         matches!(c.poll("job_1"), Err(Error::MalformedResponse(a)) if a.message.contains("job_2"))
+    );
+}
+
+const GATEWAY_PAGE: &str = "<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>";
+
+#[test]
+fn a_garbled_poll_answer_is_retried_not_fatal() {
+    for garbled in [
+        ok(200, GATEWAY_PAGE),
+        ok(200, r#"{"job_id":"job_1","status":"runn"#),
+        ok(200, ""),
+        ok(502, GATEWAY_PAGE),
+        ok(504, GATEWAY_PAGE),
+    ] {
+        let mut c = client(vec![
+            garbled.clone(),
+            ok(200, &job("running", r#","progress":0.5"#)),
+        ]);
+        let status = c
+            .poll("job_1")
+            .unwrap_or_else(|e| panic!("{garbled:?}: {e:?}"));
+        assert_eq!(status.state, JobState::Running(Some(0.5)));
+        let (script, clock) = c.into_parts();
+        assert_eq!(script.sent.len(), 2, "{garbled:?}");
+        assert_eq!(
+            clock.slept.len(),
+            1,
+            "{garbled:?}: one backoff before the retry"
+        );
+    }
+}
+
+#[test]
+fn a_persistently_garbled_poll_fails_naming_the_job() {
+    let attempts = policy().max_retries as usize + 1;
+    let mut c = client(vec![ok(200, GATEWAY_PAGE); attempts]);
+    match c.poll("job_1").unwrap_err() {
+        Error::MalformedResponse(a) => {
+            assert!(a.message.contains("job_1"), "{}", a.message);
+            assert!(a.message.contains("poll it again"), "{}", a.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.into_parts().0.sent.len(), attempts);
+}
+
+#[test]
+fn wait_survives_a_garbled_answer_mid_job() {
+    let mut c = client(vec![
+        ok(200, &job("running", r#","progress":0.2"#)),
+        ok(200, GATEWAY_PAGE),
+        ok(200, r#"{"job_id":"job_1","sta"#),
+        ok(
+            200,
+            &job(
+                "completed",
+                r#","result":{"output_urls":["https://cdn/z.mp4"]}"#,
+            ),
+        ),
+    ]);
+    assert_eq!(
+        c.wait("job_1").unwrap().outputs,
+        vec!["https://cdn/z.mp4".to_string()]
     );
 }
 
@@ -444,6 +511,134 @@ fn config_refuses_missing_key_and_bad_urls_before_sending() {
             "{url}"
         );
     }
+}
+
+#[test]
+fn config_takes_timeouts_and_refuses_absurd_ones() {
+    let c = client(vec![]);
+    let req = c.request(Method::Get, "/x", None);
+    assert_eq!(
+        req.timeouts,
+        Timeouts {
+            connect_ms: DEFAULT_CONNECT_TIMEOUT_MS,
+            first_byte_ms: DEFAULT_FIRST_BYTE_TIMEOUT_MS,
+            between_bytes_ms: DEFAULT_BETWEEN_BYTES_TIMEOUT_MS,
+            total_ms: u64::from(
+                DEFAULT_CONNECT_TIMEOUT_MS
+                    + DEFAULT_FIRST_BYTE_TIMEOUT_MS
+                    + DEFAULT_BETWEEN_BYTES_TIMEOUT_MS
+            ),
+        }
+    );
+    for (first, between) in [(Some(0), None), (None, Some(0)), (Some(600_001), None)] {
+        let bad = ConfigInput {
+            api_key: Some("k".into()),
+            first_byte_timeout_ms: first,
+            between_bytes_timeout_ms: between,
+            ..Default::default()
+        };
+        match bad.resolve(None) {
+            Err(Error::InvalidRequest(v)) => assert!(v[0].field.ends_with("-timeout-ms"), "{v:?}"),
+            other => panic!("{first:?}/{between:?} gave {other:?}"),
+        }
+    }
+}
+
+/// A server that never answers: each request takes all the time its transport allows
+/// (the transport enforces `timeouts.total_ms`), then fails as interrupted.
+struct SilentServer {
+    clock: std::rc::Rc<std::cell::Cell<u64>>,
+    sent: Vec<HttpRequest>,
+}
+
+impl Transport for SilentServer {
+    fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, TransportFailure> {
+        self.sent.push(request.clone());
+        self.clock.set(self.clock.get() + request.timeouts.total_ms);
+        Err(TransportFailure {
+            kind: TransportKind::Interrupted,
+            message: "no answer within the first-byte timeout".into(),
+        })
+    }
+}
+
+/// A clock shared with [`SilentServer`].
+struct SharedClock(std::rc::Rc<std::cell::Cell<u64>>);
+
+impl Env for SharedClock {
+    fn now_unix_ms(&self) -> u64 {
+        EPOCH_MS + self.0.get()
+    }
+    fn monotonic_ms(&self) -> u64 {
+        self.0.get()
+    }
+    fn sleep_ms(&mut self, ms: u64) {
+        self.0.set(self.0.get() + ms);
+    }
+    fn random_u64(&mut self) -> u64 {
+        7
+    }
+}
+
+fn silent_client(deadline_ms: u64) -> Client<SilentServer, SharedClock> {
+    let clock = std::rc::Rc::new(std::cell::Cell::new(0));
+    let config = ConfigInput {
+        base_url: Some("http://127.0.0.1:9".into()),
+        api_key: Some("k".into()),
+        poll: Some(PollPolicy {
+            deadline_ms,
+            ..policy()
+        }),
+        ..Default::default()
+    }
+    .resolve(None)
+    .unwrap();
+    Client::new(
+        config,
+        SilentServer {
+            clock: clock.clone(),
+            sent: vec![],
+        },
+        SharedClock(clock),
+    )
+}
+
+#[test]
+fn wait_returns_timeout_on_its_deadline_whatever_the_server_does() {
+    // Deadlines shorter than, equal to and much longer than one request's own bound.
+    for deadline_ms in [1_000, 7_000, 55_000, 60_000, 600_000] {
+        let mut c = silent_client(deadline_ms);
+        match c.wait("job_1").unwrap_err() {
+            Error::Timeout { job_id, .. } => assert_eq!(job_id, "job_1"),
+            other => panic!("{deadline_ms}: {other:?}"),
+        }
+        let (server, clock) = c.into_parts();
+        assert_eq!(
+            clock.0.get(),
+            deadline_ms,
+            "wait ran past its deadline of {deadline_ms} ms"
+        );
+        for request in &server.sent {
+            assert!(request.timeouts.total_ms <= deadline_ms);
+            assert!(u64::from(request.timeouts.first_byte_ms) <= deadline_ms);
+        }
+    }
+}
+
+#[test]
+fn a_hung_submit_is_never_resent() {
+    let mut c = silent_client(60_000);
+    match c.submit(&t2v()).unwrap_err() {
+        Error::SubmitOutcomeUnknown(message) => {
+            assert!(message.contains("timed out"), "{message}");
+            assert!(
+                !message.contains("Interrupted"),
+                "debug names leak: {message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.into_parts().0.sent.len(), 1);
 }
 
 #[test]
