@@ -46,6 +46,9 @@ pub struct EmulatorConfig {
     pub status_style: StatusStyle,
     /// How long a signed output URL stays valid after it is handed out (default: 24 h).
     pub url_ttl: Duration,
+    /// Refuse a request whose body comes without a `Content-Length` (sent chunked) with
+    /// `411 length_required`, as strict servers and gateways do (default: `true`).
+    pub require_content_length: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -63,6 +66,7 @@ impl Default for EmulatorConfig {
             latency: Duration::ZERO,
             status_style: StatusStyle::Documented,
             url_ttl: Duration::from_secs(24 * 60 * 60),
+            require_content_length: true,
         }
     }
 }
@@ -89,6 +93,7 @@ impl fmt::Debug for EmulatorConfig {
             .field("latency", &self.latency)
             .field("status_style", &self.status_style)
             .field("url_ttl", &self.url_ttl)
+            .field("require_content_length", &self.require_content_length)
             .finish()
     }
 }

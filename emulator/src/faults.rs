@@ -3,7 +3,10 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
+use std::future::Future;
 use std::time::Duration;
+
+use futures::StreamExt as _;
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -78,6 +81,23 @@ pub enum Fault {
     /// Process normally (a submit does create its job) but hold the answer back this long.
     /// Models "the submit went through but the answer was lost".
     ProcessThenHang(Duration),
+    /// Read the request and never answer (until the emulator stops); nothing is processed.
+    /// A server that accepted the connection and then said nothing.
+    Silence,
+    /// Process normally, then send the head (with the full `Content-Length`) and the first
+    /// half of the body, then nothing more: an answer that stops halfway.
+    StallMidBody,
+    /// Process normally, then send the body one byte every `interval`.
+    Trickle(Duration),
+    /// Process normally (a submit does create its job), then reset the connection (RST)
+    /// without a byte of answer: the classic "was my submit accepted?" case.
+    ResetAfterProcessing,
+    /// Process normally, then answer with only the first half of the body (a complete
+    /// answer of a shorter, declared length): JSON cut off by a broken proxy.
+    TruncatedBody,
+    /// Answer with an HTML error page and this status, as a CDN or gateway does during an
+    /// incident (`200`, `502`, `504` …; outside 100–999 it is 502). Nothing is processed.
+    HtmlPage(u16),
 }
 
 impl Fault {
@@ -89,14 +109,21 @@ impl Fault {
             Fault::Malformed(body) => format!("malformed {} bytes", body.len()),
             Fault::Oversize(n) => format!("oversize {n} bytes"),
             Fault::ProcessThenHang(d) => format!("process then hang {}ms", d.as_millis()),
+            Fault::Silence => "silence".into(),
+            Fault::StallMidBody => "stall mid-body".into(),
+            Fault::Trickle(d) => format!("trickle a byte every {}ms", d.as_millis()),
+            Fault::ResetAfterProcessing => "reset after processing".into(),
+            Fault::TruncatedBody => "truncated body".into(),
+            Fault::HtmlPage(status) => format!("html page {status}"),
         }
     }
 }
 
-/// FIFO queues of pending faults, one per route.
+/// FIFO queues of pending faults: one per route, and one per job for its polls.
 #[derive(Debug, Default)]
 pub(crate) struct FaultQueues {
     queues: HashMap<Route, VecDeque<Fault>>,
+    jobs: HashMap<String, VecDeque<Fault>>,
 }
 
 impl FaultQueues {
@@ -105,10 +132,19 @@ impl FaultQueues {
         self.queues.entry(route).or_default().push_back(fault);
     }
 
-    /// Takes the fault for a request on `route`: the route's own queue first, then `Any`.
-    pub fn pop(&mut self, route: Option<Route>) -> Option<Fault> {
-        route
-            .and_then(|r| self.queues.get_mut(&r).and_then(VecDeque::pop_front))
+    /// Queues `fault` for the next poll of job `id`.
+    pub fn push_for_job(&mut self, id: &str, fault: Fault) {
+        self.jobs.entry(id.to_owned()).or_default().push_back(fault);
+    }
+
+    /// Takes the fault for a request on `route` to `path`: the polled job's own queue first,
+    /// then the route's, then `Any`.
+    pub fn pop(&mut self, route: Option<Route>, path: &str) -> Option<Fault> {
+        let job = path
+            .strip_prefix("/v1/jobs/")
+            .filter(|_| route == Some(Route::Poll));
+        job.and_then(|id| self.jobs.get_mut(id).and_then(VecDeque::pop_front))
+            .or_else(|| route.and_then(|r| self.queues.get_mut(&r).and_then(VecDeque::pop_front)))
             .or_else(|| {
                 self.queues
                     .get_mut(&Route::Any)
@@ -125,6 +161,23 @@ pub(crate) enum FaultAction {
     DelayThenProcess(Duration),
     /// Process normally, then wait before answering.
     ProcessThenDelay(Duration),
+    /// Never answer, never process.
+    Silence,
+    /// Process normally, then spoil the delivery of the answer.
+    ProcessThenSpoil(Spoil),
+}
+
+/// How a processed answer fails to arrive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Spoil {
+    /// Head and half the body, then silence.
+    Stall,
+    /// A byte at a time.
+    Trickle(Duration),
+    /// No answer: the connection is reset.
+    Reset,
+    /// Half the body, declared as the whole.
+    Truncate,
 }
 
 impl Fault {
@@ -147,7 +200,77 @@ impl Fault {
             Fault::Oversize(size) => FaultAction::Replace(json_200(oversize_body(*size))),
             Fault::Delay(wait) => FaultAction::DelayThenProcess(*wait),
             Fault::ProcessThenHang(wait) => FaultAction::ProcessThenDelay(*wait),
+            Fault::Silence => FaultAction::Silence,
+            Fault::StallMidBody => FaultAction::ProcessThenSpoil(Spoil::Stall),
+            Fault::Trickle(every) => FaultAction::ProcessThenSpoil(Spoil::Trickle(*every)),
+            Fault::ResetAfterProcessing => FaultAction::ProcessThenSpoil(Spoil::Reset),
+            Fault::TruncatedBody => FaultAction::ProcessThenSpoil(Spoil::Truncate),
+            Fault::HtmlPage(status) => FaultAction::Replace(html_page(*status)),
         }
+    }
+}
+
+/// The kind of page a CDN or gateway answers with when the service behind it is down.
+fn html_page(status: u16) -> Response {
+    let status = StatusCode::from_u16(status)
+        .ok()
+        .filter(|s| s.as_u16() <= 999)
+        .unwrap_or(StatusCode::BAD_GATEWAY);
+    let title = match status.as_u16() {
+        200 => "Service temporarily unavailable".to_string(),
+        code => format!("{code} {}", status.canonical_reason().unwrap_or("Error")),
+    };
+    let page = format!(
+        "<!DOCTYPE html>\n<html><head><title>{title}</title></head>\n<body><center><h1>{title}</h1></center>\n<hr><center>edge-gateway</center></body></html>\n"
+    );
+    let mut response = (status, page).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
+/// `body` delivered as `spoil` says (for every spoil but [`Spoil::Reset`], which the
+/// connection carries out). `stopped` resolves when the emulator shuts down: a stalled body
+/// ends then, with an error, so no test leaks a connection.
+pub(crate) fn spoiled_body(
+    body: Bytes,
+    spoil: Spoil,
+    stopped: impl Future<Output = ()> + Send + 'static,
+) -> (Body, Option<usize>) {
+    let half = body.slice(..body.len() / 2);
+    match spoil {
+        Spoil::Truncate => {
+            let len = half.len();
+            (Body::from(half), Some(len))
+        }
+        Spoil::Stall => {
+            let full = body.len();
+            let first = futures::stream::once(async move { Ok::<_, std::io::Error>(half) });
+            let never = futures::stream::once(async move {
+                stopped.await;
+                Err(std::io::Error::other("the emulator stopped"))
+            });
+            (Body::from_stream(first.chain(never)), Some(full))
+        }
+        Spoil::Trickle(every) => {
+            let full = body.len();
+            let bytes = futures::stream::unfold(0usize, move |i| {
+                let body = body.clone();
+                async move {
+                    if i >= body.len() {
+                        return None;
+                    }
+                    if i > 0 {
+                        tokio::time::sleep(every).await;
+                    }
+                    Some((Ok::<_, std::io::Error>(body.slice(i..i + 1)), i + 1))
+                }
+            });
+            (Body::from_stream(bytes), Some(full))
+        }
+        Spoil::Reset => (Body::empty(), None),
     }
 }
 
@@ -222,19 +345,49 @@ mod tests {
         q.push(Route::Poll, Fault::Malformed("poll1".into()));
         q.push(Route::Poll, Fault::Malformed("poll2".into()));
         assert_eq!(
-            q.pop(Some(Route::Poll)),
+            q.pop(Some(Route::Poll), "/v1/jobs/job_9"),
             Some(Fault::Malformed("poll1".into()))
         );
         assert_eq!(
-            q.pop(Some(Route::Submit)),
+            q.pop(Some(Route::Submit), "/v1/videos/generations"),
             Some(Fault::Malformed("any".into()))
         );
-        assert_eq!(q.pop(None), None);
+        assert_eq!(q.pop(None, "/nowhere"), None);
         assert_eq!(
-            q.pop(Some(Route::Poll)),
+            q.pop(Some(Route::Poll), "/v1/jobs/job_9"),
             Some(Fault::Malformed("poll2".into()))
         );
-        assert_eq!(q.pop(Some(Route::Poll)), None);
+        assert_eq!(q.pop(Some(Route::Poll), "/v1/jobs/job_9"), None);
+    }
+
+    #[test]
+    fn a_job_fault_goes_to_that_job_only() {
+        let mut q = FaultQueues::default();
+        q.push_for_job("job_a", Fault::Silence);
+        q.push(Route::Poll, Fault::HtmlPage(502));
+        assert_eq!(
+            q.pop(Some(Route::Poll), "/v1/jobs/job_b"),
+            Some(Fault::HtmlPage(502))
+        );
+        assert_eq!(q.pop(Some(Route::Poll), "/v1/jobs/job_b"), None);
+        assert_eq!(
+            q.pop(Some(Route::Poll), "/v1/jobs/job_a"),
+            Some(Fault::Silence)
+        );
+        assert_eq!(q.pop(Some(Route::Poll), "/v1/jobs/job_a"), None);
+    }
+
+    #[test]
+    fn spoiled_bodies_keep_their_promises() {
+        let body = Bytes::from_static(b"{\"job_id\":\"job_1\",\"status\":\"queued\"}");
+        let (_, declared) = spoiled_body(body.clone(), Spoil::Truncate, std::future::pending());
+        assert_eq!(declared, Some(body.len() / 2));
+        let (_, declared) = spoiled_body(body.clone(), Spoil::Stall, std::future::pending());
+        assert_eq!(
+            declared,
+            Some(body.len()),
+            "a stalled answer promises the whole body"
+        );
     }
 
     #[test]

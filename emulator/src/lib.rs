@@ -74,6 +74,7 @@
 
 mod clock;
 mod config;
+mod conn;
 mod error;
 mod faults;
 mod media;
@@ -88,7 +89,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::serve::ListenerExt as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -160,12 +160,11 @@ impl Emulator {
             shutdown: shutdown.clone(),
         });
         let connections = Arc::new(AtomicUsize::new(0));
-        let accepted = connections.clone();
-        let listener = listener.tap_io(move |tcp| {
-            accepted.fetch_add(1, Ordering::Relaxed);
-            // Answers are small and written whole; don't let Nagle hold them back.
-            let _ = tcp.set_nodelay(true);
-        });
+        let listener = conn::Listener {
+            inner: listener,
+            accepted: connections.clone(),
+        };
+        let app = app.into_make_service_with_connect_info::<conn::ConnectionHandle>();
         let mut on_stop = shutdown;
         let server = tokio::spawn(async move {
             let stopped = async move {
@@ -204,6 +203,12 @@ impl Emulator {
     /// queued.
     pub fn push_fault(&self, route: Route, fault: Fault) {
         self.shared.data().faults.push(route, fault);
+    }
+
+    /// Queues `fault` for the next poll of job `job_id` only, ahead of any [`Route::Poll`]
+    /// fault: a test can garble one job's answers while the others run normally.
+    pub fn push_job_fault(&self, job_id: &str, fault: Fault) {
+        self.shared.data().faults.push_for_job(job_id, fault);
     }
 
     /// Makes the next job created end `failed` with this error instead of completing.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Extension, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, Path, Query, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,8 +18,9 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::config::EmulatorConfig;
+use crate::conn::ConnectionHandle;
 use crate::error::ApiError;
-use crate::faults::{Fault, FaultAction, Route};
+use crate::faults::{Fault, FaultAction, Route, Spoil, spoiled_body};
 use crate::media::{OUTPUT_FILE, SAMPLE_MP4, UrlCheck};
 use crate::render;
 use crate::state::{Phase, RateDecision, RequestRecord, Shared};
@@ -75,6 +76,23 @@ async fn gatekeeper(State(app): State<App>, request: Request, next: Next) -> Res
     let is_api = path == "/v1" || path.starts_with("/v1/");
     let is_submit = Route::is_submit(route, &method);
     let auth = authenticate(&shared.config, request.headers());
+    let content_length = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let chunked = request
+        .headers()
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"))
+        });
+    let connection = request
+        .extensions()
+        .get::<ConnectInfo<ConnectionHandle>>()
+        .map(|info| info.0.clone());
 
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, MAX_BODY_BYTES).await;
@@ -92,11 +110,28 @@ async fn gatekeeper(State(app): State<App>, request: Request, next: Next) -> Res
             body: recorded_body,
             at: arrived.saturating_duration_since(shared.started),
             fault: None,
+            content_length,
+            chunked,
         },
         is_submit,
     );
 
-    let fault = shared.take_fault(route, index);
+    // A strict server or gateway reads a body only by its declared length: one sent without a
+    // `Content-Length` (chunked) is refused before anything else looks at it. (A request with
+    // neither header has no body, which is no reason to refuse it.)
+    if shared.config.require_content_length && chunked && content_length.is_none() {
+        let response = ApiError::new(
+            StatusCode::LENGTH_REQUIRED,
+            "length_required",
+            "a request body must come with a Content-Length header",
+        )
+        .into_response();
+        shared.record_status(index, response.status().as_u16());
+        log(&method, &path, response.status());
+        return response;
+    }
+
+    let fault = shared.take_fault(route, &path, index);
     if fault.is_some() && is_api {
         // A faulted request still spends the account's budget, but is never refused by it:
         // the fault decides the answer.
@@ -122,6 +157,23 @@ async fn gatekeeper(State(app): State<App>, request: Request, next: Next) -> Res
             pause(&app, wait).await;
             return response;
         }
+        Some(FaultAction::Silence) => {
+            // A day stands for "never": shutdown cuts it short.
+            pause(&app, Duration::from_secs(24 * 60 * 60)).await;
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the emulator stopped",
+            )
+            .into_response();
+        }
+        Some(FaultAction::ProcessThenSpoil(spoil)) => {
+            let response = process(parts, body, auth, is_api, next).await;
+            // Logged now: the work is done whatever reaches the client.
+            shared.record_status(index, response.status().as_u16());
+            log(&method, &path, response.status());
+            return spoil_response(&app, response, spoil, connection).await;
+        }
         None if is_api => {
             let limit = shared.config.rate_limit_per_minute;
             let window = shared.config.rate_window;
@@ -146,6 +198,38 @@ async fn gatekeeper(State(app): State<App>, request: Request, next: Next) -> Res
     shared.record_status(index, response.status().as_u16());
     log(&method, &path, response.status());
     response
+}
+
+/// Deliver a processed answer the way `spoil` says it fails to arrive.
+async fn spoil_response(
+    app: &App,
+    response: Response,
+    spoil: Spoil,
+    connection: Option<ConnectionHandle>,
+) -> Response {
+    if spoil == Spoil::Reset {
+        match connection {
+            Some(connection) => connection.reset.pull(),
+            None => tracing::warn!("no connection handle: cannot reset, answering normally"),
+        }
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .unwrap_or_default();
+    let mut shutdown = app.shutdown.clone();
+    let stopped = async move {
+        let _ = shutdown.wait_for(|stopping| *stopping).await;
+    };
+    let (body, declared) = spoiled_body(bytes, spoil, stopped);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    if let Some(len) = declared {
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    Response::from_parts(parts, body)
 }
 
 fn log(method: &http::Method, path: &str, status: StatusCode) {

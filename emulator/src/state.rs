@@ -31,6 +31,10 @@ pub struct RequestRecord {
     pub at: Duration,
     /// The injected fault that handled it, described, if any.
     pub fault: Option<String>,
+    /// The `Content-Length` it declared, if any: what a strict server reads the body by.
+    pub content_length: Option<u64>,
+    /// Whether it came with `Transfer-Encoding: chunked`.
+    pub chunked: bool,
 }
 
 /// A job's failure, fixed when it is created.
@@ -207,9 +211,9 @@ impl Shared {
     }
 
     /// Takes the fault (if any) for a request on `route`, noting it in the log entry `index`.
-    pub fn take_fault(&self, route: Option<Route>, index: usize) -> Option<Fault> {
+    pub fn take_fault(&self, route: Option<Route>, path: &str, index: usize) -> Option<Fault> {
         let mut data = self.data();
-        let fault = data.faults.pop(route)?;
+        let fault = data.faults.pop(route, path)?;
         if let Some(record) = data.requests.get_mut(index) {
             record.fault = Some(fault.describe());
         }

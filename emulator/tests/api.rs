@@ -982,3 +982,193 @@ async fn job_timings_tell_when_a_poll_first_saw_each_job_end() {
     get(&emu, &format!("/v1/jobs/{job_id}")).await;
     assert_eq!(emu.job_timings()[0].first_seen_ended_at, Some(seen));
 }
+
+/// Sends `request` as raw bytes on a new connection and reads until the server closes it,
+/// fails, or `patience` passes: what a client really gets, byte for byte.
+async fn raw_exchange(emu: &Emulator, request: &[u8], patience: Duration) -> RawOutcome {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(emu.addr()).await.unwrap();
+    tcp.write_all(request).await.unwrap();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+            Err(_) => {
+                return RawOutcome {
+                    received,
+                    end: RawEnd::StillOpen,
+                };
+            }
+            Ok(Ok(0)) => {
+                return RawOutcome {
+                    received,
+                    end: RawEnd::Closed,
+                };
+            }
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return RawOutcome {
+                    received,
+                    end: RawEnd::Reset,
+                };
+            }
+            Ok(Err(e)) => panic!("unexpected read error: {e}"),
+        }
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum RawEnd {
+    Closed,
+    Reset,
+    StillOpen,
+}
+
+struct RawOutcome {
+    received: Vec<u8>,
+    end: RawEnd,
+}
+
+fn raw_submit(body: &str, chunked: bool) -> Vec<u8> {
+    let framing = if chunked {
+        format!(
+            "Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+            body.len()
+        )
+    } else {
+        format!("Content-Length: {}\r\n\r\n{body}", body.len())
+    };
+    format!(
+        "POST /v1/videos/generations HTTP/1.1\r\nHost: emulator\r\nAuthorization: Bearer {KEY}\r\n\
+         Content-Type: application/json\r\nConnection: close\r\n{framing}"
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_chunked_body_is_refused_with_411_unless_allowed() {
+    let body = minimal().to_string();
+    let emu = Emulator::start(instant()).await.unwrap();
+    let chunked = raw_exchange(&emu, &raw_submit(&body, true), Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&chunked.received);
+    assert!(text.starts_with("HTTP/1.1 411"), "{text}");
+    assert!(text.contains("length_required"), "{text}");
+    let sized = raw_exchange(&emu, &raw_submit(&body, false), Duration::from_secs(5)).await;
+    assert!(String::from_utf8_lossy(&sized.received).starts_with("HTTP/1.1 200"));
+    assert_eq!(emu.jobs_created(), 1, "only the sized submit made a job");
+    let log = emu.requests();
+    assert!(log[0].chunked && log[0].content_length.is_none());
+    assert_eq!(log[1].content_length, Some(body.len() as u64));
+    emu.shutdown().await;
+
+    let lenient = Emulator::start(EmulatorConfig {
+        require_content_length: false,
+        ..instant()
+    })
+    .await
+    .unwrap();
+    let chunked = raw_exchange(&lenient, &raw_submit(&body, true), Duration::from_secs(5)).await;
+    assert!(String::from_utf8_lossy(&chunked.received).starts_with("HTTP/1.1 200"));
+    lenient.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reset_after_processing_creates_the_job_and_answers_nothing() {
+    let emu = Emulator::start(instant()).await.unwrap();
+    emu.push_fault(Route::Submit, Fault::ResetAfterProcessing);
+    let out = raw_exchange(
+        &emu,
+        &raw_submit(&minimal().to_string(), false),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        out.received.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&out.received)
+    );
+    assert_eq!(out.end, RawEnd::Reset);
+    assert_eq!(
+        emu.jobs_created(),
+        1,
+        "the job exists: the submit's fate is unknown to the client"
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn silence_stall_trickle_truncate_and_gateway_pages() {
+    let emu = Emulator::start(instant()).await.unwrap();
+    let submit = raw_submit(&minimal().to_string(), false);
+
+    emu.push_fault(Route::Submit, Fault::Silence);
+    let out = raw_exchange(&emu, &submit, Duration::from_millis(700)).await;
+    assert_eq!((out.received.len(), out.end), (0, RawEnd::StillOpen));
+    assert_eq!(emu.jobs_created(), 0, "silence processes nothing");
+
+    emu.push_fault(Route::Submit, Fault::StallMidBody);
+    let out = raw_exchange(&emu, &submit, Duration::from_millis(700)).await;
+    let text = String::from_utf8_lossy(&out.received).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let declared: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(|v| v.parse().unwrap())
+        })
+        .unwrap();
+    assert_eq!(out.end, RawEnd::StillOpen);
+    assert!(!body.is_empty() && body.len() < declared, "{text}");
+    assert_eq!(emu.jobs_created(), 1, "a stalled answer's job exists");
+
+    emu.push_fault(Route::Submit, Fault::Trickle(Duration::from_millis(20)));
+    let started = Instant::now();
+    let out = raw_exchange(&emu, &submit, Duration::from_secs(10)).await;
+    let text = String::from_utf8_lossy(&out.received).to_string();
+    let body: Value = serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert!(body["job_id"].is_string());
+    assert!(
+        started.elapsed() >= Duration::from_millis(20 * 30),
+        "trickled"
+    );
+
+    emu.push_fault(Route::Submit, Fault::TruncatedBody);
+    let response = submit_with(&emu, Some(KEY), &minimal()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    assert!(serde_json::from_str::<Value>(&text).is_err(), "{text}");
+    assert!(text.starts_with('{') && !text.ends_with('}'), "{text}");
+
+    for status in [200u16, 502, 504] {
+        emu.push_fault(Route::Poll, Fault::HtmlPage(status));
+        let response = get(&emu, "/v1/jobs/job_x").await;
+        assert_eq!(response.status().as_u16(), status);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert!(response.text().await.unwrap().contains("<html>"));
+    }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_job_fault_hits_only_that_jobs_polls() {
+    let emu = Emulator::start(instant()).await.unwrap();
+    let a = create_job(&emu, &minimal()).await;
+    let b = create_job(&emu, &minimal()).await;
+    emu.push_job_fault(&a, Fault::HtmlPage(200));
+    assert_eq!(
+        get(&emu, &format!("/v1/jobs/{b}")).await.headers()["content-type"],
+        "application/json"
+    );
+    let garbled = get(&emu, &format!("/v1/jobs/{a}")).await;
+    assert!(garbled.text().await.unwrap().contains("<html>"));
+    let fine = get(&emu, &format!("/v1/jobs/{a}")).await;
+    assert_eq!(json_of(fine).await["job_id"], a.as_str());
+    emu.shutdown().await;
+}
