@@ -82,9 +82,9 @@ impl Connections {
     /// Send `request` (absolute URI, already admitted by the policy) and return its
     /// response, with failures as the WASI-HTTP error codes the default sender would give.
     ///
-    /// `options.first_byte_timeout` is honoured; the connect timeout is the pool's (the
-    /// connection may be shared); a between-bytes timeout is left to the plugin's wall-clock
-    /// bound on the whole call.
+    /// `options.first_byte_timeout` and `between_bytes_timeout` are honoured as Wasmtime's
+    /// default sender does (a missing one is 600 s there too; the policy always sets both);
+    /// the connect timeout is the pool's (the connection may be shared).
     pub async fn send(
         &self,
         request: http::Request<WasiBody>,
@@ -92,7 +92,10 @@ impl Connections {
     ) -> Result<http::Response<WasiBody>, Error> {
         let first_byte = options
             .and_then(|o| o.first_byte_timeout)
-            .unwrap_or(Duration::from_secs(600));
+            .unwrap_or(UNSET_TIMEOUT);
+        let between_bytes = options
+            .and_then(|o| o.between_bytes_timeout)
+            .unwrap_or(UNSET_TIMEOUT);
         let client = if request.method().is_idempotent() {
             &self.pooled
         } else {
@@ -103,15 +106,71 @@ impl Connections {
             .map_err(|_| Error::ConnectionReadTimeout)?
             .map_err(|e| wasi_error(&e))?;
         Ok(response.map(|body| {
-            body.map_err(|e| {
+            let body = body.map_err(|e| {
                 if e.is_timeout() {
                     Error::HttpResponseTimeout
                 } else {
                     Error::Hyper(e)
                 }
-            })
-            .boxed_unsync()
+            });
+            BetweenBytes::new(body, between_bytes).boxed_unsync()
         }))
+    }
+}
+
+/// What Wasmtime's default sender uses for a timeout the request options leave unset.
+const UNSET_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A response body that fails with `ConnectionReadTimeout` (as Wasmtime's default sender's
+/// does) when no frame arrives for `limit`: a server that sends its head and then goes
+/// silent, or stops halfway, cannot hold the reader — and the plugin's call — open.
+struct BetweenBytes<B> {
+    inner: B,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    limit: Duration,
+}
+
+impl<B> BetweenBytes<B> {
+    fn new(inner: B, limit: Duration) -> Self {
+        BetweenBytes {
+            inner,
+            timer: Box::pin(tokio::time::sleep(limit)),
+            limit,
+        }
+    }
+}
+
+impl<B> hyper::body::Body for BetweenBytes<B>
+where
+    B: hyper::body::Body<Error = Error> + Unpin,
+{
+    type Data = B::Data;
+    type Error = Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<B::Data>, Error>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let next = tokio::time::Instant::now() + this.limit;
+                this.timer.as_mut().reset(next);
+                Poll::Ready(frame)
+            }
+            Poll::Pending => match this.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Error::ConnectionReadTimeout))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -13,7 +13,9 @@
 //! 5. the request waits for a token from the account-wide budget (unless a scheduler took
 //!    one for it already: [`OutboundPolicy::prepay`]);
 //! 6. the request goes out over the shared keep-alive [`Connections`] when it has them
-//!    (Wasmtime's default sender, a new connection per request, otherwise);
+//!    (Wasmtime's default sender, a new connection per request, otherwise), with the
+//!    plugin's first-byte and between-bytes timeouts cut to the host's [`RequestBounds`] —
+//!    a plugin that asks for none, or for hours, still cannot hold a request open longer;
 //! 7. the response body is capped, and a `429` slows the whole budget down.
 
 use crate::budget::RequestBudget;
@@ -84,6 +86,40 @@ impl std::fmt::Debug for Credential {
     }
 }
 
+/// The longest any plugin request may wait, whatever its `wasi:http` request options ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestBounds {
+    /// For the start of the answer.
+    pub first_byte: Duration,
+    /// Between two pieces of the answer's body.
+    pub between_bytes: Duration,
+}
+
+impl Default for RequestBounds {
+    fn default() -> Self {
+        RequestBounds {
+            first_byte: Duration::from_secs(60),
+            between_bytes: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RequestBounds {
+    /// The plugin's options with each timeout no longer than these bounds (a missing one
+    /// takes the bound). The connect timeout is left as asked: opening a connection sends
+    /// nothing, and both senders cap it themselves.
+    pub fn apply(self, asked: Option<RequestOptions>) -> RequestOptions {
+        let asked = asked.unwrap_or_default();
+        let cut =
+            |asked: Option<Duration>, bound: Duration| Some(asked.map_or(bound, |d| d.min(bound)));
+        RequestOptions {
+            connect_timeout: asked.connect_timeout,
+            first_byte_timeout: cut(asked.first_byte_timeout, self.first_byte),
+            between_bytes_timeout: cut(asked.between_bytes_timeout, self.between_bytes),
+        }
+    }
+}
+
 /// What one plugin instance's outgoing requests are held to.
 #[derive(Debug, Clone)]
 pub struct OutboundPolicy {
@@ -93,6 +129,7 @@ pub struct OutboundPolicy {
     in_flight: Arc<Semaphore>,
     max_concurrent: usize,
     max_response_bytes: u64,
+    bounds: RequestBounds,
     connections: Option<Connections>,
     sent: Arc<AtomicUsize>,
     denied: Arc<AtomicUsize>,
@@ -126,6 +163,7 @@ impl OutboundPolicy {
             in_flight: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT)),
             max_concurrent: DEFAULT_MAX_CONCURRENT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            bounds: RequestBounds::default(),
             connections: None,
             sent: Arc::default(),
             denied: Arc::default(),
@@ -155,6 +193,12 @@ impl OutboundPolicy {
     /// Refuse response bodies over `bytes`.
     pub fn with_max_response_bytes(mut self, bytes: u64) -> Self {
         self.max_response_bytes = bytes;
+        self
+    }
+
+    /// Hold every request to `bounds`, whatever the plugin's request options say.
+    pub fn with_request_bounds(mut self, bounds: RequestBounds) -> Self {
+        self.bounds = bounds;
         self
     }
 
@@ -293,6 +337,7 @@ impl WasiHttpHooks for OutboundPolicy {
             .is_ok();
         let budget = self.budget.clone();
         let max = self.max_response_bytes;
+        let options = Some(self.bounds.apply(options));
         let connections = self.connections.clone();
         Box::new(async move {
             if let Some(budget) = budget.as_ref().filter(|_| !prepaid) {
@@ -391,6 +436,35 @@ fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_bounds_cut_what_the_plugin_asks() {
+        let bounds = RequestBounds {
+            first_byte: Duration::from_secs(60),
+            between_bytes: Duration::from_secs(30),
+        };
+        let none = bounds.apply(None);
+        assert_eq!(none.first_byte_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(none.between_bytes_timeout, Some(Duration::from_secs(30)));
+        let greedy = bounds.apply(Some(RequestOptions {
+            connect_timeout: Some(Duration::from_secs(5)),
+            first_byte_timeout: Some(Duration::from_secs(3600)),
+            between_bytes_timeout: Some(Duration::from_secs(3600)),
+        }));
+        assert_eq!(greedy.connect_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(greedy.first_byte_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(greedy.between_bytes_timeout, Some(Duration::from_secs(30)));
+        let modest = bounds.apply(Some(RequestOptions {
+            connect_timeout: None,
+            first_byte_timeout: Some(Duration::from_millis(1500)),
+            between_bytes_timeout: Some(Duration::from_millis(700)),
+        }));
+        assert_eq!(modest.first_byte_timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(
+            modest.between_bytes_timeout,
+            Some(Duration::from_millis(700))
+        );
+    }
 
     #[test]
     fn admits_only_listed_origins() {

@@ -7,7 +7,7 @@
 
 use crate::budget::RequestBudget;
 use crate::plugin::{PluginLimits, PluginOptions};
-use crate::policy::{Credential, Origin, OutboundPolicy};
+use crate::policy::{Credential, Origin, OutboundPolicy, RequestBounds};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -40,6 +40,11 @@ pub struct SandboxPolicy {
     /// Largest burst the budget grants at once; beyond it, requests are paced out at the
     /// limit's rate (except those the pipeline's scheduler placed itself).
     pub burst: u32,
+    /// Longest wait for the start of an answer to any plugin request, seconds, whatever the
+    /// plugin asked for in its request options (it may ask for less).
+    pub first_byte_timeout_secs: u64,
+    /// Longest pause inside an answer's body, seconds, whatever the plugin asked for.
+    pub between_bytes_timeout_secs: u64,
 }
 
 impl Default for SandboxPolicy {
@@ -53,6 +58,8 @@ impl Default for SandboxPolicy {
             max_concurrent_requests: 4,
             requests_per_minute: 50,
             burst: 3,
+            first_byte_timeout_secs: RequestBounds::default().first_byte.as_secs(),
+            between_bytes_timeout_secs: RequestBounds::default().between_bytes.as_secs(),
         }
     }
 }
@@ -83,6 +90,17 @@ impl SandboxPolicy {
         }
         if self.max_response_bytes < 1024 {
             bail!("max-response-bytes must be at least 1024");
+        }
+        for (key, secs) in [
+            ("first-byte-timeout-secs", self.first_byte_timeout_secs),
+            (
+                "between-bytes-timeout-secs",
+                self.between_bytes_timeout_secs,
+            ),
+        ] {
+            if !(1..=3600).contains(&secs) {
+                bail!("{key} must be 1 to 3600");
+            }
         }
         Ok(())
     }
@@ -154,7 +172,11 @@ impl Sandbox {
             .with_credential(self.credential.clone())
             .with_budget(self.budget.clone())
             .with_max_concurrent(self.policy.max_concurrent_requests as usize)
-            .with_max_response_bytes(self.policy.max_response_bytes);
+            .with_max_response_bytes(self.policy.max_response_bytes)
+            .with_request_bounds(RequestBounds {
+                first_byte: Duration::from_secs(self.policy.first_byte_timeout_secs),
+                between_bytes: Duration::from_secs(self.policy.between_bytes_timeout_secs),
+            });
         PluginOptions {
             env: vec![(KEY_ENV.to_string(), self.credential.placeholder.clone())],
             policy,
@@ -186,6 +208,11 @@ impl Sandbox {
             p.call_timeout_secs,
             p.max_response_bytes,
             p.max_concurrent_requests
+        );
+        let _ = writeln!(
+            out,
+            "  per request: an answer starts within {} s and never pauses longer than {} s (plugins may ask for less)",
+            p.first_byte_timeout_secs, p.between_bytes_timeout_secs
         );
         let _ = write!(
             out,

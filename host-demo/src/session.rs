@@ -149,6 +149,8 @@ impl Session {
                 base_url: Some(base_url),
                 api_key: None,
                 connect_timeout_ms: None,
+                first_byte_timeout_ms: None,
+                between_bytes_timeout_ms: None,
                 max_response_bytes: None,
                 poll: Some(poll),
             },
