@@ -12,7 +12,7 @@
 //!   so their tests run only when the binary is found (`WASMTIME_BIN` / `OBELISK_BIN` / `WAC_BIN`,
 //!   or `wasmtime` / `obelisk` / `wac` on `PATH`) and print `SKIPPED` otherwise, in CI too.
 
-use happyhorse_emulator::Emulator;
+use happyhorse_emulator::{Emulator, Fault, Route};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -192,6 +192,28 @@ fn assert_one_completed_generation(run: &Run, emulator: &Emulator) {
     assert_eq!(emulator.jobs_created(), 1, "exactly one job was billed");
 }
 
+/// The faults a real server or gateway has, one on each of a job's first polls: an HTML error
+/// page, silence, an answer that stops halfway, truncated JSON. A host that honours the
+/// component's request timeouts (or lets it wait on a clock) recovers from each and completes
+/// the job with one submit; one that does not hangs on the silent poll.
+fn push_poll_faults(emulator: &Emulator) {
+    for fault in [
+        Fault::HtmlPage(200),
+        Fault::Silence,
+        Fault::StallMidBody,
+        Fault::TruncatedBody,
+    ] {
+        emulator.push_fault(Route::Poll, fault);
+    }
+}
+
+/// The example's flags for a run against faults: a 1 s request timeout, so each faulty poll
+/// costs about a second.
+const FAULT_FLAGS: [&str; 2] = ["--request-timeout", "1"];
+
+/// How long such a run may take: four faulty polls of ~1–3 s each, backoff, the job.
+const FAULT_RUN_BOUND: Duration = Duration::from_secs(40);
+
 // ---- Node.js through jco -----------------------------------------------------------------------
 
 const NODE_INSTALL: &str = "Node.js 20+ and npm, then `npm install --prefix examples/node`";
@@ -310,6 +332,40 @@ async fn node_jco_example_reports_a_failed_job_through_the_error_payload() -> Te
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_jco_example_survives_a_server_that_misbehaves() -> Test {
+    let Some(node) = node_host("node_jco_example_survives_a_server_that_misbehaves") else {
+        return Ok(());
+    };
+    let bindings = transpile(&node).await;
+    let emu = emulator(fast()).await;
+    push_poll_faults(&emu);
+    let mut example = Command::new(&node);
+    example
+        .current_dir(examples().join("node"))
+        .arg("generate.mjs")
+        .arg("--bindings")
+        .arg(bindings.path())
+        .args([
+            "--base-url",
+            &emu.base_url(),
+            "--fast-poll",
+            "--deadline",
+            "60",
+        ])
+        .args(FAULT_FLAGS)
+        .arg("--json")
+        .env("EMPIRIOLABS_API_KEY", KEY)
+        .env_remove("EMPIRIOLABS_BASE_URL");
+    let started = Instant::now();
+    let run = run(example, Duration::from_secs(120)).await;
+    assert_one_completed_generation(&run, &emu);
+    let took = started.elapsed();
+    announce(&format!("node: the faulty run took {took:?}"));
+    assert!(took < FAULT_RUN_BOUND, "took {took:?}\n{}", run.describe());
+    Ok(())
+}
+
 // ---- Python through wasmtime-py -----------------------------------------------------------------
 
 const PYTHON_INSTALL: &str = "python3 -m venv examples/python/.venv && \
@@ -372,6 +428,40 @@ async fn python_wasmtime_example_generates_one_video() -> Test {
         .env_remove("EMPIRIOLABS_BASE_URL");
     let run = run(example, Duration::from_secs(120)).await;
     assert_one_completed_generation(&run, &emu);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_wasmtime_example_survives_a_server_that_misbehaves() -> Test {
+    let Some(python) =
+        python_host("python_wasmtime_example_survives_a_server_that_misbehaves").await
+    else {
+        return Ok(());
+    };
+    let emu = emulator(fast()).await;
+    push_poll_faults(&emu);
+    let mut example = Command::new(&python);
+    example
+        .current_dir(examples().join("python"))
+        .arg("generate.py")
+        .args(["--component", video_gen_artifacts::HAPPYHORSE_PATH])
+        .args([
+            "--base-url",
+            &emu.base_url(),
+            "--fast-poll",
+            "--deadline",
+            "60",
+        ])
+        .args(FAULT_FLAGS)
+        .arg("--json")
+        .env("EMPIRIOLABS_API_KEY", KEY)
+        .env_remove("EMPIRIOLABS_BASE_URL");
+    let started = Instant::now();
+    let run = run(example, Duration::from_secs(120)).await;
+    assert_one_completed_generation(&run, &emu);
+    let took = started.elapsed();
+    announce(&format!("python: the faulty run took {took:?}"));
+    assert!(took < FAULT_RUN_BOUND, "took {took:?}\n{}", run.describe());
     Ok(())
 }
 

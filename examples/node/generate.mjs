@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 
 const usage = `usage: node generate.mjs [--base-url URL] [--key KEY] [--prompt TEXT] [--image URL]...
        [--aspect-ratio R] [--resolution R] [--duration S] [--seed N] [--deadline S] [--fast-poll]
+       [--request-timeout S]
        [--resume JOB_ID] [--download DIR] [--bindings DIR] [--json]`;
 
 let args;
@@ -34,6 +35,7 @@ try {
       seed: { type: 'string' },
       deadline: { type: 'string' },
       'fast-poll': { type: 'boolean', default: false },
+      'request-timeout': { type: 'string' },
       resume: { type: 'string' },
       download: { type: 'string' },
       bindings: { type: 'string', default: fileURLToPath(new URL('./generated', import.meta.url)) },
@@ -83,7 +85,17 @@ const summary = { host: 'node', job_id: args.resume ?? null };
 const started = Date.now();
 
 const worker = new Worker(new URL('./worker.mjs', import.meta.url), {
-  workerData: { bindings: args.bindings, baseUrl: args['base-url'], request, resume: args.resume, poll },
+  workerData: {
+    bindings: args.bindings,
+    baseUrl: args['base-url'],
+    request,
+    resume: args.resume,
+    poll,
+    // Seconds to wait for an answer to start, and the longest pause inside one (the
+    // component's defaults, 30 s and 15 s, when unset).
+    requestTimeoutMs:
+      args['request-timeout'] === undefined ? undefined : Math.round(Number(args['request-timeout']) * 1000),
+  },
   // The component's whole environment: the key, nothing else from this process.
   env: { EMPIRIOLABS_API_KEY: args.key },
 });

@@ -12,13 +12,15 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 
-const { bindings, baseUrl, request, resume, poll } = workerData;
+const { bindings, baseUrl, request, resume, poll, requestTimeoutMs } = workerData;
 
 const { videoGen } = await import(pathToFileURL(path.resolve(bindings, 'happyhorse.js')).href);
 
 const config = {
   baseUrl, // undefined means https://api.empiriolabs.ai
   apiKey: undefined, // read from EMPIRIOLABS_API_KEY in the component's environment
+  firstByteTimeoutMs: requestTimeoutMs,
+  betweenBytesTimeoutMs: requestTimeoutMs,
   poll: poll && {
     minIntervalMs: poll.minIntervalMs,
     maxIntervalMs: poll.maxIntervalMs,

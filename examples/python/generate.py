@@ -144,8 +144,11 @@ class VideoGen:
         return unwrap(result)
 
 
-def client_config(base_url: str | None, deadline_s: float | None, fast: bool) -> Record:
+def client_config(base_url: str | None, deadline_s: float | None, fast: bool,
+                  request_timeout_s: float | None = None) -> Record:
     poll = None  # the component's defaults: every 5 s backing off to 15 s, 15 min deadline
+    # The wait for an answer to start, and the longest pause inside one (default 30 s, 15 s).
+    timeout_ms = None if request_timeout_s is None else int(request_timeout_s * 1000)
     if fast or deadline_s is not None:
         # Fast polling suits an emulator whose jobs finish in seconds, not the real service.
         interval = (200, 1000) if fast else (5000, 15000)
@@ -153,7 +156,7 @@ def client_config(base_url: str | None, deadline_s: float | None, fast: bool) ->
         poll = record(min_interval_ms=interval[0], max_interval_ms=interval[1],
                       deadline_ms=deadline_ms, max_retries=4)
     return record(base_url=base_url, api_key=None, connect_timeout_ms=None,
-                  first_byte_timeout_ms=None, between_bytes_timeout_ms=None,
+                  first_byte_timeout_ms=timeout_ms, between_bytes_timeout_ms=timeout_ms,
                   max_response_bytes=None, poll=poll)
 
 
@@ -195,6 +198,8 @@ def main() -> int:
                         help="give up waiting after this many seconds (the job goes on; resume it)")
     parser.add_argument("--fast-poll", action="store_true",
                         help="poll every 0.2-1 s (for an emulator)")
+    parser.add_argument("--request-timeout", type=float, metavar="S",
+                        help="seconds an answer may take to start, and may pause (default 30 and 15)")
     parser.add_argument("--resume", metavar="JOB_ID", help="wait for an existing job instead of submitting")
     parser.add_argument("--download", metavar="DIR", help="save the output videos into DIR")
     parser.add_argument("--json", action="store_true", help="print one JSON summary line at the end")
@@ -208,7 +213,7 @@ def main() -> int:
     summary: dict[str, Any] = {"host": "python", "job_id": args.resume}
     try:
         videogen = VideoGen(args.component, args.key)
-        config = client_config(args.base_url, args.deadline, args.fast_poll)
+        config = client_config(args.base_url, args.deadline, args.fast_poll, args.request_timeout)
         request = video_request(args)
 
         if args.resume:
