@@ -35,8 +35,14 @@
 //! - **Auth**: checked on every `/v1/*` request. No header, an empty value or `Bearer` with no
 //!   token is `401 missing_api_key`; any other scheme or an unknown key is `401 invalid_api_key`.
 //!   The scheme is matched case-insensitively. Download URLs need no key (like a signed CDN URL).
-//! - **Order of checks** on `/v1/*`: log the request → injected fault → rate limit → auth →
-//!   body validation (`400` / `404 model_not_found`) → credits (`402`) → job creation.
+//! - **Order of checks** on `/v1/*`: log the request → framing (`411`) → injected fault →
+//!   rate limit → auth → body validation (`400` / `404 model_not_found`) → credits (`402`) →
+//!   job creation.
+//! - **Strict framing** (on by default, [`EmulatorConfig::require_content_length`]): a body
+//!   sent without `Content-Length` (chunked) is answered `411 length_required` and not read
+//!   further, as strict servers and gateways do; it is neither counted by the rate limit nor
+//!   able to create a job. Every request's framing is in the log
+//!   ([`RequestRecord::content_length`], [`RequestRecord::chunked`]).
 //! - **Rate limit**: one sliding 60 s window (`rate_window`) for the whole account, counting every `/v1/*`
 //!   request, authorized or not. A request refused with 429 is not counted, so waiting out
 //!   `Retry-After` (whole seconds, rounded up, at least 1) always succeeds. A request that an
@@ -66,9 +72,17 @@
 //!   failed one. Jobs still in flight are not listed. There is no pagination.
 //! - **Latency**: `latency` (zero unless set) delays every `/v1/*` answer, as a real API's
 //!   network and processing time would; downloads are not delayed.
-//! - **Faults**: [`Fault::Delay`] models latency in front of the API, so a client that gives
-//!   up during it leaves the request unprocessed; [`Fault::ProcessThenHang`] processes first.
-//!   Both waits end early when the emulator shuts down.
+//! - **Faults** ([`Emulator::push_fault`] per route, [`Emulator::push_job_fault`] for one job's
+//!   polls): [`Fault::Delay`] models latency in front of the API, so a client that gives
+//!   up during it leaves the request unprocessed; [`Fault::ProcessThenHang`] processes first;
+//!   [`Fault::Silence`] never answers and processes nothing. [`Fault::StallMidBody`],
+//!   [`Fault::Trickle`], [`Fault::TruncatedBody`] and [`Fault::ResetAfterProcessing`] process
+//!   the request (a submit creates its job) and then spoil the answer: half the body then
+//!   silence, a byte at a time, half the body declared as the whole, or a reset connection
+//!   (RST, no byte of answer). [`Fault::HtmlPage`] answers a gateway's HTML page with any
+//!   status, [`Fault::Malformed`] any body with `200`, [`Fault::Status`] any status with an
+//!   optional `Retry-After` (seconds or an HTTP date, sent verbatim). Every wait ends early
+//!   when the emulator shuts down.
 //! - **Secrets**: key values are compared and dropped; they are never logged, stored in the
 //!   request log or shown by `Debug`.
 
