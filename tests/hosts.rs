@@ -995,7 +995,7 @@ async fn obelisk_workflow_resumes_after_a_server_restart_without_a_second_submit
         queued_ms: 500,
         running_ms: 6_000,
         rate_limit_per_minute: 0,
-        ..Default::default()
+        ..happyhorse_emulator::EmulatorConfig::linear()
     })
     .await;
     let mut first = site.start(&emu, "server-1.log").await;

@@ -658,7 +658,7 @@ async fn the_scheduler_polls_each_job_about_twice_and_notices_its_end_promptly()
         queued_ms: 100,
         running_ms_range: Some((600, 1_500)),
         rate_limit_per_minute: 0,
-        ..Default::default()
+        ..EmulatorConfig::linear()
     })
     .await;
     let session = session(&emu).await;

@@ -172,7 +172,7 @@ pub async fn run(args: Args) -> Result<()> {
         rate_window: Duration::from_secs_f64(60.0 / args.scale),
         queued_ms_range: Some(ms_range(queue_lo, queue_hi, args.scale)),
         running_ms_range: Some(ms_range(run_lo, run_hi, args.scale)),
-        ..EmulatorConfig::default()
+        ..EmulatorConfig::linear()
     };
     let runtime = common::runtime(&common::runtime_options())?;
     println!(

@@ -219,7 +219,7 @@ async fn measure(
     let emulator = Emulator::start(EmulatorConfig {
         rate_limit_per_minute: 0,
         latency,
-        ..EmulatorConfig::default()
+        ..EmulatorConfig::linear()
     })
     .await?;
     let base_url = emulator.base_url();

@@ -71,7 +71,7 @@ pub async fn run(args: Args) -> Result<()> {
         rate_limit_per_minute: 0,
         // A thousand jobs connect at once (the host opens a connection per request).
         listen_backlog: 4_096,
-        ..EmulatorConfig::default()
+        ..EmulatorConfig::linear()
     })
     .await?;
     let default_pooling = RuntimeOptions::default().pooling;

@@ -3,11 +3,13 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::farm::JobModel;
+
 /// Settings for one [`Emulator`](crate::Emulator) instance.
 ///
 /// All keys (ordinary and broke) belong to one account, so the rate limit is shared by all of
 /// them, as the provider documents.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq)]
 pub struct EmulatorConfig {
     /// Accepted API keys (default: `["emulator-key"]`).
     pub api_keys: Vec<String>,
@@ -17,6 +19,11 @@ pub struct EmulatorConfig {
     /// Account-wide limit over all `/v1/*` requests in a sliding 60 s window; `0` means
     /// unlimited (default: 50, the provider's documented limit).
     pub rate_limit_per_minute: u32,
+    /// How jobs take their time and report progress (default: a [`RenderFarm`](crate::RenderFarm):
+    /// load-dependent queues, heavy-tailed render times, S-curve progress with noise, plateaus
+    /// and missing or 0–100 readings). The timing fields below apply only to
+    /// [`JobModel::Linear`](crate::JobModel::Linear).
+    pub job_model: JobModel,
     /// How long a new job stays `queued`, in milliseconds (default: 1000).
     pub queued_ms: u64,
     /// How long a job then runs, in milliseconds, its progress rising linearly from 0 to 1
@@ -57,6 +64,7 @@ impl Default for EmulatorConfig {
             api_keys: vec!["emulator-key".into()],
             broke_keys: Vec::new(),
             rate_limit_per_minute: 50,
+            job_model: JobModel::default(),
             queued_ms: 1000,
             running_ms: 4000,
             queued_ms_range: None,
@@ -67,6 +75,17 @@ impl Default for EmulatorConfig {
             status_style: StatusStyle::Documented,
             url_ttl: Duration::from_secs(24 * 60 * 60),
             require_content_length: true,
+        }
+    }
+}
+
+impl EmulatorConfig {
+    /// The defaults with [`JobModel::Linear`](crate::JobModel::Linear) jobs: for tests that
+    /// need to know exactly when a job ends.
+    pub fn linear() -> Self {
+        EmulatorConfig {
+            job_model: JobModel::Linear,
+            ..EmulatorConfig::default()
         }
     }
 }
@@ -84,6 +103,7 @@ impl fmt::Debug for EmulatorConfig {
                 &format_args!("[{} redacted]", self.broke_keys.len()),
             )
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("job_model", &self.job_model)
             .field("queued_ms", &self.queued_ms)
             .field("running_ms", &self.running_ms)
             .field("queued_ms_range", &self.queued_ms_range)

@@ -90,6 +90,7 @@ mod clock;
 mod config;
 mod conn;
 mod error;
+mod farm;
 mod faults;
 mod media;
 mod render;
@@ -107,6 +108,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{EmulatorConfig, StatusStyle};
+pub use farm::{JobModel, RenderFarm};
 pub use faults::{Fault, Route};
 pub use state::RequestRecord;
 

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::clock::rfc3339;
 use crate::config::StatusStyle;
+use crate::farm::ProgressScale;
 use crate::state::{Job, Phase, Shared};
 use crate::validation::MODEL_ID;
 
@@ -69,15 +70,35 @@ pub(crate) fn job_object(shared: &Shared, job: &Job, now: Instant, wall: SystemT
     });
     let progress = progress(&phase);
     match config.status_style {
-        StatusStyle::Documented => json!({
-            "job_id": job.id,
-            "status": status_word(StatusStyle::Documented, &phase),
-            "progress": progress,
-            "created_at": rfc3339(job.created_wall),
-            "completed_at": completed_at,
-            "result": url.map_or(Value::Null, |u| json!({ "output_urls": [u] })),
-            "error": error_value(&phase),
-        }),
+        StatusStyle::Documented => {
+            let shape = job.shape.as_ref();
+            // A render farm's job may say `running` (at 0) while it still waits for a renderer.
+            let status = match (&phase, shape) {
+                (Phase::Queued, Some(s)) if s.queued_says_running => "running",
+                _ => status_word(StatusStyle::Documented, &phase),
+            };
+            let mut object = json!({
+                "job_id": job.id,
+                "status": status,
+                "progress": progress,
+                "created_at": rfc3339(job.created_wall),
+                "completed_at": completed_at,
+                "result": url.map_or(Value::Null, |u| json!({ "output_urls": [u] })),
+                "error": error_value(&phase),
+            });
+            match shape.map(|s| s.scale) {
+                Some(ProgressScale::Percent) => {
+                    object["progress"] = json!((progress * 1000.0).round() / 10.0);
+                }
+                Some(ProgressScale::Missing) if !terminal => {
+                    if let Some(fields) = object.as_object_mut() {
+                        fields.remove("progress");
+                    }
+                }
+                _ => {}
+            }
+            object
+        }
         StatusStyle::Variant => {
             let remaining = job
                 .completed_wall()

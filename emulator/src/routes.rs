@@ -449,7 +449,7 @@ mod tests {
     fn auth_of(value: Option<&str>) -> Auth {
         let config = EmulatorConfig {
             broke_keys: vec!["broke".into()],
-            ..EmulatorConfig::default()
+            ..EmulatorConfig::linear()
         };
         let mut headers = HeaderMap::new();
         if let Some(v) = value {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 
 use crate::config::EmulatorConfig;
+use crate::farm::{Farm, JobModel, JobShape};
 use crate::faults::{Fault, FaultQueues, Route};
 use crate::media::{UrlSigner, hex};
 use crate::validation::GenerationRequest;
@@ -58,6 +59,8 @@ pub(crate) struct Job {
     pub running: Duration,
     /// When a poll first saw it ended: what a client's detection lag is measured against.
     pub first_seen_ended: Option<Instant>,
+    /// How a render-farm job reports itself; `None` for a linear one.
+    pub shape: Option<JobShape>,
 }
 
 /// Where a job is at a given instant.
@@ -78,7 +81,11 @@ impl Job {
         if elapsed < queued {
             Phase::Queued
         } else if elapsed < queued + running {
-            Phase::Running((elapsed - queued).as_secs_f64() / running.as_secs_f64())
+            let fraction = (elapsed - queued).as_secs_f64() / running.as_secs_f64();
+            Phase::Running(match &self.shape {
+                Some(shape) => shape.progress(fraction),
+                None => fraction,
+            })
         } else {
             match &self.failure {
                 Some(error) => Phase::Failed(error.clone()),
@@ -156,6 +163,8 @@ pub(crate) struct Data {
     pub requests: Vec<RequestRecord>,
     pub rate: RateWindow,
     pub faults: FaultQueues,
+    /// The render farm, when the job model is one.
+    pub farm: Option<Farm>,
     pub fail_next: Option<JobError>,
     pub submits_received: usize,
     pub jobs_created: usize,
@@ -176,12 +185,19 @@ pub(crate) const FAIL_MARKER: &str = "[emulator:fail]";
 impl Shared {
     /// Fresh state for `config`, serving output URLs under `base_url`.
     pub fn new(config: EmulatorConfig, base_url: String) -> Self {
+        let farm = match &config.job_model {
+            JobModel::RenderFarm(farm) => Some(Farm::new(farm.clone())),
+            JobModel::Linear => None,
+        };
         Self {
             config,
             started: Instant::now(),
             base_url,
             signer: UrlSigner::random(),
-            data: Mutex::new(Data::default()),
+            data: Mutex::new(Data {
+                farm,
+                ..Data::default()
+            }),
         }
     }
 
@@ -230,15 +246,28 @@ impl Shared {
             })
         });
         let config = &self.config;
+        let created = Instant::now();
+        let (queued, running, shape) = match data.farm.as_mut() {
+            Some(farm) => {
+                let admission = farm.admit(&request, created);
+                (admission.queued, admission.running, Some(admission.shape))
+            }
+            None => (
+                Duration::from_millis(draw(config.queued_ms, config.queued_ms_range)),
+                Duration::from_millis(draw(config.running_ms, config.running_ms_range)),
+                None,
+            ),
+        };
         let job = Job {
             id: format!("job_{}", hex(&rand::random::<[u8; 16]>())),
-            created: Instant::now(),
+            created,
             created_wall: SystemTime::now(),
             request,
             failure,
-            queued: Duration::from_millis(draw(config.queued_ms, config.queued_ms_range)),
-            running: Duration::from_millis(draw(config.running_ms, config.running_ms_range)),
+            queued,
+            running,
             first_seen_ended: None,
+            shape,
         };
         data.jobs.insert(job.id.clone(), job.clone());
         data.job_order.push(job.id.clone());
@@ -352,7 +381,7 @@ mod tests {
         let config = EmulatorConfig {
             queued_ms: 100,
             running_ms: 200,
-            ..EmulatorConfig::default()
+            ..EmulatorConfig::linear()
         };
         let shared = Shared::new(config.clone(), "http://x".into());
         let job = shared.create_job(request(5.0, Resolution::P720));
@@ -370,7 +399,7 @@ mod tests {
         let config = EmulatorConfig {
             queued_ms_range: Some((100, 200)),
             running_ms_range: Some((5_000, 3_000)),
-            ..EmulatorConfig::default()
+            ..EmulatorConfig::linear()
         };
         let shared = Shared::new(config, "http://x".into());
         let jobs: Vec<Job> = (0..200)
@@ -394,7 +423,7 @@ mod tests {
         let distinct: std::collections::HashSet<_> = jobs.iter().map(|j| j.running).collect();
         assert!(distinct.len() > 10, "the running times vary");
         // Without ranges every job takes the fixed times, as before.
-        let fixed = Shared::new(EmulatorConfig::default(), "http://x".into())
+        let fixed = Shared::new(EmulatorConfig::linear(), "http://x".into())
             .create_job(request(5.0, Resolution::P720));
         assert_eq!(fixed.queued, Duration::from_millis(1_000));
         assert_eq!(fixed.running, Duration::from_millis(4_000));
@@ -418,7 +447,7 @@ mod tests {
         let config = EmulatorConfig {
             queued_ms: 0,
             running_ms: 0,
-            ..EmulatorConfig::default()
+            ..EmulatorConfig::linear()
         };
         let shared = Shared::new(config.clone(), "http://x".into());
         let job = shared.create_job(request(15.0, Resolution::P1080));
@@ -428,7 +457,7 @@ mod tests {
 
     #[test]
     fn failures_come_from_fail_next_then_the_marker() {
-        let shared = Shared::new(EmulatorConfig::default(), "http://x".into());
+        let shared = Shared::new(EmulatorConfig::linear(), "http://x".into());
         shared.data().fail_next = Some(JobError {
             code: "upstream_error".into(),
             message: "m".into(),

@@ -14,7 +14,7 @@ fn config(queued_ms: u64, running_ms: u64) -> EmulatorConfig {
         running_ms,
         // Tests poll far faster than a real client may; the limit has its own tests.
         rate_limit_per_minute: 0,
-        ..EmulatorConfig::default()
+        ..EmulatorConfig::linear()
     }
 }
 
@@ -929,7 +929,7 @@ async fn jobs_take_their_own_time_from_the_configured_ranges() {
         queued_ms_range: Some((0, 0)),
         running_ms_range: Some((100, 400)),
         rate_limit_per_minute: 0,
-        ..EmulatorConfig::default()
+        ..EmulatorConfig::linear()
     })
     .await
     .unwrap();
@@ -1170,5 +1170,55 @@ async fn a_job_fault_hits_only_that_jobs_polls() {
     assert!(garbled.text().await.unwrap().contains("<html>"));
     let fine = get(&emu, &format!("/v1/jobs/{a}")).await;
     assert_eq!(json_of(fine).await["job_id"], a.as_str());
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_render_farm_reports_like_one() {
+    use happyhorse_emulator::{JobModel, RenderFarm};
+    // A hundred times faster than real time: a 5 s clip renders in about 0.6 s.
+    let emu = Emulator::start(EmulatorConfig {
+        job_model: JobModel::RenderFarm(RenderFarm {
+            time_scale: 0.01,
+            seed: 7,
+            ..RenderFarm::default()
+        }),
+        rate_limit_per_minute: 0,
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut jobs = Vec::new();
+    for _ in 0..24 {
+        jobs.push(create_job(&emu, &minimal()).await);
+    }
+    let (mut percent, mut missing, mut fraction) = (0, 0, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut done = std::collections::HashSet::new();
+    while done.len() < jobs.len() && Instant::now() < deadline {
+        for job in &jobs {
+            let object = json_of(get(&emu, &format!("/v1/jobs/{job}")).await).await;
+            match (object["status"].as_str().unwrap(), &object["progress"]) {
+                ("completed", p) => {
+                    // Done is 1, or 100 from a job that reports in percent.
+                    assert!(p == 1.0 || p == 100.0, "{object}");
+                    done.insert(job.clone());
+                }
+                ("queued" | "running", Value::Null) => missing += 1,
+                ("queued" | "running", p) => {
+                    let p = p.as_f64().unwrap();
+                    assert!((0.0..=99.0).contains(&p), "{object}");
+                    if p > 1.0 { percent += 1 } else { fraction += 1 }
+                }
+                (other, _) => panic!("{other}: {object}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(done.len(), jobs.len(), "every job ends");
+    assert!(
+        percent > 0 && missing > 0 && fraction > 0,
+        "{percent} {missing} {fraction}"
+    );
     emu.shutdown().await;
 }

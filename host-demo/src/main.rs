@@ -392,7 +392,7 @@ async fn emulator(listen: SocketAddr, queued_secs: f64, running_secs: f64) -> Re
     let config = EmulatorConfig {
         queued_ms: (queued_secs * 1000.0) as u64,
         running_ms: (running_secs * 1000.0) as u64,
-        ..Default::default()
+        ..EmulatorConfig::linear()
     };
     let emulator = Emulator::start_on(listen, config).await?;
     println!(

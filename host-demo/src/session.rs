@@ -9,7 +9,7 @@ use crate::runtime::{Runtime, RuntimeOptions};
 use crate::sandbox::{Sandbox, SandboxPolicy};
 use crate::schedule::{PollScheduler, ScheduleConfig};
 use anyhow::{Context, Result, bail};
-use happyhorse_emulator::{Emulator, EmulatorConfig};
+use happyhorse_emulator::{Emulator, EmulatorConfig, JobModel, RenderFarm};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +52,15 @@ impl Default for ConnectOptions {
             component: None,
             wait_deadline: Duration::from_secs(15 * 60),
             sandbox: SandboxPolicy::default(),
-            emulator: EmulatorConfig::default(),
+            // A render farm ten times faster than real time (as the scheduler's timings are
+            // scaled below): realistic in shape, seconds long for a demo.
+            emulator: EmulatorConfig {
+                job_model: JobModel::RenderFarm(RenderFarm {
+                    time_scale: 0.1,
+                    ..RenderFarm::default()
+                }),
+                ..EmulatorConfig::default()
+            },
             runtime: RuntimeOptions::default(),
             schedule: None,
             rate_window: crate::budget::WINDOW,

@@ -88,7 +88,7 @@ impl Harness {
             queued_ms: 100,
             running_ms: 500,
             rate_limit_per_minute: 0,
-            ..Default::default()
+            ..EmulatorConfig::linear()
         })
         .await
         .expect("the emulator starts");

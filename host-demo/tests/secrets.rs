@@ -32,7 +32,7 @@ async fn the_key_is_never_printed() {
         queued_ms: 50,
         running_ms: 200,
         rate_limit_per_minute: 0,
-        ..Default::default()
+        ..EmulatorConfig::linear()
     })
     .await
     .expect("emulator");

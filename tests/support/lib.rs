@@ -46,7 +46,7 @@ pub fn fast() -> EmulatorConfig {
         queued_ms: 30,
         running_ms: 150,
         rate_limit_per_minute: 0,
-        ..Default::default()
+        ..EmulatorConfig::linear()
     }
 }
 

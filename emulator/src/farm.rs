@@ -1,0 +1,370 @@
+//! A render farm's jobs, as a client sees them: a queue whose wait depends on the load,
+//! render times that grow with the clip and have a heavy tail, and progress that is not a
+//! straight line — so a client that predicts when a job ends is tested against a world less
+//! kind than a linear one.
+//!
+//! Everything random is drawn from one seeded generator in creation order, and a job's
+//! progress noise is a pure function of its own seed and the time, so a run repeats exactly
+//! for the same seed and the same sequence of submits.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::validation::{GenerationRequest, Resolution};
+
+/// How a job's timings and progress reports are made.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobModel {
+    /// Queued for `queued_ms` (or a uniform draw from `queued_ms_range`), then running for
+    /// `running_ms` (or `running_ms_range`) with progress rising linearly from 0 to 1: exact
+    /// and repeatable, for tests that need to know when a job ends.
+    Linear,
+    /// Jobs from a [`RenderFarm`].
+    RenderFarm(RenderFarm),
+}
+
+impl Default for JobModel {
+    fn default() -> Self {
+        JobModel::RenderFarm(RenderFarm::default())
+    }
+}
+
+/// A farm of `slots` renderers behind one queue. The defaults are a plausible reading of a
+/// hosted video model (nothing about its timing is documented): a 5 s 720p clip renders in
+/// about a minute, 1080p in about 1.7, a tenth of the jobs straggle at 2–3× that.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RenderFarm {
+    /// Seeds every draw (default 1).
+    pub seed: u64,
+    /// Jobs rendered at once; a job waits for a free renderer, so the queue grows with load
+    /// (default 12).
+    pub slots: usize,
+    /// Median time from submit to a free renderer when one is free: admission, moderation,
+    /// scheduling (default 6 s; log-normal, so some wait several times that).
+    pub dispatch_median: Duration,
+    /// Median render time per second of 720p video (default 12 s).
+    pub render_per_second_720p: Duration,
+    /// Median render time per second of 1080p video (default 20 s).
+    pub render_per_second_1080p: Duration,
+    /// Share of jobs that straggle at 2–3× their drawn render time (default 0.1).
+    pub straggler_share: f64,
+    /// Every duration above is multiplied by this: `0.1` runs the farm ten times faster
+    /// (default 1.0).
+    pub time_scale: f64,
+}
+
+impl Default for RenderFarm {
+    fn default() -> Self {
+        RenderFarm {
+            seed: 1,
+            slots: 12,
+            dispatch_median: Duration::from_secs(6),
+            render_per_second_720p: Duration::from_secs(12),
+            render_per_second_1080p: Duration::from_secs(20),
+            straggler_share: 0.1,
+            time_scale: 1.0,
+        }
+    }
+}
+
+/// How a job reports its progress, fixed when it is created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ProgressScale {
+    /// `0.0` to `1.0`, as documented.
+    Fraction,
+    /// `0` to `100`.
+    Percent,
+    /// No `progress` field at all.
+    Missing,
+}
+
+/// What one farm job does besides its queue and render times.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct JobShape {
+    /// While queued, the job says `running` with progress 0 instead of `queued`.
+    pub queued_says_running: bool,
+    /// The scale its progress is reported in.
+    pub scale: ProgressScale,
+    /// A stretch of the render, as fractions of its time, during which progress stays flat.
+    pub plateau: Option<(f64, f64)>,
+    /// Seeds the progress noise.
+    pub noise_seed: u64,
+}
+
+impl JobShape {
+    /// The progress reported at `fraction` of the render time: an S-curve (slow start, fast
+    /// middle, slow finish), flat over the plateau, with a few percent of noise, and never
+    /// 1.0 before the job ends.
+    pub fn progress(&self, fraction: f64) -> f64 {
+        let t = fraction.clamp(0.0, 1.0);
+        let t = match self.plateau {
+            // The curve stops at the plateau's start, then catches up by the end.
+            Some((from, to)) if t >= from && t < to => from,
+            Some((from, to)) if t >= to => from + (t - to) * (1.0 - from) / (1.0 - to).max(1e-9),
+            _ => t,
+        };
+        let curve = smootherstep(t);
+        // Noise from the job's seed and a 250 ms-of-render bucket: repeatable, and not
+        // monotonic (a reading can go back a little).
+        let bucket = (fraction * 4_000.0) as u64;
+        let noise = (unit(mix(self.noise_seed ^ bucket)) - 0.5) * 0.06;
+        (curve + noise).clamp(0.0, 0.99)
+    }
+}
+
+/// `6t⁵ − 15t⁴ + 10t³`: flat at both ends, steep in the middle.
+fn smootherstep(t: f64) -> f64 {
+    t * t * t * (t * (t * 6.0 - 15.0) + 10.0)
+}
+
+/// SplitMix64's finaliser: a well-spread 64-bit hash.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A number in `[0, 1)` from 64 random bits.
+fn unit(bits: u64) -> f64 {
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The farm's state: its random stream and when each busy renderer frees up.
+#[derive(Debug)]
+pub(crate) struct Farm {
+    config: RenderFarm,
+    rng: StdRng,
+    /// When each busy renderer is free again (a min-heap).
+    busy_until: BinaryHeap<Reverse<Instant>>,
+}
+
+/// A new farm job's timings and shape.
+pub(crate) struct Admission {
+    pub queued: Duration,
+    pub running: Duration,
+    pub shape: JobShape,
+}
+
+impl Farm {
+    pub fn new(config: RenderFarm) -> Farm {
+        Farm {
+            rng: StdRng::seed_from_u64(config.seed),
+            busy_until: BinaryHeap::new(),
+            config,
+        }
+    }
+
+    /// Admit a job submitted at `now`: it waits for dispatch and a free renderer, then
+    /// renders for a time drawn from its clip's length and resolution.
+    pub fn admit(&mut self, request: &GenerationRequest, now: Instant) -> Admission {
+        let c = &self.config;
+        let scale = if c.time_scale.is_finite() && c.time_scale > 0.0 {
+            c.time_scale
+        } else {
+            1.0
+        };
+        let per_second = match request.resolution {
+            Resolution::P1080 => c.render_per_second_1080p,
+            _ => c.render_per_second_720p,
+        };
+        let median_render = per_second.as_secs_f64() * request.duration.max(1.0) * scale;
+        let mut render = median_render * log_normal(&mut self.rng, 0.3);
+        if self.rng.random_bool(c.straggler_share.clamp(0.0, 1.0)) {
+            render *= self.rng.random_range(2.0..3.0);
+        }
+        let dispatch = c.dispatch_median.as_secs_f64() * scale * log_normal(&mut self.rng, 0.6);
+        let ready = now + secs(dispatch);
+        // Renderers that are free by now take no part in the wait.
+        while self.busy_until.peek().is_some_and(|Reverse(t)| *t <= ready) {
+            self.busy_until.pop();
+        }
+        let start = if self.busy_until.len() < c.slots.max(1) {
+            ready
+        } else {
+            let Reverse(free) = self.busy_until.pop().expect("the farm is full");
+            free.max(ready)
+        };
+        let running = secs(render);
+        self.busy_until.push(Reverse(start + running));
+        let shape = JobShape {
+            queued_says_running: self.rng.random_bool(0.3),
+            scale: match self.rng.random_range(0..10) {
+                0..=6 => ProgressScale::Fraction,
+                7..=8 => ProgressScale::Percent,
+                _ => ProgressScale::Missing,
+            },
+            plateau: self.rng.random_bool(0.25).then(|| {
+                let from: f64 = self.rng.random_range(0.3..0.8);
+                (from, (from + self.rng.random_range(0.05..0.2)).min(0.95))
+            }),
+            noise_seed: self.rng.random(),
+        };
+        Admission {
+            queued: start.saturating_duration_since(now),
+            running,
+            shape,
+        }
+    }
+}
+
+/// A log-normal factor with median 1 and shape `sigma` (Box–Muller).
+fn log_normal(rng: &mut StdRng, sigma: f64) -> f64 {
+    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+    let u2: f64 = rng.random();
+    let normal = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+    (sigma * normal).exp()
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::from_secs(24 * 60 * 60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validation::Mode;
+
+    fn request(duration: f64, resolution: Resolution) -> GenerationRequest {
+        GenerationRequest {
+            prompt: "p".into(),
+            mode: Mode::T2v,
+            images: vec![],
+            aspect_ratio: "16:9".into(),
+            resolution,
+            duration,
+            seed: None,
+            watermark: false,
+        }
+    }
+
+    fn admit_many(farm: &mut Farm, n: usize, gap: Duration) -> Vec<Admission> {
+        let start = Instant::now();
+        (0..n)
+            .map(|i| farm.admit(&request(5.0, Resolution::P720), start + gap * i as u32))
+            .collect()
+    }
+
+    #[test]
+    fn the_same_seed_repeats_the_same_jobs() {
+        let a = admit_many(
+            &mut Farm::new(RenderFarm::default()),
+            20,
+            Duration::from_secs(1),
+        );
+        let b = admit_many(
+            &mut Farm::new(RenderFarm::default()),
+            20,
+            Duration::from_secs(1),
+        );
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(
+                (x.queued, x.running, &x.shape),
+                (y.queued, y.running, &y.shape)
+            );
+        }
+    }
+
+    #[test]
+    fn render_time_grows_with_length_and_resolution_and_has_a_heavy_tail() {
+        let mut farm = Farm::new(RenderFarm {
+            slots: 10_000,
+            ..RenderFarm::default()
+        });
+        let now = Instant::now();
+        let mut median = |d: f64, r: Resolution| {
+            let mut times: Vec<Duration> = (0..400)
+                .map(|_| farm.admit(&request(d, r), now).running)
+                .collect();
+            times.sort();
+            (times[200], times[396])
+        };
+        let (short, _) = median(3.0, Resolution::P720);
+        let (long, tail) = median(15.0, Resolution::P720);
+        let (sharp, _) = median(15.0, Resolution::P1080);
+        assert!(long > short * 3, "{long:?} vs {short:?}");
+        assert!(sharp > long, "{sharp:?} vs {long:?}");
+        assert!(
+            tail > long * 2,
+            "the slowest 1% straggle: {tail:?} vs median {long:?}"
+        );
+        assert!(
+            (120..240).contains(&long.as_secs()),
+            "a 15 s clip: {long:?}"
+        );
+    }
+
+    #[test]
+    fn the_queue_grows_with_load() {
+        let farm = RenderFarm {
+            slots: 4,
+            ..RenderFarm::default()
+        };
+        let light = admit_many(&mut Farm::new(farm.clone()), 4, Duration::from_secs(60));
+        let heavy = admit_many(&mut Farm::new(farm), 40, Duration::ZERO);
+        let worst_light = light.iter().map(|a| a.queued).max().unwrap();
+        let worst_heavy = heavy.iter().map(|a| a.queued).max().unwrap();
+        assert!(
+            worst_heavy > worst_light * 5,
+            "{worst_heavy:?} vs {worst_light:?}"
+        );
+        assert!(
+            worst_heavy > Duration::from_secs(300),
+            "40 jobs on 4 renderers wait"
+        );
+    }
+
+    #[test]
+    fn progress_is_an_s_curve_with_noise_that_never_reaches_one_early() {
+        let shape = JobShape {
+            queued_says_running: false,
+            scale: ProgressScale::Fraction,
+            plateau: None,
+            noise_seed: 42,
+        };
+        let at = |t: f64| shape.progress(t);
+        assert!(at(0.1) < 0.1, "slow start: {}", at(0.1));
+        assert!(at(0.9) > 0.9, "slow finish: {}", at(0.9));
+        assert!(at(0.6) - at(0.4) > 0.25, "fast middle");
+        for i in 0..=1000 {
+            let p = at(f64::from(i) / 1000.0);
+            assert!((0.0..=0.99).contains(&p), "{p} at {i}");
+        }
+        let readings: Vec<f64> = (0..200).map(|i| at(0.3 + f64::from(i) * 1e-4)).collect();
+        assert!(
+            readings.windows(2).any(|w| w[1] < w[0]),
+            "noise is not monotonic"
+        );
+    }
+
+    #[test]
+    fn a_plateau_holds_progress_flat_then_catches_up() {
+        let shape = JobShape {
+            queued_says_running: false,
+            scale: ProgressScale::Fraction,
+            plateau: Some((0.5, 0.7)),
+            noise_seed: 7,
+        };
+        let flat = (shape.progress(0.52) - shape.progress(0.68)).abs();
+        assert!(flat < 0.07, "flat within noise: {flat}");
+        assert!(shape.progress(0.95) > 0.85);
+    }
+
+    #[test]
+    fn absurd_settings_never_panic() {
+        let mut farm = Farm::new(RenderFarm {
+            slots: 0,
+            time_scale: f64::NAN,
+            straggler_share: 7.0,
+            ..RenderFarm::default()
+        });
+        let now = Instant::now();
+        for _ in 0..10 {
+            farm.admit(&request(f64::MAX, Resolution::P1080), now);
+        }
+    }
+}
