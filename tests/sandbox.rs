@@ -547,11 +547,12 @@ async fn a_job_runs_against_an_ipv6_base_url() -> Test {
 /// Names the attack a child process of this test binary runs (see `memory_attack_child`).
 const ATTACK_ENV: &str = "HH_HOST_MEMORY_ATTACK";
 
-/// The sandbox the memory attacks run in: the default host-side limits, a small linear
-/// memory so the bound is tight.
+/// The sandbox the memory attacks run in: the default host-side limits, but a small linear
+/// memory and per-call cap, so the bound is tight enough that each attack would break it.
 fn memory_policy() -> SandboxPolicy {
     SandboxPolicy {
         max_memory_mib: 16,
+        max_host_call_bytes: 1 << 20,
         ..test_policy()
     }
 }

@@ -47,7 +47,8 @@ pub struct PluginLimits {
     /// body.
     pub max_request_body_chunk_bytes: usize,
     /// Most bytes the instance may pass the host in one call (a header list, a body write,
-    /// a result), and the most random bytes it may ask for at once.
+    /// a result — `validate` hands the request's images back, so this must hold them), and
+    /// the most random bytes it may ask for at once.
     pub max_host_call_bytes: usize,
 }
 
@@ -64,9 +65,9 @@ impl PluginLimits {
     /// The most host memory one instance can make the host hold at once, with at most
     /// `max_concurrent_requests` responses streaming: its linear memory; every table entry
     /// at its largest (a header set, a request body's buffered chunks, or a small response
-    /// read ahead of the guest, plus overhead); the responses streaming; twice the bytes of
-    /// one host call (the copy being lifted, and what the host makes of it); and the
-    /// instance itself.
+    /// read ahead of the guest, plus overhead); the responses streaming; the bytes of one
+    /// host call (what is copied out of the guest, or the random bytes on their way in); and
+    /// the instance itself.
     pub fn host_memory_bound(&self, max_concurrent_requests: usize) -> u64 {
         let per_entry = (self.max_header_bytes as u64)
             .max((1 + OUTGOING_BODY_CHUNKS as u64) * self.max_request_body_chunk_bytes as u64)
@@ -75,7 +76,7 @@ impl PluginLimits {
         self.max_memory_bytes as u64
             + self.max_host_resources as u64 * per_entry
             + max_concurrent_requests as u64 * STREAMED_RESPONSE_BYTES
-            + 2 * self.max_host_call_bytes as u64
+            + self.max_host_call_bytes as u64
             + INSTANCE_BYTES
     }
 }
@@ -89,7 +90,7 @@ impl Default for PluginLimits {
             max_host_resources: 256,
             max_header_bytes: 16 << 10,
             max_request_body_chunk_bytes: 16 << 10,
-            max_host_call_bytes: 256 << 10,
+            max_host_call_bytes: 32 << 20,
         }
     }
 }

@@ -43,8 +43,9 @@ pub struct SandboxPolicy {
     /// Largest single write into a request body, bytes; the host buffers at most two per
     /// body.
     pub max_request_body_chunk_bytes: u32,
-    /// Most bytes a plugin may pass the host in one call, and the most random bytes it may
-    /// ask for at once.
+    /// Most bytes a plugin may pass the host in one call (`validate`'s answer carries the
+    /// request's images, so this bounds them too), and the most random bytes it may ask for
+    /// at once.
     pub max_host_call_bytes: u32,
     /// The account's request budget per minute, shared by every plugin (0 = unlimited).
     pub requests_per_minute: u32,
@@ -65,7 +66,7 @@ impl Default for SandboxPolicy {
             max_host_resources: 256,
             max_header_bytes: 16 << 10,
             max_request_body_chunk_bytes: 16 << 10,
-            max_host_call_bytes: 256 << 10,
+            max_host_call_bytes: 32 << 20,
             requests_per_minute: 50,
             burst: 3,
         }
@@ -298,5 +299,27 @@ mod tests {
         assert!(options.env[0].1.starts_with("hh-placeholder-"));
         assert!(!format!("{options:?}").contains("sk-real"));
         assert!(!sandbox.describe().contains("sk-real"));
+    }
+
+    #[test]
+    fn the_stated_host_memory_bound_follows_the_keys() {
+        let bound = |policy: SandboxPolicy| {
+            Sandbox::new("https://api.empiriolabs.ai", "sk".into(), policy)
+                .unwrap()
+                .host_memory_bound()
+        };
+        // The README's figure for the defaults.
+        assert_eq!(bound(SandboxPolicy::default()), 119 << 20);
+        let tight = SandboxPolicy {
+            max_memory_mib: 16,
+            max_host_call_bytes: 1 << 20,
+            ..SandboxPolicy::default()
+        };
+        assert_eq!(bound(tight), 40 << 20);
+        let too_small = SandboxPolicy {
+            max_host_call_bytes: 4 << 10,
+            ..SandboxPolicy::default()
+        };
+        assert!(Sandbox::new("https://api.empiriolabs.ai", "sk".into(), too_small).is_err());
     }
 }
