@@ -481,22 +481,35 @@ async fn malformed_and_oversize_bodies_are_typed_errors() -> Test {
     let cfg = config(&emu, 10_000);
     let job = plugin.submit(&cfg, &t2v("x")).await??;
 
+    // An unreadable poll answer is retried like a 5xx; only one that every attempt gets
+    // (1 + max-retries) fails the poll.
+    let attempts = cfg.poll.map_or(5, |p| p.max_retries + 1);
+    let persistently = |fault: Fault| {
+        for _ in 0..attempts {
+            emu.push_fault(Route::Poll, fault.clone());
+        }
+    };
     emu.push_fault(Route::Poll, Fault::Malformed("<html>gateway</html>".into()));
-    assert!(matches!(
-        plugin.poll(&cfg, &job).await?,
-        Err(Error::MalformedResponse(_))
-    ));
-
-    emu.push_fault(
-        Route::Poll,
-        Fault::Malformed(r#"{"job_id":"other","status":"running"}"#.into()),
+    assert!(
+        plugin.poll(&cfg, &job).await?.is_ok(),
+        "one garbled answer is retried"
     );
+
+    persistently(Fault::Malformed("<html>gateway</html>".into()));
     assert!(matches!(
         plugin.poll(&cfg, &job).await?,
         Err(Error::MalformedResponse(_))
     ));
 
-    emu.push_fault(Route::Poll, Fault::Oversize(8 << 20));
+    persistently(Fault::Malformed(
+        r#"{"job_id":"other","status":"running"}"#.into(),
+    ));
+    assert!(matches!(
+        plugin.poll(&cfg, &job).await?,
+        Err(Error::MalformedResponse(_))
+    ));
+
+    persistently(Fault::Oversize(8 << 20));
     match plugin.poll(&cfg, &job).await? {
         Err(Error::MalformedResponse(e)) => {
             assert!(e.message.contains("max-response-bytes"), "{}", e.message)

@@ -1,15 +1,18 @@
 //! The sandbox, attacked: a hostile component (`tests/guests/hostile`) runs in the real host
-//! and tries to reach what it must not, read the key, spin and hog; target servers count the
-//! hits that got through (there must be none), and the host must carry on afterwards.
+//! and tries to reach what it must not, read or echo back the key, spin, hog, and make the
+//! host hold memory for it; target servers count the hits that got through (there must be
+//! none), the host's own memory is measured in a child process, and the host must carry on
+//! afterwards.
 
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{any, get};
 use happyhorse_emulator::{EmulatorConfig, Fault, Route};
 use host_demo::api::{ClientConfig, Error, JobState, TransportKind};
 use host_demo::plugin::{Plugin, PluginFailure};
 use host_demo::sandbox::{Sandbox, SandboxPolicy};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use video_gen_tests::*;
 
@@ -52,7 +55,7 @@ async fn destinations_off_the_list_are_refused_before_any_connection() -> Test {
 
     let allowed = attempt(
         &mut plugin,
-        &format!("reach {}/v1/account/usage", api.base_url()),
+        &format!("call GET {}/v1/jobs/job_x Bearer $KEY", api.base_url()),
     )
     .await?;
     assert!(
@@ -242,7 +245,7 @@ async fn a_plugin_gets_only_its_share_of_concurrent_requests() -> Test {
     let api = emulator(fast()).await;
     // Hold every answer back, so all the requests are in flight at the same time.
     for _ in 0..5 {
-        api.push_fault(Route::Usage, Fault::Delay(Duration::from_millis(300)));
+        api.push_fault(Route::Poll, Fault::Delay(Duration::from_millis(300)));
     }
     let policy = SandboxPolicy {
         max_concurrent_requests: 2,
@@ -252,7 +255,7 @@ async fn a_plugin_gets_only_its_share_of_concurrent_requests() -> Test {
     let mut plugin = hostile(&sandbox).await;
     let report = attempt(
         &mut plugin,
-        &format!("parallel 5 {}/v1/account/usage", api.base_url()),
+        &format!("parallel 5 {}/v1/jobs/job_x", api.base_url()),
     )
     .await??;
     let lines: Vec<&str> = report.lines().collect();
@@ -290,7 +293,10 @@ async fn oversize_responses_are_cut_off_by_the_host() -> Test {
     let mut cfg = config(&api, 5_000);
     cfg.max_response_bytes = Some(16 << 20); // the component would accept it; the host won't
     let job = plugin.submit(&cfg, &t2v("x")).await??;
-    api.push_fault(Route::Poll, Fault::Oversize(1 << 20));
+    // Every attempt (a cut-off answer is retried like any unreadable one) gets one.
+    for _ in 0..=cfg.poll.map_or(4, |p| p.max_retries) {
+        api.push_fault(Route::Poll, Fault::Oversize(1 << 20));
+    }
     assert!(matches!(
         plugin.poll(&cfg, &job).await?,
         Err(Error::MalformedResponse(_)) | Err(Error::TransportError(_))
@@ -418,5 +424,273 @@ async fn a_prepaid_request_skips_the_pace_and_is_counted_once() -> Test {
         waited.is_err(),
         "an unpaid poll went out past a full window"
     );
+    Ok(())
+}
+
+/// What the echo server saw: method, path and query, and `Authorization`.
+type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
+
+/// A stand-in for an API that echoes requests back (as `TRACE`, a debug endpoint or an
+/// error quoting the token would): every request's headers come back in the body, except
+/// on `GET /v1/jobs/{id}`, which answers a plain 404.
+async fn echo_server() -> std::io::Result<(String, Seen)> {
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    let app = Router::new().fallback(any(move |request: axum::extract::Request| {
+        let log = log.clone();
+        async move {
+            let auth = request
+                .headers()
+                .get_all(header::AUTHORIZATION)
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect::<Vec<_>>()
+                .join(" | ");
+            let target = request.uri().to_string();
+            log.lock()
+                .unwrap()
+                .push((request.method().to_string(), target.clone(), auth));
+            if request.method() == axum::http::Method::GET && target.starts_with("/v1/jobs/") {
+                return (StatusCode::NOT_FOUND, "{\"error\":\"no such job\"}").into_response();
+            }
+            format!("{} {target}\n{:?}", request.method(), request.headers()).into_response()
+        }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((base, seen))
+}
+
+/// Only the component's own calls go to the API origin with the key; anything a plugin
+/// could use to have the key reflected back is refused before a connection opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_goes_only_into_the_components_own_api_calls() -> Test {
+    const SECRET: &str = "sk-live-ECHO-ME-IF-YOU-CAN-0123456789";
+    let (api, seen) = echo_server().await?;
+    let sandbox = Sandbox::new(&api, SECRET.into(), test_policy())?;
+    let mut plugin = hostile(&sandbox).await;
+    for request in [
+        "TRACE /v1/jobs/job_x Bearer $KEY",
+        "GET /v1/echo Bearer $KEY",
+        "POST /v1/jobs/job_x Bearer $KEY",
+        "GET /v1/account/usage Bearer $KEY",
+        "HEAD /v1/jobs/job_x Bearer $KEY",
+        "GET /v1/jobs/job_x?echo=1 Bearer $KEY",
+        "GET /v1/jobs/job_x/echo Bearer $KEY",
+        "GET /v1/jobs/job%2Fx Bearer $KEY",
+        "GET /v1/jobs/.. Bearer $KEY",
+        "POST /v1/videos/generations Bearer $KEYx",
+        "POST /v1/videos/generations Basic $KEY",
+        "POST /v1/videos/generations bearer $KEY",
+        "POST /v1/videos/generations Bearer $KEY || Bearer $KEY",
+        "POST /v1/videos/generations -",
+    ] {
+        let (method, rest) = request.split_once(' ').unwrap();
+        let (path, auth) = rest.split_once(' ').unwrap();
+        let outcome = attempt(&mut plugin, &format!("call {method} {api}{path} {auth}")).await;
+        assert!(
+            !format!("{outcome:?}").contains(SECRET),
+            "the key came back for {request}"
+        );
+        assert!(denied(outcome), "{request} was not refused");
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            0,
+            "{request} reached the server"
+        );
+    }
+    assert_eq!(plugin.policy().denied(), 14);
+
+    // The component's own call still goes out, with the real key in place of the
+    // placeholder, and with nothing of it in what comes back.
+    let answer = attempt(
+        &mut plugin,
+        &format!("call GET {api}/v1/jobs/job_x Bearer $KEY"),
+    )
+    .await??;
+    assert!(answer.starts_with("status 404"), "{answer}");
+    assert!(!answer.contains(SECRET));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![(
+            "GET".to_string(),
+            "/v1/jobs/job_x".to_string(),
+            format!("Bearer {SECRET}")
+        )]
+    );
+    Ok(())
+}
+
+/// A base URL with an IPv6 literal admits its own requests (brackets and all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_against_an_ipv6_base_url() -> Test {
+    let addr = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0));
+    let api = match happyhorse_emulator::Emulator::start_on(addr, fast()).await {
+        Ok(api) => api,
+        Err(e) => {
+            eprintln!("skipped: this machine has no IPv6 loopback ({e:#})");
+            return Ok(());
+        }
+    };
+    assert!(
+        api.base_url().starts_with("http://[::1]:"),
+        "{}",
+        api.base_url()
+    );
+    let sandbox = sandbox(&api, KEY, test_policy());
+    let mut plugin = runtime().instantiate(sandbox.plugin_options()).await?;
+    let result = plugin
+        .generate(&config(&api, 10_000), &t2v("A horse."))
+        .await??;
+    assert_eq!(result.outputs.len(), 1);
+    assert_eq!(plugin.policy().denied(), 0);
+    Ok(())
+}
+
+/// Names the attack a child process of this test binary runs (see `memory_attack_child`).
+const ATTACK_ENV: &str = "HH_HOST_MEMORY_ATTACK";
+
+/// The sandbox the memory attacks run in: the default host-side limits, but a small linear
+/// memory and per-call cap, so the bound is tight enough that each attack would break it.
+fn memory_policy() -> SandboxPolicy {
+    SandboxPolicy {
+        max_memory_mib: 16,
+        max_host_call_bytes: 1 << 20,
+        ..test_policy()
+    }
+}
+
+/// One line of `/proc/self/status`, in KiB.
+fn proc_status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Everything a plugin can make the host hold is bounded: each attack runs in its own child
+/// process (so one attack's memory cannot hide another's, and nothing else in this test
+/// binary counts), whose peak RSS above its settled baseline must stay under the bound the
+/// sandbox states; each attack ends with a clear error, and a normal job in the same
+/// process still completes afterwards.
+#[test]
+fn a_plugin_cannot_make_the_host_hold_more_than_its_stated_bound() -> Test {
+    if std::fs::write("/proc/self/clear_refs", "5").is_err() {
+        eprintln!("skipped: peak RSS cannot be reset on this system (/proc/self/clear_refs)");
+        return Ok(());
+    }
+    // (attack, what the call must end with)
+    let attacks = [
+        ("fields 8000 16000", "max-host-resources"),
+        ("fields 1 120000", "max-header-bytes"),
+        ("bodies 100", "max-host-resources"),
+        ("pollables 300000", "max-host-resources"),
+        ("random 60000000", "max-host-call-bytes"),
+        ("lift 4096", "max-host-call-bytes"),
+        ("stderr 1000000", "stderr refused more after"),
+    ];
+    let exe = std::env::current_exe()?;
+    let mut failures = Vec::new();
+    for (attack, expected) in attacks {
+        let output = std::process::Command::new(&exe)
+            .args([
+                "memory_attack_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(ATTACK_ENV, attack)
+            .output()?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let Some(line) = stdout
+            .lines()
+            .find_map(|l| l.split_once("HOST-MEMORY ").map(|(_, report)| report))
+        else {
+            failures.push(format!(
+                "{attack}: the child reported nothing (status {}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+                    .lines()
+                    .rev()
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            ));
+            continue;
+        };
+        let report: serde_json::Value = serde_json::from_str(line)?;
+        let grew = report["peak_kib"].as_u64().unwrap_or(u64::MAX)
+            - report["baseline_kib"].as_u64().unwrap_or(0);
+        let bound = report["bound_kib"].as_u64().unwrap_or(0);
+        let outcome = report["outcome"].as_str().unwrap_or("");
+        eprintln!("{attack}: host RSS +{grew} KiB (bound {bound} KiB): {outcome}");
+        if grew > bound {
+            failures.push(format!(
+                "{attack}: the host grew {grew} KiB, over the {bound} KiB bound"
+            ));
+        }
+        if !outcome.contains(expected) {
+            failures.push(format!(
+                "{attack}: ended with {outcome:?}, not {expected:?}"
+            ));
+        }
+        if report["normal_job"] != "completed" {
+            failures.push(format!(
+                "{attack}: the normal job afterwards: {}",
+                report["normal_job"]
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    Ok(())
+}
+
+/// The child half of `a_plugin_cannot_make_the_host_hold_more_than_its_stated_bound`: does
+/// nothing unless that test started this process with an attack to run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_attack_child() -> Test {
+    let Ok(attack) = std::env::var(ATTACK_ENV) else {
+        return Ok(());
+    };
+    let api = emulator(fast()).await;
+    let sandbox = sandbox(&api, KEY, memory_policy());
+    // Settle first: both components loaded, a job's worth of connections and buffers.
+    let mut warm = runtime().instantiate(sandbox.plugin_options()).await?;
+    warm.generate(&config(&api, 10_000), &t2v("A horse."))
+        .await??;
+    let mut plugin = hostile(&sandbox).await;
+    attempt(&mut plugin, "env").await??;
+    std::fs::write("/proc/self/clear_refs", "5")?;
+    let baseline_kib = proc_status_kib("VmRSS");
+
+    let outcome = match attempt(&mut plugin, &attack).await {
+        Ok(Ok(report)) => report,
+        Ok(Err(error)) => format!("error: {error:?}"),
+        Err(failure) => format!("failure: {failure}"),
+    };
+    let peak_kib = proc_status_kib("VmHWM");
+    drop(plugin);
+
+    let mut normal = runtime().instantiate(sandbox.plugin_options()).await?;
+    let normal_job = match normal
+        .generate(&config(&api, 10_000), &t2v("A horse."))
+        .await
+    {
+        Ok(Ok(_)) => "completed".to_string(),
+        other => format!("{other:?}"),
+    };
+    let report = serde_json::json!({
+        "attack": attack,
+        "baseline_kib": baseline_kib,
+        "peak_kib": peak_kib,
+        "bound_kib": sandbox.host_memory_bound() / 1024,
+        "outcome": outcome,
+        "normal_job": normal_job,
+    });
+    println!("HOST-MEMORY {report}");
     Ok(())
 }

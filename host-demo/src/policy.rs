@@ -7,8 +7,12 @@
 //!    ports, metadata addresses, and every hop of a redirect the plugin tries to follow;
 //! 2. a `Host` header that disagrees with the URI is refused (WASI-HTTP already forbids
 //!    guests from setting it);
-//! 3. the key placeholder in `Authorization` is swapped for the real key, on requests to the
-//!    API origin only;
+//! 3. on the API origin, only the calls the component makes are admitted
+//!    ([`Credential::admit`]: `POST /v1/videos/generations` and `GET /v1/jobs/{id}`, no query,
+//!    with `Authorization` exactly `Bearer <placeholder>`), and the placeholder is swapped for
+//!    the real key in those only — anything else (`TRACE`, another path, an echo endpoint, the
+//!    placeholder inside some other value) is refused before a connection opens, so the key
+//!    cannot be echoed back to the plugin;
 //! 4. more than the plugin's share of concurrent requests is refused;
 //! 5. the request waits for a token from the account-wide budget (unless a scheduler took
 //!    one for it already: [`OutboundPolicy::prepay`]);
@@ -34,7 +38,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 pub struct Origin {
     /// `http` or `https`.
     pub scheme: String,
-    /// Host name or IP literal, lowercase.
+    /// Host name or IP literal, lowercase; an IPv6 literal without its brackets (`::1`).
     pub host: String,
     /// Port (the scheme's default when the URL names none).
     pub port: u16,
@@ -50,27 +54,52 @@ impl Origin {
         }
         let host = parsed
             .host_str()
-            .with_context(|| format!("{url:?} has no host"))?
-            .to_ascii_lowercase();
+            .with_context(|| format!("{url:?} has no host"))?;
         let port = parsed
             .port_or_known_default()
             .with_context(|| format!("{url:?} has no port"))?;
-        Ok(Origin { scheme, host, port })
+        Ok(Origin::new(scheme, host, port))
+    }
+
+    /// The one place a host is normalized, so an origin from a configured URL and one from
+    /// a request's URI compare equal: lowercase, and an IPv6 literal without its brackets
+    /// (`url` keeps them in `http://[::1]:8080`, `http::Uri` keeps them too, and each side
+    /// used to strip them or not on its own).
+    /// An IPv6 literal is also written in its canonical form: `url` compresses it, a
+    /// guest's URI may not.
+    fn new(scheme: String, host: &str, port: u16) -> Origin {
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let host = match bare.parse::<std::net::Ipv6Addr>() {
+            Ok(ip) => ip.to_string(),
+            Err(_) => bare.to_ascii_lowercase(),
+        };
+        Origin { scheme, host, port }
     }
 }
 
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+        if self.host.contains(':') {
+            write!(f, "{}://[{}]:{}", self.scheme, self.host, self.port)
+        } else {
+            write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+        }
     }
 }
 
 /// A secret the plugin never sees: the plugin's environment holds `placeholder`, and the host
-/// puts `value` in its place in the `Authorization` header of requests to `origin` only.
+/// puts `value` in its place in the `Authorization` header of the API calls it admits to
+/// `origin` (see [`Credential::admit`]).
 #[derive(Clone)]
 pub struct Credential {
     /// Where the real value may go.
     pub origin: Origin,
+    /// The path of the API's base URL, without a trailing `/` (usually empty): the admitted
+    /// calls are under it.
+    pub base_path: String,
     /// What the plugin sees.
     pub placeholder: String,
     /// The real secret.
@@ -81,6 +110,7 @@ impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credential")
             .field("origin", &self.origin)
+            .field("base_path", &self.base_path)
             .field("placeholder", &self.placeholder)
             .finish_non_exhaustive()
     }
@@ -104,6 +134,87 @@ impl Default for RequestBounds {
     }
 }
 
+/// Why a request to the API origin was refused. Says what was wrong, never what a header
+/// held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The method and path are not one of the calls the component makes.
+    NotAnApiCall,
+    /// The URL has a query string (the component's calls have none).
+    Query,
+    /// `Authorization` is missing, repeated, or not exactly `Bearer <placeholder>`.
+    Authorization,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::NotAnApiCall => {
+                "not an API call the component makes (POST /v1/videos/generations, GET /v1/jobs/{id})"
+            }
+            Refusal::Query => "a query string on an API call",
+            Refusal::Authorization => {
+                "Authorization on an API call must be exactly `Bearer <placeholder>`, once"
+            }
+        })
+    }
+}
+
+/// The longest job id the component puts in a poll's path (`guest/core/src/wire.rs`).
+const MAX_JOB_ID_LEN: usize = 256;
+
+impl Credential {
+    /// A credential for the API at `base_url` (its origin and path), shown to plugins as
+    /// `placeholder`.
+    pub fn for_api(base_url: &str, placeholder: String, value: String) -> Result<Credential> {
+        let origin = Origin::from_url(base_url)?;
+        let parsed =
+            url::Url::parse(base_url).with_context(|| format!("{base_url:?} is not a URL"))?;
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            bail!("the API base URL {base_url:?} must have no query or fragment");
+        }
+        Ok(Credential {
+            origin,
+            base_path: parsed.path().trim_end_matches('/').to_string(),
+            placeholder,
+            value,
+        })
+    }
+
+    /// Whether a request to the API origin may go out with the key. Only the component's
+    /// own calls are admitted, so nothing the plugin sends can make the API (or anything
+    /// behind its origin) reflect the key back: `TRACE`, an endpoint that echoes headers,
+    /// an error that quotes the token, a placeholder inside some other scheme or value.
+    pub fn admit(
+        &self,
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+    ) -> Result<(), Refusal> {
+        let path = uri
+            .path()
+            .strip_prefix(self.base_path.as_str())
+            .ok_or(Refusal::NotAnApiCall)?;
+        let api_call = match *method {
+            http::Method::POST => path == "/v1/videos/generations",
+            http::Method::GET => path.strip_prefix("/v1/jobs/").is_some_and(is_job_id),
+            _ => false,
+        };
+        if !api_call {
+            return Err(Refusal::NotAnApiCall);
+        }
+        if uri.query().is_some() {
+            return Err(Refusal::Query);
+        }
+        let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+        let expected = format!("Bearer {}", self.placeholder);
+        match (values.next(), values.next()) {
+            (Some(value), None) if value.as_bytes() == expected.as_bytes() => Ok(()),
+            _ => Err(Refusal::Authorization),
+        }
+    }
+}
+
 impl RequestBounds {
     /// The plugin's options with each timeout no longer than these bounds (a missing one
     /// takes the bound). The connect timeout is left as asked: opening a connection sends
@@ -118,6 +229,18 @@ impl RequestBounds {
             between_bytes_timeout: cut(asked.between_bytes_timeout, self.between_bytes),
         }
     }
+}
+
+/// A job id as the component writes it into a poll's path: 1 to 256 of `[A-Za-z0-9._:-]`,
+/// and not `.` or `..` (the same rule as `job_path` in `guest/core/src/wire.rs`).
+fn is_job_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_JOB_ID_LEN
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// What one plugin instance's outgoing requests are held to.
@@ -148,7 +271,7 @@ impl Default for OutboundPolicy {
 /// Default cap on one response body read through the policy (job objects are tiny).
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 4 << 20;
 /// Answers up to this size with a `Content-Length` are read whole before the guest sees them.
-const BUFFERED_RESPONSE_BYTES: u64 = 64 << 10;
+pub(crate) const BUFFERED_RESPONSE_BYTES: u64 = 64 << 10;
 /// Default cap on one plugin's requests in flight at once (the component sends one).
 pub const DEFAULT_MAX_CONCURRENT: usize = 4;
 
@@ -277,14 +400,11 @@ fn origin_of(uri: &http::Uri) -> Option<Origin> {
         "https" => 443,
         _ => return None,
     };
-    Some(Origin {
-        port: uri.port_u16().unwrap_or(default_port),
-        host: host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase(),
+    Some(Origin::new(
         scheme,
-    })
+        host,
+        uri.port_u16().unwrap_or(default_port),
+    ))
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
@@ -320,8 +440,12 @@ impl WasiHttpHooks for OutboundPolicy {
                 );
             }
         }
-        if let Some(credential) = self.credential.as_ref().filter(|c| c.origin == origin) {
-            swap_placeholder(&mut request, credential);
+        if let Some(credential) = self.credential.clone().filter(|c| c.origin == origin) {
+            if let Err(why) = credential.admit(request.method(), request.uri(), request.headers()) {
+                let why = format!("API origin: {why}");
+                return self.deny(&request, &why, Error::HttpRequestDenied);
+            }
+            swap_placeholder(&mut request, &credential);
         }
         let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
             let why = format!("more than {} requests in flight", self.max_concurrent);
@@ -401,20 +525,14 @@ impl WasiHttpHooks for OutboundPolicy {
     }
 }
 
-/// Put the real secret where the plugin wrote its placeholder, marked sensitive so no
-/// `Debug` of the headers (hyper's trace logs included) can print it.
+/// Put the real key in place of the `Bearer <placeholder>` that [`Credential::admit`] found,
+/// marked sensitive so no `Debug` of the headers (hyper's trace logs included) can print it.
 fn swap_placeholder(request: &mut http::Request<WasiBody>, credential: &Credential) {
-    let header = http::header::AUTHORIZATION;
-    let Some(value) = request.headers().get(&header).and_then(|v| v.to_str().ok()) else {
-        return;
-    };
-    if !value.contains(&credential.placeholder) {
-        return;
-    }
-    let swapped = value.replace(&credential.placeholder, &credential.value);
-    if let Ok(mut value) = http::HeaderValue::from_str(&swapped) {
+    if let Ok(mut value) = http::HeaderValue::from_str(&format!("Bearer {}", credential.value)) {
         value.set_sensitive(true);
-        request.headers_mut().insert(header, value);
+        request
+            .headers_mut()
+            .insert(http::header::AUTHORIZATION, value);
     }
 }
 
@@ -483,11 +601,161 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_base_url_admits_its_own_requests() {
+        let origin = Origin::from_url("http://[::1]:8080/v1").unwrap();
+        assert_eq!(origin.host, "::1");
+        assert_eq!(origin.to_string(), "http://[::1]:8080");
+        let p = OutboundPolicy::allow(vec![origin]);
+        assert!(p.admits(&"http://[::1]:8080/v1/jobs/x".parse().unwrap()));
+        // The same address written out in full is the same origin.
+        assert!(p.admits(&"http://[0:0:0:0:0:0:0:1]:8080/".parse().unwrap()));
+        assert!(!p.admits(&"http://[::2]:8080/".parse().unwrap()));
+        assert!(!p.admits(&"http://127.0.0.1:8080/".parse().unwrap()));
+    }
+
+    #[test]
     fn default_ports_are_explicit() {
         let p = OutboundPolicy::allow(vec![
             Origin::from_url("https://api.empiriolabs.ai").unwrap(),
         ]);
         assert!(p.admits(&"https://API.empiriolabs.ai:443/v1".parse().unwrap()));
         assert!(!p.admits(&"https://api.empiriolabs.ai:8443/v1".parse().unwrap()));
+    }
+
+    fn api(base: &str) -> Credential {
+        Credential::for_api(base, "hh-placeholder-0f".into(), "sk-real".into()).unwrap()
+    }
+
+    fn bearer(value: &str) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::AUTHORIZATION, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn only_the_components_own_calls_are_admitted() {
+        let c = api("http://127.0.0.1:8080");
+        let ok = bearer("Bearer hh-placeholder-0f");
+        let admit = |method: &str, uri: &str, headers: &http::HeaderMap| {
+            c.admit(&method.parse().unwrap(), &uri.parse().unwrap(), headers)
+        };
+        let base = "http://127.0.0.1:8080";
+        assert_eq!(
+            admit("POST", &format!("{base}/v1/videos/generations"), &ok),
+            Ok(())
+        );
+        assert_eq!(
+            admit("GET", &format!("{base}/v1/jobs/job_1.a:b-C"), &ok),
+            Ok(())
+        );
+        let long_id = "x".repeat(256);
+        assert_eq!(
+            admit("GET", &format!("{base}/v1/jobs/{long_id}"), &ok),
+            Ok(())
+        );
+        for (method, path) in [
+            ("TRACE", "/v1/jobs/x"),
+            ("GET", "/v1/echo"),
+            ("POST", "/v1/jobs/x"),
+            ("GET", "/v1/videos/generations"),
+            ("PUT", "/v1/videos/generations"),
+            ("GET", "/v1/account/usage"),
+            ("GET", "/v1/jobs/"),
+            ("GET", "/v1/jobs/.."),
+            ("GET", "/v1/jobs/."),
+            ("GET", "/v1/jobs/a/b"),
+            ("GET", "/v1/jobs/a%2Fb"),
+            ("GET", &format!("/v1/jobs/{long_id}x")),
+            ("POST", "/v1/videos/generations/"),
+            ("POST", "/V1/videos/generations"),
+            ("GET", "/"),
+        ] {
+            assert_eq!(
+                admit(method, &format!("{base}{path}"), &ok),
+                Err(Refusal::NotAnApiCall),
+                "{method} {path}"
+            );
+        }
+        assert_eq!(
+            admit("GET", &format!("{base}/v1/jobs/x?echo=1"), &ok),
+            Err(Refusal::Query)
+        );
+        assert_eq!(
+            admit("GET", &format!("{base}/v1/jobs/x?"), &ok),
+            Err(Refusal::Query)
+        );
+    }
+
+    #[test]
+    fn only_exactly_bearer_placeholder_carries_the_key() {
+        let c = api("http://127.0.0.1:8080");
+        let uri: http::Uri = "http://127.0.0.1:8080/v1/jobs/x".parse().unwrap();
+        for value in [
+            "Bearer hh-placeholder-0fx",
+            "Bearer  hh-placeholder-0f",
+            "bearer hh-placeholder-0f",
+            "Basic hh-placeholder-0f",
+            "Bearer xhh-placeholder-0f",
+            "hh-placeholder-0f",
+            "Bearer sk-something-else",
+        ] {
+            assert_eq!(
+                c.admit(&http::Method::GET, &uri, &bearer(value)),
+                Err(Refusal::Authorization),
+                "{value}"
+            );
+        }
+        let mut twice = bearer("Bearer hh-placeholder-0f");
+        twice.append(
+            http::header::AUTHORIZATION,
+            "Bearer hh-placeholder-0f".parse().unwrap(),
+        );
+        assert_eq!(
+            c.admit(&http::Method::GET, &uri, &twice),
+            Err(Refusal::Authorization)
+        );
+        assert_eq!(
+            c.admit(&http::Method::GET, &uri, &http::HeaderMap::new()),
+            Err(Refusal::Authorization)
+        );
+    }
+
+    #[test]
+    fn a_base_path_prefixes_the_admitted_calls() {
+        let c = api("https://gateway.example/happyhorse/");
+        assert_eq!(c.base_path, "/happyhorse");
+        let ok = bearer("Bearer hh-placeholder-0f");
+        let post = http::Method::POST;
+        let uri = |p: &str| -> http::Uri { format!("https://gateway.example{p}").parse().unwrap() };
+        assert_eq!(
+            c.admit(&post, &uri("/happyhorse/v1/videos/generations"), &ok),
+            Ok(())
+        );
+        assert_eq!(
+            c.admit(&post, &uri("/v1/videos/generations"), &ok),
+            Err(Refusal::NotAnApiCall)
+        );
+        assert_eq!(
+            c.admit(&post, &uri("/happyhorsex/v1/videos/generations"), &ok),
+            Err(Refusal::NotAnApiCall)
+        );
+    }
+
+    #[test]
+    fn the_swap_replaces_the_whole_header() {
+        let c = api("http://127.0.0.1:8080");
+        let mut request = http::Request::new(
+            http_body_util::Empty::new()
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        );
+        request.headers_mut().insert(
+            http::header::AUTHORIZATION,
+            "Bearer hh-placeholder-0f".parse().unwrap(),
+        );
+        swap_placeholder(&mut request, &c);
+        let value = request.headers().get(http::header::AUTHORIZATION).unwrap();
+        assert_eq!(value.to_str().unwrap(), "Bearer sk-real");
+        assert!(value.is_sensitive());
     }
 }

@@ -35,6 +35,18 @@ pub struct SandboxPolicy {
     pub max_response_bytes: u64,
     /// Requests one plugin may have in flight at once.
     pub max_concurrent_requests: u32,
+    /// Host objects one plugin may hold at once (WASI and WASI-HTTP resources: header sets,
+    /// requests, bodies, streams, timers, …).
+    pub max_host_resources: u32,
+    /// Largest header set a plugin may build, bytes of names and values.
+    pub max_header_bytes: u32,
+    /// Largest single write into a request body, bytes; the host buffers at most two per
+    /// body.
+    pub max_request_body_chunk_bytes: u32,
+    /// Most bytes a plugin may pass the host in one call (`validate`'s answer carries the
+    /// request's images, so this bounds them too), and the most random bytes it may ask for
+    /// at once.
+    pub max_host_call_bytes: u32,
     /// The account's request budget per minute, shared by every plugin (0 = unlimited).
     pub requests_per_minute: u32,
     /// Largest burst the budget grants at once; beyond it, requests are paced out at the
@@ -56,6 +68,10 @@ impl Default for SandboxPolicy {
             call_timeout_secs: 20 * 60,
             max_response_bytes: crate::policy::DEFAULT_MAX_RESPONSE_BYTES,
             max_concurrent_requests: 4,
+            max_host_resources: 256,
+            max_header_bytes: 16 << 10,
+            max_request_body_chunk_bytes: 16 << 10,
+            max_host_call_bytes: 32 << 20,
             requests_per_minute: 50,
             burst: 3,
             first_byte_timeout_secs: RequestBounds::default().first_byte.as_secs(),
@@ -102,6 +118,22 @@ impl SandboxPolicy {
                 bail!("{key} must be 1 to 3600");
             }
         }
+        // The component's own calls need a few dozen host objects, a few hundred header
+        // bytes, and body writes up to the chunk size in one host call.
+        if self.max_host_resources < 64 {
+            bail!("max-host-resources must be at least 64");
+        }
+        if self.max_header_bytes < 1024 {
+            bail!("max-header-bytes must be at least 1024");
+        }
+        if self.max_request_body_chunk_bytes < 1024 {
+            bail!("max-request-body-chunk-bytes must be at least 1024");
+        }
+        if self.max_host_call_bytes < self.max_request_body_chunk_bytes.max(self.max_header_bytes) {
+            bail!(
+                "max-host-call-bytes must be at least max-request-body-chunk-bytes and max-header-bytes"
+            );
+        }
         Ok(())
     }
 }
@@ -119,7 +151,7 @@ impl Sandbox {
     pub fn new(api_base_url: &str, api_key: String, policy: SandboxPolicy) -> Result<Sandbox> {
         policy.check()?;
         let api_origin = Origin::from_url(api_base_url)?;
-        let mut allowed = vec![api_origin.clone()];
+        let mut allowed = vec![api_origin];
         for extra in &policy.allow {
             let origin =
                 Origin::from_url(extra).with_context(|| format!("allow-list entry {extra:?}"))?;
@@ -129,11 +161,7 @@ impl Sandbox {
         }
         let budget = Arc::new(RequestBudget::new(policy.requests_per_minute, policy.burst));
         Ok(Sandbox {
-            credential: Arc::new(Credential {
-                origin: api_origin,
-                placeholder: placeholder(),
-                value: api_key,
-            }),
+            credential: Arc::new(Credential::for_api(api_base_url, placeholder(), api_key)?),
             allowed,
             budget,
             policy,
@@ -166,6 +194,27 @@ impl Sandbox {
         &self.credential.placeholder
     }
 
+    /// The limits each plugin instance runs under.
+    pub fn plugin_limits(&self) -> PluginLimits {
+        let p = &self.policy;
+        PluginLimits {
+            max_memory_bytes: p.max_memory_bytes(),
+            max_cpu_per_call: Duration::from_millis(p.max_cpu_ms_per_call),
+            call_timeout: Duration::from_secs(p.call_timeout_secs),
+            max_host_resources: p.max_host_resources as usize,
+            max_header_bytes: p.max_header_bytes as usize,
+            max_request_body_chunk_bytes: p.max_request_body_chunk_bytes as usize,
+            max_host_call_bytes: p.max_host_call_bytes as usize,
+        }
+    }
+
+    /// The most host memory one plugin can make the host hold, bytes (see
+    /// [`PluginLimits::host_memory_bound`]).
+    pub fn host_memory_bound(&self) -> u64 {
+        self.plugin_limits()
+            .host_memory_bound(self.policy.max_concurrent_requests as usize)
+    }
+
     /// Options for one new plugin instance: its own concurrency cap, the shared budget.
     pub fn plugin_options(&self) -> PluginOptions {
         let policy = OutboundPolicy::allow(self.allowed.clone())
@@ -180,11 +229,7 @@ impl Sandbox {
         PluginOptions {
             env: vec![(KEY_ENV.to_string(), self.credential.placeholder.clone())],
             policy,
-            limits: PluginLimits {
-                max_memory_bytes: self.policy.max_memory_bytes(),
-                max_cpu_per_call: Duration::from_millis(self.policy.max_cpu_ms_per_call),
-                call_timeout: Duration::from_secs(self.policy.call_timeout_secs),
-            },
+            limits: self.plugin_limits(),
         }
     }
 
@@ -196,8 +241,11 @@ impl Sandbox {
         let _ = writeln!(out, "  outbound allow-list: {}", origins.join(", "));
         let _ = writeln!(
             out,
-            "  key: plugins see a placeholder; the real key is added only for {}",
-            self.credential.origin
+            "  key: plugins see a placeholder; the real key is added only to `Bearer <placeholder>` on \
+             POST {base}/v1/videos/generations and GET {base}/v1/jobs/{{id}} at {origin}; any other \
+             request to that origin is refused",
+            base = self.credential.base_path,
+            origin = self.credential.origin
         );
         let _ = writeln!(out, "  filesystem, sockets, inherited environment: none");
         let _ = writeln!(
@@ -213,6 +261,15 @@ impl Sandbox {
             out,
             "  per request: an answer starts within {} s and never pauses longer than {} s (plugins may ask for less)",
             p.first_byte_timeout_secs, p.between_bytes_timeout_secs
+        );
+        let _ = writeln!(
+            out,
+            "  host memory per plugin: ≤ {} MiB in all (≤ {} host objects, headers ≤ {} bytes, body writes ≤ {} bytes, ≤ {} bytes per host call)",
+            self.host_memory_bound().div_ceil(1 << 20),
+            p.max_host_resources,
+            p.max_header_bytes,
+            p.max_request_body_chunk_bytes,
+            p.max_host_call_bytes
         );
         let _ = write!(
             out,
@@ -269,5 +326,27 @@ mod tests {
         assert!(options.env[0].1.starts_with("hh-placeholder-"));
         assert!(!format!("{options:?}").contains("sk-real"));
         assert!(!sandbox.describe().contains("sk-real"));
+    }
+
+    #[test]
+    fn the_stated_host_memory_bound_follows_the_keys() {
+        let bound = |policy: SandboxPolicy| {
+            Sandbox::new("https://api.empiriolabs.ai", "sk".into(), policy)
+                .unwrap()
+                .host_memory_bound()
+        };
+        // The README's figure for the defaults.
+        assert_eq!(bound(SandboxPolicy::default()), 119 << 20);
+        let tight = SandboxPolicy {
+            max_memory_mib: 16,
+            max_host_call_bytes: 1 << 20,
+            ..SandboxPolicy::default()
+        };
+        assert_eq!(bound(tight), 40 << 20);
+        let too_small = SandboxPolicy {
+            max_host_call_bytes: 4 << 10,
+            ..SandboxPolicy::default()
+        };
+        assert!(Sandbox::new("https://api.empiriolabs.ai", "sk".into(), too_small).is_err());
     }
 }

@@ -6,13 +6,20 @@
 //! | prompt | what it tries |
 //! |---|---|
 //! | `reach URL` | a GET to any URL (other hosts, ports, metadata addresses) |
-//! | `follow URL` | a GET, then a GET to wherever a redirect points |
+//! | `call METHOD URL AUTH` | any method to URL, `Authorization` set to AUTH (`$KEY` is the key it was given, `-` none, `\|\|` between repeated values); reports the status and the body it got back |
+//! | `follow URL` | a GET with its key, then a GET to wherever a redirect points |
 //! | `forge-host URL HOST` | a GET with a forged `Host` header |
 //! | `env` | report its whole environment |
 //! | `exfiltrate URL` | POST what it found in `EMPIRIOLABS_API_KEY` to URL, in a header and the body |
-//! | `parallel N URL` | N GETs in flight at once |
+//! | `parallel N URL` | N GETs with its key in flight at once |
 //! | `spin` | loop forever |
-//! | `hog` | allocate without bound |
+//! | `hog` | allocate without bound (its own memory) |
+//! | `fields N BYTES` | make the host hold N header sets of about BYTES each |
+//! | `bodies N` | make the host hold N request bodies, each written until it stops taking more |
+//! | `pollables N` | make the host hold N timers |
+//! | `random N` | ask the host for N random bytes at once |
+//! | `lift N` | one `fields.from-list` call naming the same 1 MiB value N times (the host copies each) |
+//! | `stderr N` | write N bytes to stderr |
 //!
 //! It answers `Ok(report)` with what happened, or the transport error the host gave it.
 
@@ -53,16 +60,42 @@ fn transport(e: anyhow::Error) -> Error {
     })
 }
 
+/// The host's error code for a request, as the WIT error.
+fn refused(code: ErrorCode) -> Error {
+    Error::TransportError(TransportFailure {
+        kind: denied_or(code.clone()),
+        message: format!("{code:?}"),
+    })
+}
+
 fn get(url: &str) -> Result<waki::Response, Error> {
     waki::Client::new().get(url).send().map_err(transport)
+}
+
+/// What the plugin found in its key variable (a placeholder, in the sandbox).
+fn key() -> String {
+    std::env::var("EMPIRIOLABS_API_KEY").unwrap_or_default()
+}
+
+/// A GET carrying the key the way the real component sends it.
+fn get_with_key(url: &str) -> Result<waki::Response, Error> {
+    waki::Client::new()
+        .get(url)
+        .header("authorization", format!("Bearer {}", key()))
+        .send()
+        .map_err(transport)
 }
 
 fn run(command: &str) -> Result<String, Error> {
     let mut words = command.split_whitespace();
     match (words.next(), words.next(), words.next()) {
         (Some("reach"), Some(url), _) => get(url).map(|r| format!("status {}", r.status_code())),
+        (Some("call"), Some(method), Some(url)) => {
+            let auth = words.collect::<Vec<_>>().join(" ");
+            call(method, url, &auth)
+        }
         (Some("follow"), Some(url), _) => {
-            let first = get(url)?;
+            let first = get_with_key(url)?;
             let location = first
                 .header("location")
                 .and_then(|v| v.to_str().ok())
@@ -107,6 +140,31 @@ fn run(command: &str) -> Result<String, Error> {
                 std::hint::black_box(&hoard);
             }
         }
+        (Some("fields"), Some(n), Some(bytes)) => Ok(hold_fields(
+            n.parse().unwrap_or(1),
+            bytes.parse().unwrap_or(1024),
+        )),
+        (Some("bodies"), Some(n), _) => Ok(hold_bodies(n.parse().unwrap_or(1))),
+        (Some("pollables"), Some(n), _) => Ok(hold_pollables(n.parse().unwrap_or(1))),
+        (Some("random"), Some(n), _) => {
+            let bytes =
+                waki::bindings::wasi::random::random::get_random_bytes(n.parse().unwrap_or(1));
+            Ok(format!("got {} random bytes", bytes.len()))
+        }
+        (Some("lift"), Some(n), _) => Ok(lift(n.parse().unwrap_or(1))),
+        (Some("stderr"), Some(n), _) => {
+            use std::io::Write;
+            let chunk = [b'e'; 4096];
+            let mut written = 0usize;
+            let total: usize = n.parse().unwrap_or(1);
+            while written < total {
+                if std::io::stderr().write_all(&chunk).is_err() {
+                    return Ok(format!("stderr refused more after {written} bytes"));
+                }
+                written += chunk.len();
+            }
+            Ok(format!("wrote {written} bytes to stderr"))
+        }
         _ => Err(Error::ExecutionFailed),
     }
 }
@@ -119,7 +177,12 @@ fn parallel(n: usize, url: &str) -> Result<String, Error> {
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let mut futures = Vec::new();
     for _ in 0..n {
-        let request = OutgoingRequest::new(Fields::new());
+        let headers = Fields::new();
+        let _ = headers.append(
+            &"authorization".to_string(),
+            &format!("Bearer {}", key()).into_bytes(),
+        );
+        let request = OutgoingRequest::new(headers);
         let _ = request.set_scheme(Some(&Scheme::Http));
         let _ = request.set_authority(Some(authority));
         let _ = request.set_path_with_query(Some(path));
@@ -141,6 +204,140 @@ fn parallel(n: usize, url: &str) -> Result<String, Error> {
         report.push(outcome);
     }
     Ok(report.join("\n"))
+}
+
+/// Send `method` to `url` with `Authorization` values from `auth`, and report the status and
+/// the body (what an echoing server would hand back).
+fn call(method: &str, url: &str, auth: &str) -> Result<String, Error> {
+    use waki::bindings::wasi::http::outgoing_handler::handle;
+    use waki::bindings::wasi::http::types::{Method, OutgoingBody, OutgoingRequest, Scheme};
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let headers = Fields::new();
+    if auth != "-" {
+        for value in auth.split("||") {
+            let value = value.trim().replace("$KEY", &key());
+            let _ = headers.append(&"authorization".to_string(), &value.into_bytes());
+        }
+    }
+    let request = OutgoingRequest::new(headers);
+    let method = match method {
+        "GET" => Method::Get,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        "HEAD" => Method::Head,
+        "OPTIONS" => Method::Options,
+        "TRACE" => Method::Trace,
+        other => Method::Other(other.to_string()),
+    };
+    let _ = request.set_method(&method);
+    let _ = request.set_scheme(Some(&Scheme::Http));
+    let _ = request.set_authority(Some(authority));
+    let _ = request.set_path_with_query(Some(path));
+    let body = request.body().map_err(|()| Error::ExecutionFailed)?;
+    let future = handle(request, None).map_err(refused)?;
+    let _ = OutgoingBody::finish(body, None);
+    let response = loop {
+        match future.get() {
+            Some(Ok(Ok(response))) => break response,
+            Some(Ok(Err(code))) => return Err(refused(code)),
+            Some(Err(())) => return Err(Error::ExecutionFailed),
+            None => future.subscribe().block(),
+        }
+    };
+    let status = response.status();
+    let mut text = Vec::new();
+    if let Ok(body) = response.consume()
+        && let Ok(stream) = body.stream()
+    {
+        while let Ok(chunk) = stream.blocking_read(64 * 1024) {
+            text.extend_from_slice(&chunk);
+            if text.len() > 1 << 20 {
+                break;
+            }
+        }
+    }
+    Ok(format!(
+        "status {status}: {}",
+        String::from_utf8_lossy(&text)
+    ))
+}
+
+/// Header sets kept alive until the call ends, each about `bytes` as WASI-HTTP counts them
+/// (names and values plus the size of their Rust types: ~80 bytes a header).
+fn hold_fields(n: usize, bytes: usize) -> String {
+    let value = vec![b'v'; 1024];
+    let mut held = Vec::new();
+    for _ in 0..n {
+        let fields = Fields::new();
+        let mut size = 0;
+        for i in 0.. {
+            let name = format!("x-pad-{i}");
+            let cost = name.len() + value.len() + 80;
+            if size + cost > bytes || fields.append(&name, &value).is_err() {
+                break;
+            }
+            size += cost;
+        }
+        held.push(fields);
+    }
+    format!("held {} header sets", held.len())
+}
+
+/// Requests never sent, each with as much body written as the host will buffer.
+fn hold_bodies(n: usize) -> String {
+    use waki::bindings::wasi::http::types::{Method, OutgoingRequest};
+    let chunk = vec![b'b'; 1 << 20];
+    let mut held = Vec::new();
+    let mut buffered = 0usize;
+    for _ in 0..n {
+        let request = OutgoingRequest::new(Fields::new());
+        let _ = request.set_method(&Method::Post);
+        let Ok(body) = request.body() else { break };
+        let Ok(stream) = body.write() else { break };
+        // Write while the host says it has room: nothing drains it, the request is never sent.
+        while let Ok(permit) = stream.check_write() {
+            let n = (permit as usize).min(chunk.len());
+            if n == 0 || stream.write(&chunk[..n]).is_err() {
+                break;
+            }
+            buffered += n;
+        }
+        held.push((request, body, stream));
+    }
+    format!("held {} bodies, {buffered} bytes written", held.len())
+}
+
+/// Timers kept alive until the call ends.
+fn hold_pollables(n: usize) -> String {
+    use waki::bindings::wasi::clocks::monotonic_clock::subscribe_duration;
+    let held: Vec<_> = (0..n)
+        .map(|_| subscribe_duration(3_600_000_000_000))
+        .collect();
+    format!("held {} timers", held.len())
+}
+
+/// One `fields.from-list` naming the same 1 MiB value `n` times: cheap for the guest (the
+/// entries alias one buffer), and without a per-call cap the host copies every one of them.
+fn lift(n: usize) -> String {
+    let mut value = std::mem::ManuallyDrop::new(vec![b'a'; 1 << 20]);
+    let (ptr, len, cap) = (value.as_mut_ptr(), value.len(), value.capacity());
+    let entries: Vec<std::mem::ManuallyDrop<(String, Vec<u8>)>> = (0..n)
+        .map(|i| {
+            // SAFETY: every alias is only read (lowered into the call) and never dropped or
+            // written; a test fixture attacking its host on purpose.
+            let alias = unsafe { Vec::from_raw_parts(ptr, len, cap) };
+            std::mem::ManuallyDrop::new((format!("x-{i}"), alias))
+        })
+        .collect();
+    // SAFETY: `ManuallyDrop<T>` has the layout of `T`.
+    let entries: &[(String, Vec<u8>)] =
+        unsafe { std::slice::from_raw_parts(entries.as_ptr().cast(), entries.len()) };
+    match Fields::from_list(entries) {
+        Ok(_) => "the host took the whole list".to_string(),
+        Err(e) => format!("the host refused the list: {e:?}"),
+    }
 }
 
 impl Guest for Hostile {
