@@ -110,7 +110,7 @@ pub fn shot_json(row: &ShotRow) -> Value {
 pub fn manifest(rows: &[ShotRow], context: &ReportContext) -> Value {
     let count = |state: &str| rows.iter().filter(|r| r.state.name() == state).count();
     let currency = rows.first().map_or("USD", |r| r.plan.currency.as_str());
-    let total: u64 = rows.iter().map(|r| r.plan.cost_micros).sum();
+    let total = total_micros(rows);
     json!({
         "storyboard": context.storyboard,
         "generated_at": rfc3339(super::journal::now_ms()),
@@ -128,8 +128,16 @@ pub fn manifest(rows: &[ShotRow], context: &ReportContext) -> Value {
     })
 }
 
-/// Escape text for HTML content and attribute values.
+/// The estimates' sum; a sum past the largest amount shows as that amount, never wraps to a
+/// small one (the plan refuses such totals before anything is sent).
+fn total_micros(rows: &[ShotRow]) -> u64 {
+    rows.iter()
+        .fold(0u64, |sum, r| sum.saturating_add(r.plan.cost_micros))
+}
+
+/// Escape text for HTML content and attribute values (secrets redacted first).
 fn esc(s: &str) -> String {
+    let s = crate::redact::redact(s);
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -168,7 +176,7 @@ fn setting(request: &Value, key: &str) -> Option<String> {
 /// placeholder with the state for the rest. Self-contained (no scripts, no remote assets).
 pub fn index_html(rows: &[ShotRow], context: &ReportContext) -> String {
     let currency = rows.first().map_or("USD", |r| r.plan.currency.as_str());
-    let total: u64 = rows.iter().map(|r| r.plan.cost_micros).sum();
+    let total = total_micros(rows);
     let downloaded = rows
         .iter()
         .filter(|r| matches!(r.state, State::Downloaded { .. }))
@@ -325,9 +333,12 @@ dd {{ margin: 0; overflow-wrap: anywhere; }}
 /// Write both reports into `dir`, each through a temporary file renamed into place so a
 /// reader never sees half a file.
 pub fn write(dir: &Path, rows: &[ShotRow], context: &ReportContext) -> Result<()> {
-    let manifest = serde_json::to_string_pretty(&manifest(rows, context))?;
+    // The last line of defence: every string redacted, whatever path it took.
+    let manifest =
+        serde_json::to_string_pretty(&crate::redact::redact_json(&manifest(rows, context)))?;
     replace(&dir.join(MANIFEST), manifest.as_bytes())?;
-    replace(&dir.join(INDEX), index_html(rows, context).as_bytes())?;
+    let html = index_html(rows, context);
+    replace(&dir.join(INDEX), crate::redact::redact(&html).as_bytes())?;
     Ok(())
 }
 
