@@ -360,6 +360,54 @@ mod tests {
     }
 
     #[test]
+    fn a_hostile_failure_message_cannot_script_the_contact_sheet_or_leak_the_key() {
+        use super::super::journal::{Failure, PlannedRow, Stage, Timings};
+        let secret = "sk-report-SECRET-0123456789";
+        crate::redact::register(secret);
+        let row = ShotRow {
+            plan: PlannedRow {
+                name: "a".into(),
+                position: 0,
+                output: "a".into(),
+                fingerprint: "f".into(),
+                request: json!({ "prompt": "<img src=x onerror=alert(1)>" }),
+                warnings: vec![],
+                currency: "USD".into(),
+                cost_micros: u64::MAX,
+                billed_seconds: 3,
+            },
+            state: State::Failed {
+                job_id: Some("job_1".into()),
+                failure: Failure {
+                    stage: Stage::Job,
+                    code: Some("x".into()),
+                    message: format!("<script>alert('{secret}')</script>"),
+                },
+            },
+            timings: Timings::default(),
+        };
+        let rows = [row.clone(), row];
+        let context = ReportContext {
+            storyboard: "sb.toml".into(),
+            api_base_url: None,
+            emulated: None,
+        };
+        let html = index_html(&rows, &context);
+        assert!(
+            !html.contains("<script>") && !html.contains("<img"),
+            "{html}"
+        );
+        assert!(!html.contains(secret));
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &rows, &context).unwrap();
+        let manifest = std::fs::read_to_string(dir.path().join(MANIFEST)).unwrap();
+        assert!(!manifest.contains(secret));
+        // Two estimates of the largest amount do not wrap around to a small total.
+        let total = &serde_json::from_str::<Value>(&manifest).unwrap()["totals"]["estimated_cost"];
+        assert_eq!(total["micros"], json!(u64::MAX));
+    }
+
+    #[test]
     fn html_is_escaped_and_urls_lose_credentials() {
         assert_eq!(
             esc("<a href=\"x\">&'"),

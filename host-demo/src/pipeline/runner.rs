@@ -373,7 +373,7 @@ impl<'a> Runner<'a> {
         }
         // A submitted shot is announced by `wait`, which comes next.
         if let State::Failed { failure, .. } | State::Unknown { failure } = &next {
-            tracing::warn!(shot = %name, state = next.name(), error = %failure.message, "submit did not succeed");
+            tracing::warn!(shot = %name, state = next.name(), error = %crate::untrusted::shown(&failure.message), "submit did not succeed");
         }
         Ok(Flow::Next)
     }
@@ -549,7 +549,7 @@ impl<'a> Runner<'a> {
                 }
                 Err(e) => e,
             };
-            tracing::warn!(shot = %name, attempt, error = %format!("{error:#}"), "download failed");
+            tracing::warn!(shot = %name, attempt, error = %crate::untrusted::shown(&format!("{error:#}")), "download failed");
             if attempt >= MAX_DOWNLOAD_ATTEMPTS {
                 let state = State::Failed {
                     job_id: Some(job_id.to_string()),
