@@ -923,3 +923,47 @@ async fn a_key_echoed_back_reaches_no_journal_manifest_or_page() -> Test {
     assert_eq!(state(&summary, "b").name(), "unknown");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_while_a_submit_waits_for_its_grant_leaves_it_pending_not_unknown() -> Test {
+    let emu = emulator(fast()).await;
+    let session = session_with(
+        &emu,
+        SandboxPolicy {
+            requests_per_minute: 50,
+            ..test_policy()
+        },
+    )
+    .await;
+    // A `429` seen elsewhere pauses the whole budget: the scheduler lets the submit go, and
+    // its grant then waits out the pause.
+    session
+        .sandbox
+        .budget()
+        .back_off(Some(Duration::from_secs(30)));
+    let (dir, path) = storyboard_dir("[[shot]]\nname = \"a\"\nprompt = \"p\"\nduration = 3\n");
+    let config = config(dir.path());
+    let storyboard = Storyboard::load(&path)?;
+    let journal = storyboard
+        .output_dir(config.out_root.as_deref())
+        .join("journal.sqlite");
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    // The run is dropped after a while, as a crash would end it, while the grant waits.
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(2),
+        run(&storyboard, &session, &config, stop),
+    )
+    .await;
+    assert!(
+        outcome.is_err(),
+        "the run should still be waiting for its grant"
+    );
+    assert_eq!(submits(&emu), 0);
+    let rows = Journal::open_read_only(&journal)?.shots()?;
+    assert_eq!(
+        rows[0].state,
+        State::Pending,
+        "a shot waiting for its grant was journaled as being sent"
+    );
+    Ok(())
+}
