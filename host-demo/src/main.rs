@@ -11,7 +11,7 @@ use host_demo::redact::RedactingMakeWriter;
 use host_demo::report::{describe, money};
 use host_demo::sandbox::SandboxPolicy;
 use host_demo::session::{ConnectOptions, EMULATOR_KEY, Session};
-use host_demo::untrusted::{check_job_id, job_file_stem, shown};
+use host_demo::untrusted::{check_job_id, job_file_stem, shown, shown_lines};
 use host_demo::{say, tell};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -202,7 +202,7 @@ async fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(e) => {
-            tell!("error: {}", shown(&format!("{e:#}")));
+            tell!("error: {}", shown_lines(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

@@ -57,6 +57,21 @@ pub fn shown(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Like [`shown`], but line breaks and tabs stay as they are: for the CLI's final error
+/// message, whose chain may quote a multi-line parser diagnostic (a storyboard's TOML error
+/// points at the column with a caret on the next line).
+pub fn shown_lines(text: &str) -> String {
+    text.split('\n')
+        .map(|line| {
+            line.split('\t')
+                .map(|part| shown(part).into_owned())
+                .collect::<Vec<_>>()
+                .join("\t")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +104,6 @@ mod tests {
         assert_eq!(shown("a\rb\u{7}\u{9b}c"), "a\\u{d}b\\u{7}\\u{9b}c");
         assert_eq!(shown("x\u{202e}y"), "x\\u{202e}y");
         assert!(!shown("\u{1b}]0;title\u{7}").contains('\u{1b}'));
+        assert_eq!(shown_lines("a\n  ^\tb\u{1b}"), "a\n  ^\tb\\u{1b}");
     }
 }
