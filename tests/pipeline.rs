@@ -31,9 +31,13 @@ fn sha256_hex(path: &Path) -> String {
 /// the other integration tests use, and the poll scheduler's timings fitted to the fast
 /// emulator's jobs (a fifth of a second instead of minutes).
 async fn session_with(emu: &Emulator, sandbox: SandboxPolicy) -> Session {
+    session_keyed(emu, sandbox, KEY).await
+}
+
+async fn session_keyed(emu: &Emulator, sandbox: SandboxPolicy, key: &str) -> Session {
     let built = Path::new(video_gen_artifacts::HAPPYHORSE_PATH);
     Session::open(ConnectOptions {
-        api_key: Some(KEY.into()),
+        api_key: Some(key.into()),
         base_url: Some(emu.base_url()),
         wait_deadline: Duration::from_secs(30),
         sandbox,
@@ -52,10 +56,12 @@ async fn session(emu: &Emulator) -> Session {
     session_with(emu, test_policy()).await
 }
 
-/// Runs poll every 20 ms and put their output under `root`.
+/// Runs poll every 20 ms, put their output under `root` and keep the per-user registry of
+/// submits in `root/state`.
 fn config(root: &Path) -> RunConfig {
     RunConfig {
-        out_root: root.to_path_buf(),
+        out_root: Some(root.to_path_buf()),
+        state_dir: Some(root.join("state")),
         poll_interval: Some(Duration::from_millis(20)),
         deadline: Some(Duration::from_secs(30)),
         ..Default::default()
@@ -696,6 +702,268 @@ async fn the_scheduler_polls_each_job_about_twice_and_notices_its_end_promptly()
     assert!(
         median <= Duration::from_millis(200),
         "median lag {median:?} ({lags:?})"
+    );
+    Ok(())
+}
+
+/// Every byte of the files in `dir` (the journal, its WAL, the reports), as text.
+fn everything_written(dir: &Path) -> String {
+    let mut all = String::new();
+    for entry in std::fs::read_dir(dir).expect("the output folder") {
+        let path = entry.expect("an entry").path();
+        if path.is_file() {
+            all.push_str(&String::from_utf8_lossy(
+                &std::fs::read(&path).expect("a file"),
+            ));
+        }
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_id_that_is_a_path_or_drives_the_terminal_is_never_journaled() -> Test {
+    let emu = emulator(fast()).await;
+    let session = session(&emu).await;
+    let (dir, path) = storyboard_dir("[[shot]]\nname = \"a\"\nprompt = \"p\"\nduration = 3\n");
+    let outside = dir.path().join("outside");
+    // The provider (or a plugin) answers the submit with an absolute path and an escape.
+    let job_id = format!("{}\u{1b}[2J", outside.display());
+    emu.push_fault(
+        Route::Submit,
+        Fault::Malformed(serde_json::json!({ "job_id": job_id, "status": "queued" }).to_string()),
+    );
+    let summary = finished(run_once(&path, &session, &config(dir.path())).await);
+    match state(&summary, "a") {
+        State::Unknown { failure } => {
+            assert_eq!(
+                failure.code.as_deref(),
+                Some("invalid-job-id"),
+                "{failure:?}"
+            );
+            assert!(!failure.message.contains('\u{1b}'), "{failure:?}");
+        }
+        other => panic!("expected unknown, got {other:?}"),
+    }
+    let polls = emu
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/v1/jobs/"))
+        .count();
+    assert_eq!(polls, 0, "an unusable id was polled");
+    // (SQLite's own pages may hold the byte 0x1b: look for the sequence itself.)
+    assert!(!everything_written(&summary.out_dir).contains("\u{1b}[2J"));
+    assert!(!dir.path().read_dir()?.any(|e| {
+        e.map(|e| e.file_name().to_string_lossy().starts_with("outside"))
+            .unwrap_or(false)
+    }));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renaming_a_shot_or_changing_its_case_does_not_pay_again() -> Test {
+    let emu = emulator(fast()).await;
+    let session = session(&emu).await;
+    let board = |name: &str| {
+        format!(
+            "[defaults]\nduration = 3\n\n[[shot]]\nname = \"{name}\"\nprompt = \"a horse\"\n\
+             [[shot]]\nname = \"twin-a\"\nprompt = \"the same take twice\"\n\
+             [[shot]]\nname = \"twin-b\"\nprompt = \"the same take twice\"\n"
+        )
+    };
+    let (dir, path) = storyboard_dir(&board("Clip"));
+    let config = config(dir.path());
+    // Two shots asking for the same thing on purpose are both generated.
+    let summary = finished(run_once(&path, &session, &config).await);
+    assert!(summary.complete(), "{summary:#?}");
+    assert_eq!(submits(&emu), 3);
+
+    for renamed in ["clip", "horse"] {
+        std::fs::write(&path, board(renamed))?;
+        match run_once(&path, &session, &config).await {
+            RunOutcome::Repeats(repeats) => {
+                assert_eq!(repeats.len(), 1, "{repeats:?}");
+                assert_eq!(repeats[0].0, renamed);
+                assert!(repeats[0].1.contains("\"Clip\""), "{repeats:?}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(submits(&emu), 3, "a renamed shot was paid for again");
+    }
+    // Asked explicitly, it is generated anew (and billed).
+    let again = RunConfig {
+        pay_again: true,
+        ..config.clone()
+    };
+    let summary = finished(run_once(&path, &session, &again).await);
+    assert!(summary.complete(), "{summary:#?}");
+    assert_eq!(submits(&emu), 4);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_storyboard_into_another_output_folder_does_not_pay_again() -> Test {
+    let emu = emulator(fast()).await;
+    let session = session(&emu).await;
+    let (dir, path) = storyboard_dir("[[shot]]\nname = \"a\"\nprompt = \"p\"\nduration = 3\n");
+    let first = RunConfig {
+        out_root: Some(dir.path().join("one")),
+        ..config(dir.path())
+    };
+    let summary = finished(run_once(&path, &session, &first).await);
+    assert!(summary.complete(), "{summary:#?}");
+    assert_eq!(submits(&emu), 1);
+
+    // The default folder (next to the storyboard) and an explicit other one: both are other
+    // journals, and the registry knows the request was sent from the first.
+    let default_root = RunConfig {
+        out_root: None,
+        ..first.clone()
+    };
+    let other_root = RunConfig {
+        out_root: Some(dir.path().join("two")),
+        ..first.clone()
+    };
+    for config in [&default_root, &other_root] {
+        match run_once(&path, &session, config).await {
+            RunOutcome::Repeats(repeats) => {
+                assert!(repeats[0].1.contains("one"), "{repeats:?}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    assert_eq!(submits(&emu), 1, "the same shot was paid for twice");
+    let summary = finished(
+        run_once(
+            &path,
+            &session,
+            &RunConfig {
+                pay_again: true,
+                ..default_root.clone()
+            },
+        )
+        .await,
+    );
+    assert_eq!(submits(&emu), 2);
+    // Without --out-dir the output sits next to the storyboard, not in the working directory.
+    assert_eq!(
+        summary.out_dir,
+        std::path::absolute(dir.path())?.join("out/storyboard")
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absurd_rate_card_is_refused_instead_of_wrapping_the_total() -> Test {
+    let emu = emulator(fast()).await;
+    let session = session(&emu).await;
+    let mut text = String::from(
+        "[run]\nmax_cost = 1.0\nrates = { \"720p\" = 3000000000000.0 }\n[defaults]\nduration = 3\nresolution = \"720p\"\n",
+    );
+    for i in 0..3 {
+        text.push_str(&format!("[[shot]]\nname = \"s{i}\"\nprompt = \"p{i}\"\n"));
+    }
+    let (dir, path) = storyboard_dir(&text);
+    match run_once(&path, &session, &config(dir.path())).await {
+        RunOutcome::Invalid(problems) => {
+            assert!(problems.iter().any(|p| p.field == "cost"), "{problems:?}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(submits(&emu), 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_echoed_back_reaches_no_journal_manifest_or_page() -> Test {
+    const SECRET: &str = "sk-live-ECHOED-BACK-KEY-0123456789abcdef";
+    let emu = emulator(EmulatorConfig {
+        api_keys: vec![SECRET.into()],
+        ..fast()
+    })
+    .await;
+    let session = session_keyed(&emu, test_policy(), SECRET).await;
+    // The provider echoes the key in a refusal, returns it as a job id, and in a poll's error.
+    emu.push_fault(
+        Route::Submit,
+        Fault::Status {
+            status: 400,
+            code: "invalid_request".into(),
+            message: format!("bad request for key {SECRET}"),
+            retry_after: None,
+        },
+    );
+    emu.push_fault(
+        Route::Submit,
+        Fault::Malformed(serde_json::json!({ "job_id": SECRET, "status": "queued" }).to_string()),
+    );
+    emu.push_fault(
+        Route::Poll,
+        Fault::Status {
+            status: 401,
+            code: "invalid_api_key".into(),
+            message: format!("key {SECRET} was revoked"),
+            retry_after: None,
+        },
+    );
+    let (dir, path) = storyboard_dir(
+        "[run]\nconcurrency = 1\n[defaults]\nduration = 3\n\
+         [[shot]]\nname = \"a\"\nprompt = \"pa\"\n[[shot]]\nname = \"b\"\nprompt = \"pb\"\n\
+         [[shot]]\nname = \"c\"\nprompt = \"pc\"\n",
+    );
+    let summary = finished(run_once(&path, &session, &config(dir.path())).await);
+    let written = everything_written(&summary.out_dir);
+    assert!(
+        written.contains("[REDACTED]"),
+        "the echoes were not exercised"
+    );
+    assert!(
+        !written.contains(SECRET),
+        "the key reached the journal or a report"
+    );
+    assert_eq!(state(&summary, "b").name(), "unknown");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_while_a_submit_waits_for_its_grant_leaves_it_pending_not_unknown() -> Test {
+    let emu = emulator(fast()).await;
+    let session = session_with(
+        &emu,
+        SandboxPolicy {
+            requests_per_minute: 50,
+            ..test_policy()
+        },
+    )
+    .await;
+    // A `429` seen elsewhere pauses the whole budget: the scheduler lets the submit go, and
+    // its grant then waits out the pause.
+    session
+        .sandbox
+        .budget()
+        .back_off(Some(Duration::from_secs(30)));
+    let (dir, path) = storyboard_dir("[[shot]]\nname = \"a\"\nprompt = \"p\"\nduration = 3\n");
+    let config = config(dir.path());
+    let storyboard = Storyboard::load(&path)?;
+    let journal = storyboard
+        .output_dir(config.out_root.as_deref())
+        .join("journal.sqlite");
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    // The run is dropped after a while, as a crash would end it, while the grant waits.
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(2),
+        run(&storyboard, &session, &config, stop),
+    )
+    .await;
+    assert!(
+        outcome.is_err(),
+        "the run should still be waiting for its grant"
+    );
+    assert_eq!(submits(&emu), 0);
+    let rows = Journal::open_read_only(&journal)?.shots()?;
+    assert_eq!(
+        rows[0].state,
+        State::Pending,
+        "a shot waiting for its grant was journaled as being sent"
     );
     Ok(())
 }

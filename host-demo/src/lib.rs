@@ -14,6 +14,8 @@
 //! - [`schedule`]: when each job is polled, so that budget is spent where it pays;
 //! - [`download`]: streaming outputs to disk with a checksum;
 //! - [`report`]: turning contract errors into advice for people;
+//! - [`untrusted`]: job ids and provider text made safe to name files and to show;
+//! - [`redact`]: the API key removed from everything the host writes;
 //! - [`pipeline`]: a storyboard of shots run concurrently, journaled, resumable.
 
 pub mod budget;
@@ -22,11 +24,13 @@ pub mod download;
 pub mod pipeline;
 pub mod plugin;
 pub mod policy;
+pub mod redact;
 pub mod report;
 pub mod runtime;
 pub mod sandbox;
 pub mod schedule;
 pub mod session;
+pub mod untrusted;
 
 /// Host bindings for the component's world, generated from `wit/`.
 pub mod bindings {

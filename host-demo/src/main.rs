@@ -5,10 +5,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use happyhorse_emulator::{Emulator, EmulatorConfig};
 use host_demo::api::{JobState, JobStatus, Mode, VideoRequest};
 use host_demo::download::{download, redact_query};
+use host_demo::pipeline::images;
 use host_demo::plugin::Plugin;
+use host_demo::redact::RedactingMakeWriter;
 use host_demo::report::{describe, money};
 use host_demo::sandbox::SandboxPolicy;
 use host_demo::session::{ConnectOptions, EMULATOR_KEY, Session};
+use host_demo::untrusted::{check_job_id, job_file_stem, shown, shown_lines};
+use host_demo::{say, tell};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -77,9 +81,10 @@ struct ConnectionArgs {
     /// Give up waiting after this many seconds (the job goes on; resume it by id).
     #[arg(long, default_value_t = 900)]
     timeout_secs: u64,
-    /// Where downloaded videos go.
-    #[arg(long, default_value = "out")]
-    out_dir: PathBuf,
+    /// Where downloaded videos go. Default: `out` for `generate` and `resume`; for `run`,
+    /// `out` next to the storyboard (never the working directory: see README "Pipeline").
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
     /// Use this component instead of the one built into the binary.
     #[arg(long)]
     component: Option<PathBuf>,
@@ -129,7 +134,8 @@ struct GenerateArgs {
     /// How to interpret the request.
     #[arg(long, value_enum, default_value_t = CliMode::Auto)]
     mode: CliMode,
-    /// A reference image URL (repeat for reference-to-video, up to 9).
+    /// A reference image: a URL, or a local PNG, JPEG or WebP file sent inline as in a
+    /// storyboard (repeat for reference-to-video, up to 9).
     #[arg(long = "image")]
     images: Vec<String>,
     /// Aspect ratio: 16:9, 9:16, 1:1, 4:3 or 3:4 (ignored for image-to-video).
@@ -175,7 +181,8 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
         )
-        .with_writer(std::io::stderr)
+        // Every log line is redacted before it is written (see `host_demo::redact`).
+        .with_writer(RedactingMakeWriter)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let outcome = match cli.command {
@@ -195,14 +202,14 @@ async fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            tell!("error: {}", shown_lines(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
 }
 
 /// Open a session as the flags say, telling the user plainly when it is the emulator.
-async fn open_session(conn: ConnectionArgs, verbose: bool) -> Result<(Session, PathBuf)> {
+async fn open_session(conn: ConnectionArgs, verbose: bool) -> Result<(Session, Option<PathBuf>)> {
     let options = ConnectOptions {
         api_key: conn.api_key,
         base_url: conn.base_url,
@@ -215,14 +222,14 @@ async fn open_session(conn: ConnectionArgs, verbose: bool) -> Result<(Session, P
     let session = Session::open(options).await?;
     tracing::debug!(elapsed = ?started.elapsed(), "session ready");
     if session.is_emulated() {
-        eprintln!(
+        tell!(
             "No EMPIRIOLABS_API_KEY set: using the built-in emulator at {} (local, nothing is billed).\n\
              Set EMPIRIOLABS_API_KEY to generate with the real HappyHorse 1.1 API.",
             session.base_url()
         );
     }
     if verbose {
-        eprintln!("{}", session.sandbox.describe());
+        tell!("{}", session.sandbox.describe());
     }
     Ok((session, conn.out_dir))
 }
@@ -237,7 +244,7 @@ async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
             CliMode::I2v => Mode::I2v,
             CliMode::R2v => Mode::R2v,
         }),
-        images: args.images,
+        images: local_images(&args.images)?,
         aspect_ratio: args.aspect_ratio,
         resolution: args.resolution,
         duration_seconds: args.duration,
@@ -245,26 +252,27 @@ async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
         watermark: Some(args.watermark),
     };
     let (session, out_dir) = open_session(args.conn, verbose).await?;
+    let out_dir = out_dir.unwrap_or_else(|| PathBuf::from("out"));
     let mut plugin = session.plugin().await?;
 
     let validated = match plugin.validate(&request).await? {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("{}", describe(&e));
+            tell!("{}", describe(&e));
             return Ok(ExitCode::from(2));
         }
     };
     for w in &validated.warnings {
-        eprintln!("warning: {}: {}", w.field, w.message);
+        tell!("warning: {}: {}", shown(&w.field), shown(&w.message));
     }
     let cost = match plugin.estimate_cost(&validated.request, None).await? {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{}", describe(&e));
+            tell!("{}", describe(&e));
             return Ok(ExitCode::from(2));
         }
     };
-    println!(
+    say!(
         "Estimated cost: {} ({} s at {}/s, {})",
         money(cost.total_micros, &cost.currency),
         cost.billed_seconds,
@@ -277,16 +285,29 @@ async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
     {
         Ok(id) => id,
         Err(e) => {
-            eprintln!("{}", describe(&e));
+            tell!("{}", describe(&e));
             return Ok(ExitCode::FAILURE);
         }
     };
-    println!("Submitted job {job_id} (if interrupted: host-demo resume {job_id})");
+    // The id names the output files and is shown: a plugin could return anything.
+    if let Err(problem) = check_job_id(&job_id) {
+        tell!(
+            "the plugin returned an unusable job id ({problem}); a job may have been created: \
+             check the provider's dashboard before generating again"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    say!("Submitted job {job_id} (if interrupted: host-demo resume {job_id})");
     finish(&session, &out_dir, plugin, &job_id).await
 }
 
 async fn resume(job_id: String, conn: ConnectionArgs, verbose: bool) -> Result<ExitCode> {
+    if let Err(problem) = check_job_id(&job_id) {
+        tell!("{problem}");
+        return Ok(ExitCode::from(2));
+    }
     let (session, out_dir) = open_session(conn, verbose).await?;
+    let out_dir = out_dir.unwrap_or_else(|| PathBuf::from("out"));
     let plugin = session.plugin().await?;
     finish(&session, &out_dir, plugin, &job_id).await
 }
@@ -311,7 +332,7 @@ async fn finish(
             Ok(s) => s,
             Err(e) => {
                 bar.abandon();
-                eprintln!("{}", describe(&e));
+                tell!("{}", describe(&e));
                 return Ok(ExitCode::FAILURE);
             }
         };
@@ -321,33 +342,44 @@ async fn finish(
             JobState::Queued | JobState::Running(_) => {}
             JobState::Failed(f) => {
                 bar.abandon();
-                eprintln!("job {job_id} failed ({}): {}", f.code, f.message);
+                tell!(
+                    "job {job_id} failed ({}): {}",
+                    shown(&f.code),
+                    shown(&f.message)
+                );
                 return Ok(ExitCode::FAILURE);
             }
             JobState::Cancelled | JobState::Expired => {
                 bar.abandon();
-                eprintln!("job {job_id} ended as {}", status.raw_status);
+                tell!("job {job_id} ended as {}", shown(&status.raw_status));
                 return Ok(ExitCode::FAILURE);
             }
         }
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        if now >= deadline {
             bar.abandon();
-            eprintln!("gave up waiting; the job goes on: host-demo resume {job_id}");
+            tell!("gave up waiting; the job goes on: host-demo resume {job_id}");
             return Ok(ExitCode::FAILURE);
         }
-        tokio::time::sleep(Duration::from_millis(u64::from(status.next_poll_ms))).await;
+        // The plugin's hint, but never past the deadline: one last look happens on time.
+        let hint = Duration::from_millis(u64::from(status.next_poll_ms));
+        tokio::time::sleep(hint.min(deadline - now)).await;
     };
     bar.finish_with_message("completed");
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
+    let client = host_demo::download::client(&session.downloads)?;
+    // Checked when submitted or resumed; checked again here, where it names files.
+    let stem = job_file_stem(job_id).map_err(anyhow::Error::msg)?;
     for (i, url) in outputs.iter().enumerate() {
-        session.downloads.check(url)?;
-        let dest = out_dir.join(format!("{job_id}-{i}.mp4"));
-        let file = download(&client, url, &dest)
-            .await
-            .with_context(|| format!("downloading {}", redact_query(url)))?;
-        println!(
+        let file = download(
+            &client,
+            &session.downloads,
+            url,
+            out_dir,
+            &format!("{stem}-{i}"),
+        )
+        .await
+        .with_context(|| format!("downloading {}", redact_query(url)))?;
+        say!(
             "Downloaded {} ({} bytes, sha256 {})",
             file.path.display(),
             file.bytes,
@@ -378,13 +410,13 @@ fn show(bar: &ProgressBar, status: &JobStatus) {
             "running".into(),
         ),
         JobState::Completed(_) => (100, "completed".into()),
-        other => (bar.position(), format!("{other:?}")),
+        other => (bar.position(), shown(&format!("{other:?}")).into_owned()),
     };
     bar.set_position(pos);
-    bar.set_message(label.clone());
+    bar.set_message(host_demo::redact::redact(&label).into_owned());
     // On a terminal the bar shows this; elsewhere a log line per reading does.
     if bar.is_hidden() {
-        tracing::info!(job = %status.job_id, state = %label, progress = pos, "job status");
+        tracing::info!(job = %shown(&status.job_id), state = %label, progress = pos, "job status");
     }
 }
 
@@ -395,7 +427,7 @@ async fn emulator(listen: SocketAddr, queued_secs: f64, running_secs: f64) -> Re
         ..EmulatorConfig::linear()
     };
     let emulator = Emulator::start_on(listen, config).await?;
-    println!(
+    say!(
         "Emulator of the EmpirioLabs API listening on {}\nUse: EMPIRIOLABS_API_KEY={EMULATOR_KEY} host-demo generate --base-url {} --prompt …",
         emulator.base_url(),
         emulator.base_url()
@@ -403,4 +435,19 @@ async fn emulator(listen: SocketAddr, queued_secs: f64, running_secs: f64) -> Re
     tokio::signal::ctrl_c().await?;
     emulator.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--image` values as the request carries them: URLs as given, local files read, checked
+/// and inlined by the same code a storyboard's images go through ([`images::request_image`]).
+fn local_images(entries: &[String]) -> Result<Vec<String>> {
+    let mut sent = Vec::new();
+    let mut local_bytes = 0u64;
+    for entry in entries {
+        let (url, bytes) =
+            images::request_image(std::path::Path::new("."), entry).map_err(anyhow::Error::msg)?;
+        local_bytes += bytes;
+        sent.push(url);
+    }
+    images::check_shot_total(local_bytes).map_err(anyhow::Error::msg)?;
+    Ok(sent)
 }

@@ -1,6 +1,10 @@
 //! Sentences for people: what a contract error means and what to do about it.
+//!
+//! Every field of an error comes from the plugin or the provider, so each goes through
+//! [`shown`] first: a message cannot drive the terminal it is printed on.
 
 use crate::api::{Error, TransportKind};
+use crate::untrusted::shown;
 
 /// Render a component error as "what happened — what to do".
 pub fn describe(error: &Error) -> String {
@@ -8,37 +12,45 @@ pub fn describe(error: &Error) -> String {
         Error::PermanentInvalidRequest(violations) => {
             let mut out = String::from("the request is invalid (nothing was sent):");
             for v in violations {
-                out.push_str(&format!("\n  - {} [{}]: {}", v.field, v.rule, v.message));
+                out.push_str(&format!(
+                    "\n  - {} [{}]: {}",
+                    shown(&v.field),
+                    shown(&v.rule),
+                    shown(&v.message)
+                ));
             }
             out
         }
         Error::PermanentUnauthorized(e) => format!(
             "the API key was refused ({}): {} — check EMPIRIOLABS_API_KEY",
-            e.code.as_deref().unwrap_or("unauthorized"),
-            e.message
+            shown(e.code.as_deref().unwrap_or("unauthorized")),
+            shown(&e.message)
         ),
         Error::InsufficientCredits(e) => {
             format!(
                 "the account has no credits left: {} — top up, then retry",
-                e.message
+                shown(&e.message)
             )
         }
         Error::RateLimited(r) => match r.retry_after_ms {
             Some(ms) => format!(
                 "rate limited: {} — retry in {:.1} s",
-                r.message,
+                shown(&r.message),
                 ms as f64 / 1000.0
             ),
-            None => format!("rate limited: {} — retry shortly", r.message),
+            None => format!("rate limited: {} — retry shortly", shown(&r.message)),
         },
         Error::JobFailed(f) => format!(
             "job {} failed ({}): {}",
-            f.job_id, f.failure.code, f.failure.message
+            shown(&f.job_id),
+            shown(&f.failure.code),
+            shown(&f.failure.message)
         ),
-        Error::NotFound(id) => format!("the provider does not know job {id}"),
+        Error::NotFound(id) => format!("the provider does not know job {}", shown(id)),
         Error::ServerError(e) => format!(
             "the provider failed (HTTP {}): {} — retry later",
-            e.status, e.message
+            e.status,
+            shown(&e.message)
         ),
         Error::TransportError(t) => {
             let hint = match t.kind {
@@ -49,19 +61,25 @@ pub fn describe(error: &Error) -> String {
                 TransportKind::Interrupted => "the connection broke; retry",
                 TransportKind::Other => "retry, and report it if it persists",
             };
-            format!("network error ({:?}): {} — {hint}", t.kind, t.message)
+            format!(
+                "network error ({:?}): {} — {hint}",
+                t.kind,
+                shown(&t.message)
+            )
         }
         Error::PermanentSubmitOutcomeUnknown(u) => format!(
             "the submit may or may not have created a (billed) job: {} — do NOT resubmit blindly",
-            u.message
+            shown(&u.message)
         ),
         Error::Timeout(t) => format!(
             "gave up waiting for job {}; it goes on at the provider — resume with `host-demo resume {}`",
-            t.job_id, t.job_id
+            shown(&t.job_id),
+            shown(&t.job_id)
         ),
         Error::MalformedResponse(e) => format!(
             "the provider's answer could not be read (HTTP {}): {}",
-            e.status, e.message
+            e.status,
+            shown(&e.message)
         ),
         Error::ExecutionFailed => "the component failed to execute".to_string(),
     }
@@ -85,7 +103,23 @@ pub fn money(micros: u64, currency: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::money;
+    use super::{describe, money};
+    use crate::api::{Error, FailedJob, JobFailure};
+
+    #[test]
+    fn provider_text_cannot_drive_the_terminal() {
+        let error = Error::JobFailed(FailedJob {
+            job_id: "job\u{1b}]0;pwned\u{7}".into(),
+            failure: JobFailure {
+                code: "bad\u{1b}[2J".into(),
+                message: "wiped\u{1b}[31m\r".into(),
+            },
+        });
+        let text = describe(&error);
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(text.contains("\\u{1b}[2J"), "{text}");
+        assert!(!describe(&Error::NotFound("x\u{1b}c".into())).contains('\u{1b}'));
+    }
 
     #[test]
     fn money_rounds_to_cents() {

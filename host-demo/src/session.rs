@@ -117,6 +117,11 @@ impl Session {
             }
             None => video_gen_artifacts::HAPPYHORSE.to_vec(),
         };
+        if emulator.is_none() {
+            // Whatever path the key takes back out (an echoing provider, a hostile plugin),
+            // every sink of the host redacts it.
+            crate::redact::register(&key);
+        }
         let sandbox =
             Sandbox::new(&base_url, key, options.sandbox)?.with_rate_window(options.rate_window);
         let schedule = options.schedule.unwrap_or_else(|| {

@@ -119,6 +119,8 @@ impl Harness {
         cmd.args(args)
             .env("EMPIRIOLABS_API_KEY", KEY)
             .env("RUST_LOG", "warn,host_demo=info")
+            // The per-user registry of submits, kept inside the test's folder.
+            .env("HAPPYHORSE_STATE_DIR", self.dir.path().join("state"))
             .stdin(Stdio::null());
         cmd
     }

@@ -71,3 +71,73 @@ async fn the_key_is_never_printed() {
     assert!(text.contains("invalid_api_key"), "{text}");
     assert!(!text.contains(refused), "the refused key was printed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_the_provider_echoes_back_is_never_printed() {
+    use happyhorse_emulator::{Fault, Route};
+    let emulator = Emulator::start(EmulatorConfig {
+        api_keys: vec![SECRET.into()],
+        queued_ms: 50,
+        running_ms: 200,
+        rate_limit_per_minute: 0,
+        ..Default::default()
+    })
+    .await
+    .expect("emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache");
+    let base = emulator.base_url();
+    let echo = |status: u16| Fault::Status {
+        status,
+        code: "invalid_request".into(),
+        message: format!("your key {SECRET} is not allowed to do that"),
+        retry_after: None,
+    };
+
+    // `generate`: the refusal's message is printed on stderr.
+    emulator.push_fault(Route::Submit, echo(400));
+    let out = dir.path().join("out");
+    let generate = [
+        "generate",
+        "--prompt",
+        "A horse.",
+        "--base-url",
+        &base,
+        "--out-dir",
+        out.to_str().expect("utf-8 path"),
+    ];
+    let failed = run_host(&generate, SECRET, "info", &cache).await;
+    let text = printed(&failed);
+    assert!(!failed.status.success());
+    assert!(
+        text.contains("[REDACTED]"),
+        "the echo was not exercised: {text}"
+    );
+    assert!(!text.contains(SECRET), "the echoed key was printed: {text}");
+
+    // `run`: the shot's failure is printed, logged and shown in the summary.
+    emulator.push_fault(Route::Submit, echo(400));
+    let board = dir.path().join("sb.toml");
+    std::fs::write(
+        &board,
+        "[[shot]]\nname = \"a\"\nprompt = \"p\"\nduration = 3\n",
+    )
+    .unwrap();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_host-demo"))
+        .args(["run", board.to_str().unwrap(), "--base-url", &base])
+        .args(["--requests-per-minute", "0", "--poll-interval-ms", "20"])
+        .env("EMPIRIOLABS_API_KEY", SECRET)
+        .env("RUST_LOG", "trace")
+        .env("XDG_CACHE_HOME", &cache)
+        .env("HAPPYHORSE_STATE_DIR", dir.path().join("state"))
+        .output()
+        .await
+        .expect("host-demo runs");
+    let text = printed(&run);
+    assert!(!run.status.success(), "{text}");
+    assert!(
+        text.contains("[REDACTED]"),
+        "the echo was not exercised: {text}"
+    );
+    assert!(!text.contains(SECRET), "the echoed key was printed");
+}

@@ -6,6 +6,8 @@ use super::storyboard::{self, Storyboard};
 use super::{RunConfig, RunOutcome, reports};
 use crate::report::money;
 use crate::session::Session;
+use crate::untrusted::shown;
+use crate::{say, tell};
 use anyhow::{Context, Result, bail};
 use clap::{ArgGroup, Args};
 use std::future::Future;
@@ -41,6 +43,11 @@ pub struct RunArgs {
     /// the built-in emulator).
     #[arg(long)]
     pub poll_interval_ms: Option<u64>,
+    /// Submit shots whose exact request was already submitted — under another shot name, or
+    /// from another output folder (the per-user registry knows) — and pay for them again.
+    /// Without it such a run is refused before anything is sent.
+    #[arg(long)]
+    pub pay_again: bool,
 }
 
 /// `host-demo status`.
@@ -52,9 +59,9 @@ pub struct StatusArgs {
     /// Or the journal file itself (`<output>/journal.sqlite`).
     #[arg(long)]
     pub journal: Option<PathBuf>,
-    /// The `--out-dir` the run was given (when the storyboard names no `[run] output`).
-    #[arg(long, default_value = "out")]
-    pub out_dir: PathBuf,
+    /// The `--out-dir` the run was given, if any (default: `out` next to the storyboard).
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
     /// Print JSON (the manifest's shot entries) instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -75,9 +82,9 @@ pub struct ResolveArgs {
     /// Start the shot over: the next run submits it again (billed again if a job exists).
     #[arg(long)]
     pub forget: bool,
-    /// The `--out-dir` the run was given (when the storyboard names no `[run] output`).
-    #[arg(long, default_value = "out")]
-    pub out_dir: PathBuf,
+    /// The `--out-dir` the run was given, if any (default: `out` next to the storyboard).
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
 }
 
 /// Parse an amount such as `12.5`, `$12.50` or `0.7` into micro-units, exactly.
@@ -97,16 +104,19 @@ pub fn parse_money(text: &str) -> Result<u64> {
 }
 
 /// `host-demo run`: `open` opens the session (after the storyboard was read, so a missing
-/// file fails before an emulator starts) and gives the default output root.
+/// file fails before an emulator starts) and gives the `--out-dir`, if one was given.
 pub async fn run(
     args: RunArgs,
-    open: impl Future<Output = Result<(Session, PathBuf)>>,
+    open: impl Future<Output = Result<(Session, Option<PathBuf>)>>,
 ) -> Result<ExitCode> {
     let max_cost_micros = args.max_cost.as_deref().map(parse_money).transpose()?;
     let storyboard = Storyboard::load(&args.storyboard)?;
+    let state_dir = super::registry::default_state_dir()?;
     let (session, out_root) = open.await?;
     let config = RunConfig {
         out_root,
+        state_dir: Some(state_dir),
+        pay_again: args.pay_again,
         max_cost_micros,
         concurrency: args.concurrency.map(usize::from),
         dry_run: args.dry_run,
@@ -117,7 +127,7 @@ pub async fn run(
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let ctrl_c = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!(
+            tell!(
                 "\nStopping: submits in flight finish and are journaled, nothing new starts. \
                  Ctrl-C again to quit at once (a shot caught mid-submit then becomes `unknown`)."
             );
@@ -137,17 +147,17 @@ pub async fn run(
 pub fn report(outcome: RunOutcome, storyboard: &str) -> ExitCode {
     match outcome {
         RunOutcome::Invalid(problems) => {
-            eprintln!(
+            tell!(
                 "The storyboard has {} problem(s); nothing was submitted:",
                 problems.len()
             );
             for p in &problems {
-                eprintln!("  - {p}");
+                tell!("  - {}", shown(&p.to_string()));
             }
             ExitCode::from(EXIT_REFUSED)
         }
         RunOutcome::OverBudget { plan, max_micros } => {
-            eprintln!(
+            tell!(
                 "The estimated total {} is over the budget of {}; nothing was submitted. \
                  Raise --max-cost (or [run] max_cost), or trim the storyboard.",
                 money(plan.total_micros, &plan.currency),
@@ -156,18 +166,28 @@ pub fn report(outcome: RunOutcome, storyboard: &str) -> ExitCode {
             ExitCode::from(EXIT_REFUSED)
         }
         RunOutcome::Conflicts(conflicts) => {
-            eprintln!(
+            tell!(
                 "These shots changed in the storyboard after they were submitted; nothing was submitted:"
             );
             for (name, what) in &conflicts {
-                eprintln!(
+                tell!(
                     "  - {name}: {what}. Undo the edit to keep that job, or `host-demo resolve {storyboard} {name} --forget` to generate it anew (billed again)."
                 );
             }
             ExitCode::from(EXIT_REFUSED)
         }
+        RunOutcome::Repeats(repeats) => {
+            tell!(
+                "These shots ask for exactly what was already submitted (and paid for); nothing was submitted:"
+            );
+            for (name, what) in &repeats {
+                tell!("  - {name}: {}", shown(what));
+            }
+            tell!("Run again with --pay-again to generate them anew, billed again.");
+            ExitCode::from(EXIT_REFUSED)
+        }
         RunOutcome::DryRun(plan) => {
-            println!(
+            say!(
                 "Dry run: {} shot(s) valid, estimated {}; nothing was submitted.",
                 plan.shots.len(),
                 money(plan.total_micros, &plan.currency)
@@ -180,7 +200,7 @@ pub fn report(outcome: RunOutcome, storyboard: &str) -> ExitCode {
                 .iter()
                 .filter(|r| r.state.name() == "downloaded")
                 .count();
-            println!(
+            say!(
                 "{done}/{} shot(s) downloaded into {} (contact sheet: {}, manifest: {}).",
                 summary.rows.len(),
                 summary.out_dir.display(),
@@ -188,11 +208,16 @@ pub fn report(outcome: RunOutcome, storyboard: &str) -> ExitCode {
                 summary.out_dir.join(reports::MANIFEST).display(),
             );
             for (name, error) in &summary.errors {
-                eprintln!("  - {name}: error: {error}");
+                tell!("  - {name}: error: {}", shown(error));
             }
             for row in &summary.rows {
                 if let Some(hint) = advice(row, storyboard) {
-                    eprintln!("  - {} is {}: {hint}", row.plan.name, row.state.name());
+                    tell!(
+                        "  - {} is {}: {}",
+                        row.plan.name,
+                        row.state.name(),
+                        shown(&hint)
+                    );
                 }
             }
             if summary.stopped {
@@ -209,7 +234,7 @@ pub fn report(outcome: RunOutcome, storyboard: &str) -> ExitCode {
 fn journal_path(
     storyboard: Option<&Path>,
     journal: Option<&Path>,
-    out_dir: &Path,
+    out_dir: Option<&Path>,
 ) -> Result<PathBuf> {
     match (journal, storyboard) {
         (Some(j), _) => Ok(j.to_path_buf()),
@@ -223,7 +248,7 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
     let path = journal_path(
         args.storyboard.as_deref(),
         args.journal.as_deref(),
-        &args.out_dir,
+        args.out_dir.as_deref(),
     )?;
     let journal = Journal::open_read_only(&path)?;
     let rows = journal.shots()?;
@@ -235,26 +260,27 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
         .map(|sb| sb.shots.into_iter().map(|s| s.name).collect());
     if args.json {
         let shots: Vec<_> = rows.iter().map(reports::shot_json).collect();
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "journal": path, "shots": shots }))?
         );
         return Ok(ExitCode::SUCCESS);
     }
-    println!("Journal: {}", path.display());
-    print!(
-        "{}",
-        table(&rows, &|name: &str| listed
-            .as_ref()
-            .is_none_or(|l| l.iter().any(|n| n == name)))
-    );
-    let shown = args
+    say!("Journal: {}", path.display());
+    let shown_table = table(&rows, &|name: &str| {
+        listed.as_ref().is_none_or(|l| l.iter().any(|n| n == name))
+    });
+    // Failure messages in the table are the provider's: inert, line by line.
+    for line in shown_table.lines() {
+        say!("{}", shown(line));
+    }
+    let storyboard_shown = args
         .storyboard
         .as_deref()
         .map_or_else(|| "<storyboard>".to_string(), |s| s.display().to_string());
     for row in &rows {
-        if let Some(hint) = advice(row, &shown) {
-            println!("  - {}: {hint}", row.plan.name);
+        if let Some(hint) = advice(row, &storyboard_shown) {
+            say!("  - {}: {}", row.plan.name, shown(&hint));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -262,7 +288,7 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
 
 /// `host-demo resolve`: settle one shot (takes the journal's lock: not during a run).
 pub fn resolve(args: ResolveArgs) -> Result<ExitCode> {
-    let dir = storyboard::output_dir(&args.storyboard, &args.out_dir)?;
+    let dir = storyboard::output_dir(&args.storyboard, args.out_dir.as_deref())?;
     if !Journal::path_in(&dir).is_file() {
         bail!(
             "no journal in {}: the storyboard has not been run yet",
@@ -274,7 +300,7 @@ pub fn resolve(args: ResolveArgs) -> Result<ExitCode> {
         Some(job) => Resolution::JobId(job),
         None => Resolution::Forget,
     };
-    println!("{}", settle(&journal, &args.shot, &resolution)?);
+    say!("{}", shown(&settle(&journal, &args.shot, &resolution)?));
     Ok(ExitCode::SUCCESS)
 }
 

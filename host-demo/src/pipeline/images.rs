@@ -16,6 +16,7 @@
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
+use std::io::Read;
 use std::path::Path;
 
 /// Largest local image accepted, bytes.
@@ -47,21 +48,23 @@ pub fn is_url(entry: &str) -> bool {
 }
 
 /// Read `path`, check it, and encode it as a data URL. The error is a sentence for a person.
+/// The file is opened once and read with a cap, so a file that grows (or a special file that
+/// claims a small size) between the check and the read is still bounded.
 pub fn load(path: &Path) -> Result<LocalImage, String> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
     if !meta.is_file() {
         return Err(format!("{} is not a file", path.display()));
     }
-    if meta.len() > MAX_IMAGE_BYTES {
+    let data = read_capped(file, MAX_IMAGE_BYTES).map_err(cannot)?;
+    let Some(data) = data else {
         return Err(format!(
-            "{} is {} bytes; local images may be at most {} MiB (host a larger one and give its https:// URL)",
+            "{} is larger than {} MiB; local images may be at most that (host a larger one and give its https:// URL)",
             path.display(),
-            meta.len(),
             MAX_IMAGE_BYTES >> 20
         ));
-    }
-    let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    };
     let media_type = sniff(&data).ok_or_else(|| {
         format!(
             "{} is not a PNG, JPEG or WebP image (judged by its content, not its name)",
@@ -82,6 +85,36 @@ pub fn load(path: &Path) -> Result<LocalImage, String> {
         sha256,
         data_url,
     })
+}
+
+/// Everything `reader` holds, or `None` when that is more than `cap` bytes (never reading
+/// more than one byte past it).
+fn read_capped(reader: impl Read, cap: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let mut data = Vec::new();
+    reader.take(cap.saturating_add(1)).read_to_end(&mut data)?;
+    Ok((data.len() as u64 <= cap).then_some(data))
+}
+
+/// One image entry (a storyboard's `images`, `generate --image`) as the request carries it:
+/// a URL as written, or a local file (relative to `base`) loaded by [`load`]. Also returns
+/// the local file's size (0 for a URL), for [`check_shot_total`].
+pub fn request_image(base: &Path, entry: &str) -> Result<(String, u64), String> {
+    if is_url(entry) {
+        return Ok((entry.to_string(), 0));
+    }
+    let image = load(&base.join(entry))?;
+    Ok((image.data_url, image.bytes))
+}
+
+/// Refuse a request whose local images together exceed [`MAX_SHOT_IMAGE_BYTES`].
+pub fn check_shot_total(local_bytes: u64) -> Result<(), String> {
+    if local_bytes > MAX_SHOT_IMAGE_BYTES {
+        return Err(format!(
+            "the local images total {local_bytes} bytes; at most {} MiB per request are sent inline (host some and give their https:// URLs)",
+            MAX_SHOT_IMAGE_BYTES >> 20
+        ));
+    }
+    Ok(())
 }
 
 /// The media type of an image by its signature.
@@ -142,5 +175,27 @@ mod tests {
         std::fs::write(&big, vec![0u8; MAX_IMAGE_BYTES as usize + 1]).unwrap();
         assert!(load(&big).unwrap_err().contains("at most"));
         assert!(load(&dir.path().join("missing.png")).is_err());
+    }
+
+    #[test]
+    fn reading_stops_one_byte_past_the_cap() {
+        // An endless source (as a file growing under the reader would be) ends the read.
+        let endless = std::io::repeat(7);
+        assert_eq!(read_capped(endless, 1 << 20).unwrap(), None);
+        assert_eq!(read_capped(&b"abc"[..], 3).unwrap(), Some(b"abc".to_vec()));
+    }
+
+    #[test]
+    fn request_images_are_urls_or_inlined_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.png"), b"\x89PNG\r\n\x1a\n0123").unwrap();
+        let (url, bytes) = request_image(dir.path(), "a.png").unwrap();
+        assert!(url.starts_with("data:image/png;base64,"));
+        assert_eq!(bytes, 12);
+        assert_eq!(
+            request_image(dir.path(), "https://x.example/a.png").unwrap(),
+            ("https://x.example/a.png".to_string(), 0)
+        );
+        assert!(check_shot_total(MAX_SHOT_IMAGE_BYTES + 1).is_err());
     }
 }

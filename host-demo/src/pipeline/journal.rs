@@ -30,6 +30,12 @@ use serde_json::Value;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+/// Everything written into the journal from outside (failure messages, URLs, the request)
+/// goes through the one redaction of [`crate::redact`]: the key is never stored.
+fn redact(text: &str) -> String {
+    crate::redact::redact(text).into_owned()
+}
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The journal's file name inside the output folder.
@@ -393,7 +399,7 @@ impl Journal {
                         plan.position,
                         plan.output,
                         plan.fingerprint,
-                        plan.request.to_string(),
+                        redact(&plan.request.to_string()),
                         serde_json::to_string(&plan.warnings)?,
                         plan.currency,
                         plan.cost_micros as i64,
@@ -430,7 +436,7 @@ impl Journal {
                         plan.position,
                         plan.output,
                         plan.fingerprint,
-                        plan.request.to_string(),
+                        redact(&plan.request.to_string()),
                         serde_json::to_string(&plan.warnings)?,
                         plan.currency,
                         plan.cost_micros as i64,
@@ -700,7 +706,15 @@ fn set_state(conn: &Connection, name: &str, state: &State, now: i64) -> Result<(
             "UPDATE shots SET state = ?2, job_id = ?3, urls = ?4, files = ?5, error = ?6,
                 updated_at = ?7{stamp_sql} WHERE name = ?1"
         ),
-        params![name, state.name(), c.job_id, c.urls, c.files, c.error, now],
+        params![
+            name,
+            state.name(),
+            c.job_id,
+            c.urls.as_deref().map(redact),
+            c.files.as_deref().map(redact),
+            c.error.as_deref().map(redact),
+            now
+        ],
     )?;
     if changed != 1 {
         bail!("shot {name:?} is not in the journal");
@@ -711,7 +725,7 @@ fn set_state(conn: &Connection, name: &str, state: &State, now: i64) -> Result<(
 fn event(conn: &Connection, shot: &str, at: i64, state: &str, detail: Option<&str>) -> Result<()> {
     conn.execute(
         "INSERT INTO events (shot, at, state, detail) VALUES (?1, ?2, ?3, ?4)",
-        params![shot, at, state, detail],
+        params![shot, at, state, detail.map(redact)],
     )?;
     Ok(())
 }
@@ -810,6 +824,33 @@ mod tests {
             .reconcile(&[plan("a", "f1"), plan("b", "f1"), plan("c", "x")])
             .unwrap();
         assert!(r.conflicts.is_empty());
+    }
+
+    #[test]
+    fn a_registered_secret_is_never_stored() {
+        let secret = "sk-journal-SECRET-0123456789";
+        crate::redact::register(secret);
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        j.reconcile(&[plan("a", "f")]).unwrap();
+        j.transition("a", &["pending"], &State::Submitting).unwrap();
+        let failure = State::Unknown {
+            failure: Failure {
+                stage: Stage::Submit,
+                code: None,
+                message: format!("the provider said: bad key {secret}"),
+            },
+        };
+        j.transition("a", &["submitting"], &failure).unwrap();
+        drop(j);
+        let bytes = std::fs::read(Journal::path_in(dir.path())).unwrap();
+        let wal = std::fs::read(dir.path().join("journal.sqlite-wal")).unwrap_or_default();
+        for file in [bytes, wal] {
+            assert!(
+                !file.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "the key reached the journal's files"
+            );
+        }
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! 2. [`plan`]: validate every shot with the component and price it — any problem anywhere
 //!    and nothing is submitted; `--max-cost` and `--dry-run` stop here;
 //! 3. [`journal`]: bring the SQLite journal in line with the storyboard (an interrupted
-//!    submit becomes `unknown`, never resent);
+//!    submit becomes `unknown`, never resent); a shot whose exact request was already
+//!    submitted under another name, or from another journal per the per-user [`registry`],
+//!    is refused unless the run is told to pay again;
 //! 4. [`runner`]: drive each shot from its journaled state, a few at a time, each with its own
 //!    plugin instance, shown by [`progress`];
 //! 5. [`reports`]: `manifest.json` and the `index.html` contact sheet, from the journal.
@@ -19,13 +21,14 @@ pub mod images;
 pub mod journal;
 pub mod plan;
 pub mod progress;
+pub mod registry;
 pub mod reports;
 pub mod runner;
 pub mod status;
 pub mod storyboard;
 
 use crate::session::Session;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use journal::{Journal, ShotRow, State};
 use plan::Plan;
 use progress::Progress;
@@ -40,7 +43,16 @@ use tokio::sync::watch;
 #[derive(Debug, Clone, Default)]
 pub struct RunConfig {
     /// Where outputs go when the storyboard names no `output`: `<out_root>/<file stem>`.
-    pub out_root: PathBuf,
+    /// `None`: `out` next to the storyboard ([`storyboard::default_out_root`]), never the
+    /// working directory, so every run of one storyboard finds the same journal.
+    pub out_root: Option<PathBuf>,
+    /// The per-user registry's folder ([`registry`]): every submit is recorded there, and a
+    /// pending shot whose request was already submitted from another journal is refused.
+    /// `None` keeps no registry (the CLI always keeps one).
+    pub state_dir: Option<PathBuf>,
+    /// Submit shots even when the same request was already submitted (under another name, or
+    /// from another journal): pay again, knowingly.
+    pub pay_again: bool,
     /// Refuse to start above this estimate, micro-units.
     pub max_cost_micros: Option<u64>,
     /// Shots in flight at once.
@@ -69,6 +81,10 @@ pub enum RunOutcome {
     },
     /// Shots that already have a job were edited in the storyboard; nothing was submitted.
     Conflicts(Vec<(String, String)>),
+    /// Pending shots whose very request was already submitted — by a shot of another name
+    /// in this journal (renamed), or from another journal — as (shot, where); nothing was
+    /// submitted. `RunConfig::pay_again` submits them anyway.
+    Repeats(Vec<(String, String)>),
     /// `--dry-run`: checked and priced.
     DryRun(Plan),
     /// The shots ran.
@@ -113,7 +129,7 @@ pub async fn run(
         Ok(plan) => plan,
         Err(problems) => return Ok(RunOutcome::Invalid(problems)),
     };
-    let out_dir = storyboard.output_dir(&config.out_root);
+    let out_dir = storyboard.output_dir(config.out_root.as_deref());
     let journal_path = Journal::path_in(&out_dir);
     let known: Vec<ShotRow> = if journal_path.is_file() {
         Journal::open_read_only(&journal_path)?.shots()?
@@ -126,7 +142,10 @@ pub async fn run(
             .find(|r| r.plan.name == name)
             .map(|r| r.state.name().to_string())
     };
-    println!("{}", plan::table(&plan, &state_of));
+    // Warnings in the table are the plugin's words: inert, line by line.
+    for line in plan::table(&plan, &state_of).lines() {
+        crate::say!("{}", crate::untrusted::shown(line));
+    }
     let max_micros = config
         .max_cost_micros
         .or(storyboard.settings.max_cost_micros);
@@ -140,6 +159,19 @@ pub async fn run(
     }
 
     let journal = Journal::open(&out_dir)?;
+    // The journal's identity in the registry: the same file however the run was started.
+    let journal_key = std::fs::canonicalize(journal.path())
+        .with_context(|| format!("resolving {}", journal.path().display()))?;
+    let registry = match &config.state_dir {
+        Some(dir) => Some(registry::Registry::open(dir)?),
+        None => None,
+    };
+    if !config.pay_again {
+        let repeats = repeats(&journal, &plan, registry.as_ref(), &journal_key)?;
+        if !repeats.is_empty() {
+            return Ok(RunOutcome::Repeats(repeats));
+        }
+    }
     let reconciled = journal.reconcile(&plan.journal_rows())?;
     if !reconciled.conflicts.is_empty() {
         return Ok(RunOutcome::Conflicts(reconciled.conflicts));
@@ -180,6 +212,10 @@ pub async fn run(
         },
         stop.clone(),
     )?;
+    let runner = match &registry {
+        Some(registry) => runner.with_registry(registry, journal_key.clone()),
+        None => runner,
+    };
     let errors = runner.run(&plan).await;
     progress.close();
 
@@ -212,4 +248,76 @@ fn storyboard_rows(journal: &Journal, plan: &Plan) -> Result<Vec<ShotRow>> {
         }
     }
     Ok(rows)
+}
+
+/// Whether a journaled shot's request may have been paid for: anything past `pending` but a
+/// submit the provider refused (no job exists).
+fn maybe_billed(state: &State) -> bool {
+    match state {
+        State::Pending => false,
+        State::Failed {
+            job_id: None,
+            failure,
+        } => failure.stage != journal::Stage::Submit,
+        _ => true,
+    }
+}
+
+/// The shots about to be submitted whose exact request (fingerprint) was already submitted:
+/// by a journaled shot that the storyboard no longer lists under that name (a rename, or a
+/// change of case), or from another journal per the registry. Shots that list the same
+/// request twice on purpose are left alone: both names are in the storyboard.
+fn repeats(
+    journal: &Journal,
+    plan: &Plan,
+    registry: Option<&registry::Registry>,
+    journal_key: &std::path::Path,
+) -> Result<Vec<(String, String)>> {
+    let rows = journal.shots()?;
+    let listed = |name: &str| plan.shots.iter().any(|s| s.shot.name == name);
+    let mut found = Vec::new();
+    for shot in &plan.shots {
+        let name = &shot.shot.name;
+        let to_submit = rows
+            .iter()
+            .find(|r| &r.plan.name == name)
+            .is_none_or(|r| !maybe_billed(&r.state));
+        if !to_submit {
+            continue;
+        }
+        let fingerprint = shot.fingerprint();
+        if let Some(earlier) = rows.iter().find(|r| {
+            r.plan.fingerprint == fingerprint && !listed(&r.plan.name) && maybe_billed(&r.state)
+        }) {
+            let job = earlier
+                .state
+                .job_id()
+                .map_or_else(String::new, |j| format!(" as job {j}"));
+            found.push((
+                name.clone(),
+                format!(
+                    "the same request was already submitted as shot \"{}\"{job} ({}): rename it back to keep that job",
+                    earlier.plan.name,
+                    earlier.state.name()
+                ),
+            ));
+            continue;
+        }
+        if let Some(registry) = registry
+            && let Some(earlier) = registry.elsewhere(&fingerprint, journal_key)?.first()
+        {
+            let job = earlier
+                .job_id
+                .as_deref()
+                .map_or_else(String::new, |j| format!(" as job {j}"));
+            found.push((
+                name.clone(),
+                format!(
+                    "the same request was already submitted{job} by shot \"{}\" of another journal, {}",
+                    earlier.shot, earlier.journal
+                ),
+            ));
+        }
+    }
+    Ok(found)
 }

@@ -210,7 +210,20 @@ pub async fn check(
             ),
         }]));
     }
-    let total_micros = shots.iter().map(|s| s.cost.total_micros).sum();
+    // Checked: an absurd rate card must not wrap the total to $0.00 and pass `max_cost`.
+    // The journal stores amounts as SQLite integers, hence the i64 bound.
+    let total_micros = shots
+        .iter()
+        .try_fold(0u64, |sum, s| sum.checked_add(s.cost.total_micros))
+        .filter(|&total| i64::try_from(total).is_ok());
+    let Some(total_micros) = total_micros else {
+        return Ok(Err(vec![Problem {
+            shot: None,
+            field: "cost".into(),
+            message: "the estimated total is too large to count; check the rate card ([run] rates)"
+                .into(),
+        }]));
+    };
     Ok(Ok(Plan {
         shots,
         currency,

@@ -6,6 +6,12 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::time::Duration;
 
+/// Text from the plugin or the provider (failure messages, job ids), fit for a terminal and a
+/// log: control characters escaped, secrets redacted.
+fn clean(text: &str) -> String {
+    crate::redact::redact(&crate::untrusted::shown(text)).into_owned()
+}
+
 /// The display of one run.
 pub struct Progress {
     bars: Option<Bars>,
@@ -66,6 +72,7 @@ impl Progress {
 
     /// A shot moved to `state` (with an optional detail such as the job id).
     pub fn state(&self, shot: &str, state: &str, detail: &str) {
+        let detail = &clean(detail);
         match &self.bars {
             Some(b) => {
                 if let Some(bar) = b.shots.get(shot) {
@@ -97,6 +104,7 @@ impl Progress {
 
     /// A shot ended: downloaded (`ok`) or not, with a last word.
     pub fn finish(&self, shot: &str, ok: bool, message: &str) {
+        let message = &clean(message);
         match &self.bars {
             Some(b) => {
                 if let Some(bar) = b.shots.get(shot) {
@@ -124,5 +132,14 @@ impl Progress {
             }
             b.total.finish();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn provider_text_is_made_inert_before_it_is_shown() {
+        let shown = super::clean("failed\u{1b}[2J\u{1b}]0;title\u{7}");
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
     }
 }

@@ -110,7 +110,7 @@ pub fn shot_json(row: &ShotRow) -> Value {
 pub fn manifest(rows: &[ShotRow], context: &ReportContext) -> Value {
     let count = |state: &str| rows.iter().filter(|r| r.state.name() == state).count();
     let currency = rows.first().map_or("USD", |r| r.plan.currency.as_str());
-    let total: u64 = rows.iter().map(|r| r.plan.cost_micros).sum();
+    let total = total_micros(rows);
     json!({
         "storyboard": context.storyboard,
         "generated_at": rfc3339(super::journal::now_ms()),
@@ -128,8 +128,16 @@ pub fn manifest(rows: &[ShotRow], context: &ReportContext) -> Value {
     })
 }
 
-/// Escape text for HTML content and attribute values.
+/// The estimates' sum; a sum past the largest amount shows as that amount, never wraps to a
+/// small one (the plan refuses such totals before anything is sent).
+fn total_micros(rows: &[ShotRow]) -> u64 {
+    rows.iter()
+        .fold(0u64, |sum, r| sum.saturating_add(r.plan.cost_micros))
+}
+
+/// Escape text for HTML content and attribute values (secrets redacted first).
 fn esc(s: &str) -> String {
+    let s = crate::redact::redact(s);
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -168,7 +176,7 @@ fn setting(request: &Value, key: &str) -> Option<String> {
 /// placeholder with the state for the rest. Self-contained (no scripts, no remote assets).
 pub fn index_html(rows: &[ShotRow], context: &ReportContext) -> String {
     let currency = rows.first().map_or("USD", |r| r.plan.currency.as_str());
-    let total: u64 = rows.iter().map(|r| r.plan.cost_micros).sum();
+    let total = total_micros(rows);
     let downloaded = rows
         .iter()
         .filter(|r| matches!(r.state, State::Downloaded { .. }))
@@ -325,9 +333,12 @@ dd {{ margin: 0; overflow-wrap: anywhere; }}
 /// Write both reports into `dir`, each through a temporary file renamed into place so a
 /// reader never sees half a file.
 pub fn write(dir: &Path, rows: &[ShotRow], context: &ReportContext) -> Result<()> {
-    let manifest = serde_json::to_string_pretty(&manifest(rows, context))?;
+    // The last line of defence: every string redacted, whatever path it took.
+    let manifest =
+        serde_json::to_string_pretty(&crate::redact::redact_json(&manifest(rows, context)))?;
     replace(&dir.join(MANIFEST), manifest.as_bytes())?;
-    replace(&dir.join(INDEX), index_html(rows, context).as_bytes())?;
+    let html = index_html(rows, context);
+    replace(&dir.join(INDEX), crate::redact::redact(&html).as_bytes())?;
     Ok(())
 }
 
@@ -346,6 +357,54 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(rfc3339(1_735_689_599_999), "2024-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn a_hostile_failure_message_cannot_script_the_contact_sheet_or_leak_the_key() {
+        use super::super::journal::{Failure, PlannedRow, Stage, Timings};
+        let secret = "sk-report-SECRET-0123456789";
+        crate::redact::register(secret);
+        let row = ShotRow {
+            plan: PlannedRow {
+                name: "a".into(),
+                position: 0,
+                output: "a".into(),
+                fingerprint: "f".into(),
+                request: json!({ "prompt": "<img src=x onerror=alert(1)>" }),
+                warnings: vec![],
+                currency: "USD".into(),
+                cost_micros: u64::MAX,
+                billed_seconds: 3,
+            },
+            state: State::Failed {
+                job_id: Some("job_1".into()),
+                failure: Failure {
+                    stage: Stage::Job,
+                    code: Some("x".into()),
+                    message: format!("<script>alert('{secret}')</script>"),
+                },
+            },
+            timings: Timings::default(),
+        };
+        let rows = [row.clone(), row];
+        let context = ReportContext {
+            storyboard: "sb.toml".into(),
+            api_base_url: None,
+            emulated: None,
+        };
+        let html = index_html(&rows, &context);
+        assert!(
+            !html.contains("<script>") && !html.contains("<img"),
+            "{html}"
+        );
+        assert!(!html.contains(secret));
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &rows, &context).unwrap();
+        let manifest = std::fs::read_to_string(dir.path().join(MANIFEST)).unwrap();
+        assert!(!manifest.contains(secret));
+        // Two estimates of the largest amount do not wrap around to a small total.
+        let total = &serde_json::from_str::<Value>(&manifest).unwrap()["totals"]["estimated_cost"];
+        assert_eq!(total["micros"], json!(u64::MAX));
     }
 
     #[test]

@@ -7,15 +7,18 @@
 use super::journal::{Failure, FileRecord, Journal, Stage, State};
 use super::plan::{Plan, PlannedShot};
 use super::progress::Progress;
+use super::registry::Registry;
 use crate::api::{ClientConfig, Error as ApiError, JobState};
 use crate::download::{download, redact_query};
 use crate::plugin::Plugin;
+use crate::redact::contains_secret;
 use crate::report::describe;
 use crate::schedule::PollScheduler;
 use crate::session::Session;
+use crate::untrusted::check_job_id;
 use anyhow::{Context, Result};
 use futures::StreamExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -84,6 +87,8 @@ pub struct Runner<'a> {
     options: RunnerOptions,
     http: reqwest::Client,
     stop: watch::Receiver<bool>,
+    /// The per-user registry of submits and this journal's canonical path in it.
+    registry: Option<(&'a Registry, PathBuf)>,
 }
 
 impl<'a> Runner<'a> {
@@ -103,15 +108,9 @@ impl<'a> Runner<'a> {
             poll.min_interval_ms = ms;
             poll.max_interval_ms = poll.max_interval_ms.max(ms).min(ms.saturating_mul(4));
         }
-        // Output URLs come from the provider through the plugin: never follow a redirect
-        // past the download policy's check.
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            // A stalled transfer fails (and is retried with fresh URLs) instead of hanging the
-            // shot; a whole-request timeout would cut off large clips on slow links.
-            .read_timeout(Duration::from_secs(60))
-            .build()?;
+        // Output URLs come from the provider through the plugin: the download client checks
+        // every address it connects to, follows no redirect and times out a stalled transfer.
+        let http = crate::download::client(&session.downloads)?;
         Ok(Runner {
             session,
             journal,
@@ -120,7 +119,15 @@ impl<'a> Runner<'a> {
             options,
             http,
             stop,
+            registry: None,
         })
+    }
+
+    /// Record every submit in `registry` (under `journal`, this journal's canonical path)
+    /// before it is sent, so runs from other journals can notice it.
+    pub fn with_registry(mut self, registry: &'a Registry, journal: PathBuf) -> Runner<'a> {
+        self.registry = Some((registry, journal));
+        self
     }
 
     /// Drive every shot of `plan` that still has something to do. Shots whose job already
@@ -266,13 +273,22 @@ impl<'a> Runner<'a> {
         if self.stopping() {
             return Ok(Flow::Stop);
         }
+        // Recorded before it can be sent: a failure here leaves the shot `pending`.
+        let fingerprint = planned.fingerprint();
+        if let Some((registry, journal)) = &self.registry {
+            registry
+                .record(&fingerprint, journal, name)
+                .context("recording the submit in the per-user registry")?;
+        }
+        // The grant first: it may wait for the budget, and a crash while waiting must leave
+        // the shot `pending` (nothing sent), not `submitting` (which would become a false
+        // `unknown` needing a person). Only the commit of `submitting` then separates the
+        // grant from the send.
+        permit.pay(plugin.policy()).await;
         self.journal
             .transition(name, &["pending"], &State::Submitting)?;
         self.progress.state(name, "submitting", "");
         let sent_before = plugin.policy().sent();
-        // The grant last, right before sending: the provider counts the request when it
-        // arrives, and a journal commit in between would stretch the gap.
-        permit.pay(plugin.policy()).await;
         let sent_at = Instant::now();
         let outcome = plugin.submit(&self.config, &planned.request).await;
         let received = Instant::now();
@@ -281,6 +297,22 @@ impl<'a> Runner<'a> {
         // died before sending anything, nothing can exist at the provider.
         let sent_nothing = plugin.policy().sent() == sent_before;
         let next = match outcome {
+            // The id is the plugin's: one that could not be polled (or that names a path, or
+            // carries escape sequences or the key) is not journaled; a job may exist.
+            Ok(Ok(job_id)) if check_job_id(&job_id).is_err() || contains_secret(&job_id) => {
+                State::Unknown {
+                    failure: Failure {
+                        stage: Stage::Submit,
+                        code: Some("invalid-job-id".into()),
+                        message: format!(
+                            "the plugin returned an unusable job id ({}); a job may have been created",
+                            check_job_id(&job_id)
+                                .err()
+                                .unwrap_or_else(|| "it contains a secret".into())
+                        ),
+                    },
+                }
+            }
             Ok(Ok(job_id)) => State::Submitted { job_id },
             Ok(Err(ApiError::PermanentSubmitOutcomeUnknown(u))) => State::Unknown {
                 failure: Failure {
@@ -322,7 +354,7 @@ impl<'a> Runner<'a> {
         if let Err(e) = self.journal.transition(name, &["submitting"], &next) {
             if let State::Submitted { job_id } = &next {
                 // The one thing that must not be lost: say it where a person will see it.
-                eprintln!(
+                crate::tell!(
                     "shot {name}: job {job_id} was created but could not be journaled ({e:#}); \
                      once the journal is writable, run `host-demo resolve <storyboard> {name} --job-id {job_id}`"
                 );
@@ -332,10 +364,16 @@ impl<'a> Runner<'a> {
         // Only a journaled job is watched: `wait`, which comes next, lets it go again.
         if let State::Submitted { job_id } = &next {
             self.session.scheduler.submitted(job_id, sent_at, received);
+            if let Some((registry, journal)) = &self.registry
+                && let Err(e) = registry.record_job(&fingerprint, journal, name, job_id)
+            {
+                // The submit itself is recorded; only the job id is missing there.
+                tracing::warn!(shot = %name, error = %format!("{e:#}"), "could not note the job in the registry");
+            }
         }
         // A submitted shot is announced by `wait`, which comes next.
         if let State::Failed { failure, .. } | State::Unknown { failure } = &next {
-            tracing::warn!(shot = %name, state = next.name(), error = %failure.message, "submit did not succeed");
+            tracing::warn!(shot = %name, state = next.name(), error = %crate::untrusted::shown(&failure.message), "submit did not succeed");
         }
         Ok(Flow::Next)
     }
@@ -511,7 +549,7 @@ impl<'a> Runner<'a> {
                 }
                 Err(e) => e,
             };
-            tracing::warn!(shot = %name, attempt, error = %format!("{error:#}"), "download failed");
+            tracing::warn!(shot = %name, attempt, error = %crate::untrusted::shown(&format!("{error:#}")), "download failed");
             if attempt >= MAX_DOWNLOAD_ATTEMPTS {
                 let state = State::Failed {
                     job_id: Some(job_id.to_string()),
@@ -571,14 +609,18 @@ impl<'a> Runner<'a> {
     async fn download_all(&self, output: &str, urls: &[String]) -> Result<Vec<FileRecord>> {
         let mut files = Vec::new();
         for (i, url) in urls.iter().enumerate() {
-            self.session.downloads.check(url)?;
-            let file_name = output_file_name(output, url, i, urls.len());
-            let dest = self.options.out_dir.join(&file_name);
-            let file = download(&self.http, url, &dest)
-                .await
-                .with_context(|| format!("downloading {}", redact_query(url)))?;
+            let stem = output_stem(output, i, urls.len());
+            let file = download(
+                &self.http,
+                &self.session.downloads,
+                url,
+                &self.options.out_dir,
+                &stem,
+            )
+            .await
+            .with_context(|| format!("downloading {}", redact_query(url)))?;
             files.push(FileRecord {
-                path: file_name,
+                path: file.file_name,
                 bytes: file.bytes,
                 sha256: file.sha256,
             });
@@ -629,44 +671,25 @@ fn error_code(error: &ApiError) -> String {
     }
 }
 
-/// `<output>.<ext>`, or `<output>-<n>.<ext>` when a job has several outputs; the extension is
-/// the URL's when it looks like one, else `mp4`.
-fn output_file_name(output: &str, url: &str, index: usize, count: usize) -> String {
-    let path = url.split(['?', '#']).next().unwrap_or_default();
-    let last = path.rsplit('/').next().unwrap_or_default();
-    let ext = Path::new(last)
-        .extension()
-        .and_then(|e| e.to_str())
-        .filter(|e| (2..=4).contains(&e.len()) && e.chars().all(|c| c.is_ascii_alphanumeric()))
-        .map_or_else(|| "mp4".to_string(), |e| e.to_ascii_lowercase());
+/// The file stem of a job's output `index` of `count`: `<output>`, or `<output>-<n>` when a
+/// job has several. The extension follows the content type ([`download`]); the URL names
+/// nothing. The storyboard refuses stems that could meet this way
+/// ([`super::storyboard`]'s output rules).
+fn output_stem(output: &str, index: usize, count: usize) -> String {
     if count == 1 {
-        format!("{output}.{ext}")
+        output.to_string()
     } else {
-        format!("{output}-{}.{ext}", index + 1)
+        format!("{output}-{}", index + 1)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::output_file_name;
+    use super::output_stem;
 
     #[test]
-    fn output_names_follow_the_shot_and_the_url() {
-        assert_eq!(
-            output_file_name("intro", "http://h/files/j/output.mp4?sig=1", 0, 1),
-            "intro.mp4"
-        );
-        assert_eq!(
-            output_file_name("intro", "https://h/v.WEBM", 1, 2),
-            "intro-2.webm"
-        );
-        assert_eq!(
-            output_file_name("intro", "https://h/video", 0, 1),
-            "intro.mp4"
-        );
-        assert_eq!(
-            output_file_name("intro", "https://h/x.tar.gzipped", 0, 1),
-            "intro.mp4"
-        );
+    fn output_stems_follow_the_shot_never_the_url() {
+        assert_eq!(output_stem("intro", 0, 1), "intro");
+        assert_eq!(output_stem("intro", 1, 2), "intro-2");
     }
 }

@@ -24,11 +24,9 @@ pub fn resolve(journal: &Journal, shot: &str, resolution: &Resolution) -> Result
     match resolution {
         Resolution::JobId(job_id) => {
             let job_id = job_id.trim();
-            if job_id.is_empty()
-                || job_id.len() > 200
-                || job_id.chars().any(|c| c.is_whitespace() || c.is_control())
-            {
-                bail!("{job_id:?} does not look like a job id");
+            // The same rule as a job id from the plugin: it will be polled and may name files.
+            if let Err(problem) = crate::untrusted::check_job_id(job_id) {
+                bail!("that does not look like a job id: {problem}");
             }
             if !matches!(row.state, State::Unknown { .. } | State::Submitting) {
                 bail!(

@@ -31,7 +31,7 @@
 //! Ranges and combinations (duration 3–15, one image for i2v, …) are not checked here: the
 //! component's `validate` is the one authority on them.
 
-use super::images::{self, LocalImage, MAX_SHOT_IMAGE_BYTES};
+use super::images::{self, LocalImage};
 use crate::api::{Mode, ResolutionRate, VideoRequest};
 use anyhow::{Context, Result};
 use serde_json::{Map, Value};
@@ -185,24 +185,42 @@ fn read_tree(path: &Path) -> Result<Map<String, Value>> {
     }
 }
 
+/// The default output root of a storyboard: `out` in the storyboard's own folder (made
+/// absolute). Never the working directory: two runs of one storyboard started from
+/// different folders must find the same journal, or the second would pay again.
+pub fn default_out_root(path: &Path) -> PathBuf {
+    let parent = path.parent().unwrap_or(Path::new(""));
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    std::path::absolute(parent)
+        .unwrap_or_else(|_| parent.to_path_buf())
+        .join("out")
+}
+
 /// Where a storyboard's outputs (and journal) go: its `[run] output`, resolved against the
-/// storyboard's folder, or else `<default_root>/<the file's stem>`.
-pub fn output_dir(path: &Path, default_root: &Path) -> Result<PathBuf> {
+/// storyboard's folder, or else `<root>/<the file's stem>`, `root` being `out_root` (an
+/// explicit `--out-dir`) or [`default_out_root`].
+pub fn output_dir(path: &Path, out_root: Option<&Path>) -> Result<PathBuf> {
     let tree = read_tree(path)?;
     let mut problems = Vec::new();
     let settings = run_settings(&tree, path, &mut problems);
     if let Some(p) = problems.first() {
         anyhow::bail!("{}: {p}", path.display());
     }
-    Ok(resolve_output(path, &settings, default_root))
+    Ok(resolve_output(path, &settings, out_root))
 }
 
-fn resolve_output(path: &Path, settings: &RunSettings, default_root: &Path) -> PathBuf {
+fn resolve_output(path: &Path, settings: &RunSettings, out_root: Option<&Path>) -> PathBuf {
     settings.output.clone().unwrap_or_else(|| {
         let stem = path
             .file_stem()
             .map_or_else(|| "storyboard".into(), |s| s.to_string_lossy().into_owned());
-        default_root.join(stem)
+        out_root
+            .map_or_else(|| default_out_root(path), Path::to_path_buf)
+            .join(stem)
     })
 }
 
@@ -233,11 +251,12 @@ impl Storyboard {
             names: HashSet::new(),
             outputs: HashSet::new(),
         };
-        let shots = listed
+        let shots: Vec<Shot> = listed
             .iter()
             .enumerate()
             .filter_map(|(i, v)| reader.shot(i, v))
             .collect();
+        problems.extend(stem_collisions(&shots));
         Ok(Storyboard {
             path: path.to_path_buf(),
             settings,
@@ -248,8 +267,8 @@ impl Storyboard {
     }
 
     /// Where this storyboard's outputs go (see [`output_dir`]).
-    pub fn output_dir(&self, default_root: &Path) -> PathBuf {
-        resolve_output(&self.path, &self.settings, default_root)
+    pub fn output_dir(&self, out_root: Option<&Path>) -> PathBuf {
+        resolve_output(&self.path, &self.settings, out_root)
     }
 }
 
@@ -392,6 +411,51 @@ fn general(field: &str, message: &str) -> Problem {
     }
 }
 
+/// Output stems the pipeline keeps for its own files in the output folder (`journal.sqlite`,
+/// `journal.lock`, `manifest.json`, `index.html` and their temporary files). Outputs are
+/// always saved with a video extension, so they could not overwrite these anyway; refusing
+/// the stems keeps the folder unambiguous for people too.
+pub const RESERVED_STEMS: &[&str] = &["journal", "manifest", "index"];
+
+fn is_reserved(stem: &str) -> bool {
+    let lower = stem.to_ascii_lowercase();
+    RESERVED_STEMS
+        .iter()
+        .any(|r| lower == *r || lower.starts_with(&format!("{r}.")))
+}
+
+/// Whether `stem` is what a job with several outputs names its files after `base`:
+/// `<base>-<n>` (compared without case, as some file systems do).
+fn numbered_from(stem: &str, base: &str) -> bool {
+    let (stem, base) = (stem.to_ascii_lowercase(), base.to_ascii_lowercase());
+    stem.strip_prefix(&base)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// Shots whose files could overwrite another's: a job may return several outputs, saved as
+/// `<output>-1`, `<output>-2`, …, so shot `clip` and shot `clip-1` would meet. Stems are
+/// unique already; this refuses the numbered forms.
+fn stem_collisions(shots: &[Shot]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for shot in shots {
+        if let Some(other) = shots
+            .iter()
+            .find(|o| o.name != shot.name && numbered_from(&shot.output, &o.output))
+        {
+            problems.push(Problem {
+                shot: Some(format!("\"{}\"", shot.name)),
+                field: "output".into(),
+                message: format!(
+                    "{:?} is how shot \"{}\" names its files when its job returns several outputs ({}-1, {}-2, …); give one of them another `output`",
+                    shot.output, other.name, other.output, other.output
+                ),
+            });
+        }
+    }
+    problems
+}
+
 /// Whether `s` is usable as a shot name and a file name on every common file system.
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
@@ -469,6 +533,18 @@ impl ShotReader<'_> {
                 None
             }
         };
+        if let Some(o) = &output
+            && is_reserved(o)
+        {
+            self.push(
+                &who,
+                "output",
+                &format!(
+                    "{o:?} is reserved for the pipeline's own files ({}); give the shot another `output`",
+                    RESERVED_STEMS.join(", ")
+                ),
+            );
+        }
         if let Some(o) = &output
             && !self.outputs.insert(o.to_ascii_lowercase())
         {
@@ -628,15 +704,8 @@ impl ShotReader<'_> {
                 Err(message) => self.push(who, &field, &message),
             }
         }
-        if local_bytes > MAX_SHOT_IMAGE_BYTES {
-            self.push(
-                who,
-                "images",
-                &format!(
-                    "the shot's local images total {local_bytes} bytes; at most {} MiB per shot are sent inline (host some and give their https:// URLs)",
-                    MAX_SHOT_IMAGE_BYTES >> 20
-                ),
-            );
+        if let Err(message) = images::check_shot_total(local_bytes) {
+            self.push(who, "images", &message);
         }
         (urls, sources)
     }
@@ -683,7 +752,10 @@ mod tests {
         assert_eq!(sb.problems, vec![]);
         assert_eq!(sb.settings.concurrency, Some(2));
         assert_eq!(sb.settings.max_cost_micros, Some(3_500_000));
-        assert_eq!(sb.output_dir(Path::new("out")), dir.path().join("clips"));
+        assert_eq!(
+            sb.output_dir(Some(Path::new("out"))),
+            dir.path().join("clips")
+        );
         assert_eq!(sb.shots[0].request.resolution.as_deref(), Some("1080p"));
         assert_eq!(sb.shots[0].request.duration_seconds, Some(8));
         assert_eq!(sb.shots[0].output, "one");
@@ -706,7 +778,58 @@ mod tests {
         let sb = Storyboard::load(&path).unwrap();
         assert_eq!(sb.problems, vec![]);
         assert_eq!(sb.shots[0].request.images, vec!["https://x.example/i.png"]);
-        assert_eq!(sb.output_dir(Path::new("out")), Path::new("out/board"));
+        assert_eq!(
+            sb.output_dir(Some(Path::new("out"))),
+            Path::new("out/board")
+        );
+        // Without --out-dir: next to the storyboard, whatever the working directory.
+        let expected = std::path::absolute(dir.path()).unwrap().join("out/board");
+        assert_eq!(sb.output_dir(None), expected);
+        assert_eq!(output_dir(&path, None).unwrap(), expected);
+    }
+
+    #[test]
+    fn outputs_that_could_overwrite_each_other_or_the_pipelines_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "sb.toml",
+            r#"
+            [[shot]]
+            name = "clip"
+            prompt = "p"
+            [[shot]]
+            name = "clip-1"
+            prompt = "p"
+            [[shot]]
+            name = "Index"
+            prompt = "p"
+            [[shot]]
+            name = "other"
+            output = "journal.lock"
+            prompt = "p"
+            [[shot]]
+            name = "fine"
+            output = "clip-one"
+            prompt = "p"
+            "#,
+        );
+        let sb = Storyboard::load(&path).unwrap();
+        let refused: Vec<(Option<&str>, &str)> = sb
+            .problems
+            .iter()
+            .map(|p| (p.shot.as_deref(), p.field.as_str()))
+            .collect();
+        assert_eq!(
+            refused,
+            vec![
+                (Some("\"Index\""), "output"),
+                (Some("\"other\""), "output"),
+                (Some("\"clip-1\""), "output"),
+            ],
+            "{:#?}",
+            sb.problems
+        );
     }
 
     #[test]

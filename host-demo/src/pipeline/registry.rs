@@ -1,0 +1,160 @@
+//! The per-user registry of submitted requests: which request fingerprints this user's runs
+//! have sent, from which journal. A journal only knows its own folder; the registry lets a run
+//! notice that the same shot was already paid for from another one (the storyboard copied
+//! elsewhere, run with another `--out-dir`), and refuse to pay again unless told to.
+//!
+//! It lives in `$HAPPYHORSE_STATE_DIR` when set (tests set it), else
+//! `$XDG_STATE_HOME/happyhorse`, else `~/.local/state/happyhorse`, as `submits.sqlite`. A
+//! request is recorded *before* it is sent, so a crash cannot leave a paid submit unrecorded.
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, params};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The environment variable that overrides where the registry lives.
+pub const STATE_DIR_ENV: &str = "HAPPYHORSE_STATE_DIR";
+/// The registry's file name inside the state folder.
+pub const FILE_NAME: &str = "submits.sqlite";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS submits (
+    fingerprint TEXT NOT NULL,
+    journal     TEXT NOT NULL,
+    shot        TEXT NOT NULL,
+    job_id      TEXT,
+    at          INTEGER NOT NULL,
+    PRIMARY KEY (fingerprint, journal, shot)
+);
+";
+
+/// The per-user state folder, from the environment (see the module's documentation).
+pub fn default_state_dir() -> Result<PathBuf> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(dir) = var(STATE_DIR_ENV) {
+        return Ok(dir);
+    }
+    if let Some(dir) = var("XDG_STATE_HOME") {
+        return Ok(dir.join("happyhorse"));
+    }
+    var("HOME")
+        .map(|home| home.join(".local/state/happyhorse"))
+        .with_context(|| {
+            format!("no HOME, XDG_STATE_HOME or {STATE_DIR_ENV} to keep the registry of submits in")
+        })
+}
+
+/// A submit recorded from another journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The journal file that sent it.
+    pub journal: String,
+    /// The shot's name there.
+    pub shot: String,
+    /// The job it created, when the answer was recorded.
+    pub job_id: Option<String>,
+}
+
+/// The open registry.
+#[derive(Debug)]
+pub struct Registry {
+    conn: Mutex<Connection>,
+}
+
+impl Registry {
+    /// Open (creating it if needed) the registry in `dir`.
+    pub fn open(dir: &Path) -> Result<Registry> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(FILE_NAME);
+        let conn =
+            Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        // Several runs (processes) share it.
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
+        conn.execute_batch("PRAGMA synchronous=FULL;")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Registry {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Record that `shot` of `journal` is about to send the request `fingerprint`.
+    pub fn record(&self, fingerprint: &str, journal: &Path, shot: &str) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO submits (fingerprint, journal, shot, at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT DO UPDATE SET at = excluded.at",
+            params![
+                fingerprint,
+                journal.to_string_lossy(),
+                shot,
+                super::journal::now_ms()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Record the job a recorded submit created.
+    pub fn record_job(
+        &self,
+        fingerprint: &str,
+        journal: &Path,
+        shot: &str,
+        job_id: &str,
+    ) -> Result<()> {
+        self.conn().execute(
+            "UPDATE submits SET job_id = ?4 WHERE fingerprint = ?1 AND journal = ?2 AND shot = ?3",
+            params![fingerprint, journal.to_string_lossy(), shot, job_id],
+        )?;
+        Ok(())
+    }
+
+    /// Submits of `fingerprint` recorded from journals other than `journal`.
+    pub fn elsewhere(&self, fingerprint: &str, journal: &Path) -> Result<Vec<Recorded>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT journal, shot, job_id FROM submits
+             WHERE fingerprint = ?1 AND journal != ?2 ORDER BY at",
+        )?;
+        let rows = stmt.query_map(params![fingerprint, journal.to_string_lossy()], |r| {
+            Ok(Recorded {
+                journal: r.get(0)?,
+                shot: r.get(1)?,
+                job_id: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_submit_is_found_from_other_journals_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Registry::open(dir.path()).unwrap();
+        let (a, b) = (
+            Path::new("/x/a/journal.sqlite"),
+            Path::new("/y/journal.sqlite"),
+        );
+        r.record("f1", a, "shot").unwrap();
+        r.record_job("f1", a, "shot", "job_1").unwrap();
+        assert!(r.elsewhere("f1", a).unwrap().is_empty());
+        assert!(r.elsewhere("f2", b).unwrap().is_empty());
+        let found = r.elsewhere("f1", b).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].job_id.as_deref(), Some("job_1"));
+        // Another process sees it too.
+        let again = Registry::open(dir.path()).unwrap();
+        assert_eq!(again.elsewhere("f1", b).unwrap(), found);
+    }
+}
