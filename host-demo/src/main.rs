@@ -2,13 +2,13 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use happyhorse_emulator::{Emulator, EmulatorConfig};
+use happyhorse_emulator::{Emulator, EmulatorConfig, JobModel, RenderFarm};
 use host_demo::api::{JobState, JobStatus, Mode, VideoRequest};
 use host_demo::download::{download, redact_query};
 use host_demo::pipeline::images;
 use host_demo::plugin::Plugin;
 use host_demo::redact::RedactingMakeWriter;
-use host_demo::report::{describe, money};
+use host_demo::report::{describe, is_transient, money};
 use host_demo::sandbox::SandboxPolicy;
 use host_demo::session::{ConnectOptions, EMULATOR_KEY, Session};
 use host_demo::untrusted::{check_job_id, job_file_stem, shown, shown_lines};
@@ -57,17 +57,43 @@ enum Command {
     /// Settle a shot whose submit outcome is unknown: attach its job id, or forget it.
     Resolve(host_demo::pipeline::cli::ResolveArgs),
     /// Run the local emulator of the EmpirioLabs API until Ctrl-C.
-    Emulator {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8787")]
-        listen: SocketAddr,
-        /// Seconds a job stays queued.
-        #[arg(long, default_value_t = 1.0)]
-        queued_secs: f64,
-        /// Seconds a job runs.
-        #[arg(long, default_value_t = 4.0)]
-        running_secs: f64,
-    },
+    Emulator(EmulatorArgs),
+}
+
+/// How the emulator's jobs behave.
+#[derive(Clone, Copy, ValueEnum)]
+enum JobsArg {
+    /// A render farm: load-dependent queue, heavy-tailed render times, S-curve progress
+    /// with noise (seeded, so a run repeats).
+    Farm,
+    /// Fixed queue and render times, progress rising linearly.
+    Linear,
+}
+
+#[derive(Args)]
+struct EmulatorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    listen: SocketAddr,
+    /// How jobs take their time and report progress.
+    #[arg(long, value_enum, default_value_t = JobsArg::Farm)]
+    jobs: JobsArg,
+    /// `--jobs farm`: multiply the farm's times by this (0.1 runs it ten times faster).
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
+    /// `--jobs farm`: the seed of its random draws.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// `--jobs linear`: seconds a job stays queued.
+    #[arg(long, default_value_t = 1.0)]
+    queued_secs: f64,
+    /// `--jobs linear`: seconds a job runs.
+    #[arg(long, default_value_t = 4.0)]
+    running_secs: f64,
+    /// Accept request bodies without a Content-Length (chunked), which a strict server
+    /// refuses with 411, as the emulator does by default.
+    #[arg(long)]
+    accept_chunked: bool,
 }
 
 #[derive(Args)]
@@ -81,6 +107,11 @@ struct ConnectionArgs {
     /// Give up waiting after this many seconds (the job goes on; resume it by id).
     #[arg(long, default_value_t = 900)]
     timeout_secs: u64,
+    /// How long one request may wait for its answer to start, and pause inside it, in
+    /// seconds (the component's defaults: 30 and 15). A poll that times out is polled again;
+    /// a submit that times out is reported as of unknown outcome, never resent.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=600))]
+    request_timeout_secs: Option<u32>,
     /// Where downloaded videos go. Default: `out` for `generate` and `resume`; for `run`,
     /// `out` next to the storyboard (never the working directory: see README "Pipeline").
     #[arg(long)]
@@ -193,11 +224,7 @@ async fn main() -> ExitCode {
         }
         Command::Status(args) => host_demo::pipeline::cli::status(args),
         Command::Resolve(args) => host_demo::pipeline::cli::resolve(args),
-        Command::Emulator {
-            listen,
-            queued_secs,
-            running_secs,
-        } => emulator(listen, queued_secs, running_secs).await,
+        Command::Emulator(args) => emulator(args).await,
     };
     match outcome {
         Ok(code) => code,
@@ -219,7 +246,12 @@ async fn open_session(conn: ConnectionArgs, verbose: bool) -> Result<(Session, O
         ..Default::default()
     };
     let started = Instant::now();
-    let session = Session::open(options).await?;
+    let mut session = Session::open(options).await?;
+    if let Some(secs) = conn.request_timeout_secs {
+        let ms = Some(secs * 1000);
+        session.client_config.first_byte_timeout_ms = ms;
+        session.client_config.between_bytes_timeout_ms = ms;
+    }
     tracing::debug!(elapsed = ?started.elapsed(), "session ready");
     if session.is_emulated() {
         tell!(
@@ -327,9 +359,34 @@ async fn finish(
                 .poll
                 .map_or(900_000, |p| p.deadline_ms),
         );
+    let gave_up = |bar: &ProgressBar| {
+        bar.abandon();
+        tell!("gave up waiting; the job goes on: host-demo resume {job_id}");
+        Ok(ExitCode::FAILURE)
+    };
     let outputs = loop {
-        let status = match plugin.poll(&session.client_config, job_id).await? {
+        // Each poll (its retries and its requests' timeouts included) ends by the deadline.
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return gave_up(&bar);
+        }
+        let mut config = session.client_config.clone();
+        if let Some(poll) = config.poll.as_mut() {
+            poll.deadline_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
+        }
+        let status = match plugin.poll(&config, job_id).await? {
             Ok(s) => s,
+            // The job goes on whatever one poll met: a hung, refused or garbled answer is
+            // polled again until the deadline.
+            Err(e) if is_transient(&e) => {
+                tracing::info!(job = %shown(job_id), "poll failed, polling again: {}", describe(&e));
+                let pause = Duration::from_millis(
+                    config.poll.map_or(5_000, |p| u64::from(p.min_interval_ms)),
+                );
+                tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now())))
+                    .await;
+                continue;
+            }
             Err(e) => {
                 bar.abandon();
                 tell!("{}", describe(&e));
@@ -357,9 +414,7 @@ async fn finish(
         }
         let now = Instant::now();
         if now >= deadline {
-            bar.abandon();
-            tell!("gave up waiting; the job goes on: host-demo resume {job_id}");
-            return Ok(ExitCode::FAILURE);
+            return gave_up(&bar);
         }
         // The plugin's hint, but never past the deadline: one last look happens on time.
         let hint = Duration::from_millis(u64::from(status.next_poll_ms));
@@ -420,13 +475,29 @@ fn show(bar: &ProgressBar, status: &JobStatus) {
     }
 }
 
-async fn emulator(listen: SocketAddr, queued_secs: f64, running_secs: f64) -> Result<ExitCode> {
-    let config = EmulatorConfig {
-        queued_ms: (queued_secs * 1000.0) as u64,
-        running_ms: (running_secs * 1000.0) as u64,
-        ..EmulatorConfig::linear()
+async fn emulator(args: EmulatorArgs) -> Result<ExitCode> {
+    let job_model = match args.jobs {
+        JobsArg::Farm => {
+            if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
+                anyhow::bail!("--time-scale must be a positive number");
+            }
+            JobModel::RenderFarm(RenderFarm {
+                seed: args.seed,
+                time_scale: args.time_scale,
+                ..RenderFarm::default()
+            })
+        }
+        JobsArg::Linear => JobModel::Linear,
     };
-    let emulator = Emulator::start_on(listen, config).await?;
+    let millis = |secs: f64| Duration::try_from_secs_f64(secs).map_or(0, |d| d.as_millis() as u64);
+    let config = EmulatorConfig {
+        job_model,
+        queued_ms: millis(args.queued_secs),
+        running_ms: millis(args.running_secs),
+        require_content_length: !args.accept_chunked,
+        ..EmulatorConfig::default()
+    };
+    let emulator = Emulator::start_on(args.listen, config).await?;
     say!(
         "Emulator of the EmpirioLabs API listening on {}\nUse: EMPIRIOLABS_API_KEY={EMULATOR_KEY} host-demo generate --base-url {} --prompt …",
         emulator.base_url(),

@@ -61,11 +61,7 @@ pub fn describe(error: &Error) -> String {
                 TransportKind::Interrupted => "the connection broke; retry",
                 TransportKind::Other => "retry, and report it if it persists",
             };
-            format!(
-                "network error ({:?}): {} — {hint}",
-                t.kind,
-                shown(&t.message)
-            )
+            format!("network error: {} — {hint}", shown(&t.message))
         }
         Error::PermanentSubmitOutcomeUnknown(u) => format!(
             "the submit may or may not have created a (billed) job: {} — do NOT resubmit blindly",
@@ -82,6 +78,21 @@ pub fn describe(error: &Error) -> String {
             shown(&e.message)
         ),
         Error::ExecutionFailed => "the component failed to execute".to_string(),
+    }
+}
+
+/// Whether a failed poll says nothing about the job itself — the server was busy, silent,
+/// garbled or out of reach — so polling it again later may well succeed. A denial or a TLS
+/// failure would fail the same way again; the rest are the provider's verdict on the job or
+/// the request.
+pub fn is_transient(error: &Error) -> bool {
+    match error {
+        Error::RateLimited(_)
+        | Error::ServerError(_)
+        | Error::MalformedResponse(_)
+        | Error::Timeout(_) => true,
+        Error::TransportError(t) => !matches!(t.kind, TransportKind::Denied | TransportKind::Tls),
+        _ => false,
     }
 }
 

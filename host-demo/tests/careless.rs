@@ -14,7 +14,7 @@ async fn emulator() -> Emulator {
         queued_ms: 30,
         running_ms: 150,
         rate_limit_per_minute: 0,
-        ..Default::default()
+        ..EmulatorConfig::linear()
     })
     .await
     .expect("the emulator starts")
@@ -171,7 +171,7 @@ async fn generate_gives_up_at_its_deadline_not_after_the_plugins_next_poll_hint(
         queued_ms: 60_000,
         running_ms: 60_000,
         rate_limit_per_minute: 0,
-        ..Default::default()
+        ..EmulatorConfig::linear()
     })
     .await
     .expect("the emulator starts");

@@ -80,7 +80,7 @@ async fn a_key_the_provider_echoes_back_is_never_printed() {
         queued_ms: 50,
         running_ms: 200,
         rate_limit_per_minute: 0,
-        ..Default::default()
+        ..EmulatorConfig::linear()
     })
     .await
     .expect("emulator");

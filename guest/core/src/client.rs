@@ -490,9 +490,18 @@ impl<T: Transport, E: Env> Client<T, E> {
         }
     }
 
-    /// Read a job's state once (retrying only the read itself).
+    /// Read a job's state once (retrying only the read itself, and never for longer than
+    /// the poll policy's deadline: a caller that polls in its own loop passes what is left
+    /// of its own deadline there).
     pub fn poll(&mut self, job_id: &str) -> Result<JobStatus, Error> {
-        self.poll_with_age(job_id, None)
+        let deadline = self
+            .env
+            .monotonic_ms()
+            .saturating_add(self.config.poll.deadline_ms);
+        self.deadline_ms = Some(deadline);
+        let outcome = self.poll_with_age(job_id, None);
+        self.deadline_ms = None;
+        outcome
     }
 
     /// `poll`, with a fallback age (ms) for jobs whose `created_at` cannot be read.

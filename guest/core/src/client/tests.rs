@@ -654,3 +654,18 @@ fn debug_output_never_shows_the_key() {
     let req = client.request(Method::Get, "/x", None);
     assert!(!format!("{req:?}").contains("test-key"));
 }
+
+#[test]
+fn one_poll_and_its_retries_end_by_the_policys_deadline() {
+    for deadline_ms in [500, 3_000, 20_000] {
+        let mut c = silent_client(deadline_ms);
+        assert!(matches!(c.poll("job_1"), Err(Error::Transport(_))));
+        let (server, clock) = c.into_parts();
+        assert!(
+            clock.0.get() <= deadline_ms,
+            "a poll with a {deadline_ms} ms deadline took {} ms",
+            clock.0.get()
+        );
+        assert!(!server.sent.is_empty());
+    }
+}
