@@ -692,7 +692,7 @@ async fn serverless_function_composed_with_wac_serves_generate_and_jobs() -> Tes
     // the HappyHorse component's export.
     let mut plug = Command::new(&wac);
     plug.arg("plug")
-        .arg(video_gen_artifacts::SERVERLESS_PATH)
+        .arg(video_gen_test_artifacts::SERVERLESS_PATH)
         .arg("--plug")
         .arg(video_gen_artifacts::HAPPYHORSE_PATH)
         .arg("-o")

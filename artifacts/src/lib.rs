@@ -1,7 +1,5 @@
-//! The workspace's WebAssembly components, built by `build.rs` for `wasm32-wasip2`.
-//!
-//! - [`HAPPYHORSE`] / [`HAPPYHORSE_PATH`]: the `videogen:api/video-gen` component;
-//! - [`HOSTILE`] / [`HOSTILE_PATH`]: a test component of the same world that attacks its
-//!   host (see `tests/guests/hostile`).
+//! The product's WebAssembly component, built by `build.rs` for `wasm32-wasip2`:
+//! [`HAPPYHORSE`] / [`HAPPYHORSE_PATH`], the `videogen:api/video-gen` component the host
+//! embeds. Test-only components live in `video-gen-test-artifacts` (`tests/artifacts`).
 
 include!(concat!(env!("OUT_DIR"), "/components.rs"));

@@ -22,7 +22,7 @@ pub fn runtime() -> &'static Runtime {
 /// The hostile test component (`tests/guests/hostile`), compiled once per test binary.
 pub fn hostile_runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| load(video_gen_artifacts::HOSTILE))
+    RUNTIME.get_or_init(|| load(video_gen_test_artifacts::HOSTILE))
 }
 
 /// The host's default runtime options, caching compiled components next to the built
