@@ -290,11 +290,7 @@ pub async fn download(
     file.sync_all().await?;
     drop(file);
     tokio::fs::rename(&part, &dest).await?;
-    let sha256 = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = format!("{:x}", hasher.finalize());
     Ok(Downloaded {
         path: dest,
         file_name,

@@ -99,7 +99,7 @@ struct EmulatorArgs {
 #[derive(Args)]
 struct ConnectionArgs {
     /// API key. Without one, the built-in emulator is started and used.
-    #[arg(long, env = "EMPIRIOLABS_API_KEY", hide_env_values = true)]
+    #[arg(long, env = host_demo::sandbox::KEY_ENV, hide_env_values = true)]
     api_key: Option<String>,
     /// API base URL (default: the real service when a key is given).
     #[arg(long)]

@@ -44,7 +44,7 @@ impl Default for RuntimeOptions {
             cache_dir: default_cache_dir(),
             pooling: true,
             max_instances: 1_000,
-            max_memory_bytes: 64 << 20,
+            max_memory_bytes: crate::plugin::PluginLimits::default().max_memory_bytes,
             keep_alive_idle: Some(connections::DEFAULT_IDLE_TIMEOUT),
         }
     }
@@ -191,9 +191,9 @@ fn cache_path(engine: &Engine, wasm: &[u8], dir: &Path) -> PathBuf {
     key.update(wasm);
     key.update(settings.finish().to_le_bytes());
     key.update(env!("CARGO_PKG_VERSION").as_bytes());
-    let digest = key.finalize();
-    let name: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    dir.join(format!("{name}.cwasm"))
+    // The first 128 bits of the digest name the file.
+    let name = format!("{:x}", key.finalize());
+    dir.join(format!("{}.cwasm", &name[..32]))
 }
 
 /// Load the precompiled component from the cache, or compile and cache it.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The environment variable the component reads its key from.
-pub const KEY_ENV: &str = "EMPIRIOLABS_API_KEY";
+pub const KEY_ENV: &str = video_gen_core::limits::API_KEY_ENV;
 
 /// The knobs, with safe defaults. Field names are the TOML keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,18 +60,23 @@ pub struct SandboxPolicy {
 }
 
 impl Default for SandboxPolicy {
+    /// The plugin's limits from [`PluginLimits::default`] and the request bounds from
+    /// [`RequestBounds::default`], in the units the keys use: one home for each default.
     fn default() -> Self {
+        let limits = PluginLimits::default();
+        let narrow = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         SandboxPolicy {
             allow: Vec::new(),
-            max_memory_mib: 64,
-            max_cpu_ms_per_call: 10_000,
-            call_timeout_secs: 20 * 60,
+            max_memory_mib: narrow(limits.max_memory_bytes >> 20),
+            max_cpu_ms_per_call: u64::try_from(limits.max_cpu_per_call.as_millis())
+                .unwrap_or(u64::MAX),
+            call_timeout_secs: limits.call_timeout.as_secs(),
             max_response_bytes: crate::policy::DEFAULT_MAX_RESPONSE_BYTES,
-            max_concurrent_requests: 4,
-            max_host_resources: 256,
-            max_header_bytes: 16 << 10,
-            max_request_body_chunk_bytes: 16 << 10,
-            max_host_call_bytes: 32 << 20,
+            max_concurrent_requests: narrow(crate::policy::DEFAULT_MAX_CONCURRENT),
+            max_host_resources: narrow(limits.max_host_resources),
+            max_header_bytes: narrow(limits.max_header_bytes),
+            max_request_body_chunk_bytes: narrow(limits.max_request_body_chunk_bytes),
+            max_host_call_bytes: narrow(limits.max_host_call_bytes),
             requests_per_minute: 50,
             burst: 3,
             first_byte_timeout_secs: RequestBounds::default().first_byte.as_secs(),
@@ -287,9 +292,7 @@ impl Sandbox {
 
 /// An opaque, per-process placeholder: worthless anywhere but through this host.
 fn placeholder() -> String {
-    let bytes: [u8; 16] = rand::random();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("hh-placeholder-{hex}")
+    format!("hh-placeholder-{:032x}", rand::random::<u128>())
 }
 
 #[cfg(test)]

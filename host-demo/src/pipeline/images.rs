@@ -71,10 +71,7 @@ pub fn load(path: &Path) -> Result<LocalImage, String> {
             path.display()
         )
     })?;
-    let sha256 = Sha256::digest(&data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = format!("{:x}", Sha256::digest(&data));
     let data_url = format!(
         "data:{media_type};base64,{}",
         base64::engine::general_purpose::STANDARD.encode(&data)

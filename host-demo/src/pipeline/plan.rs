@@ -39,11 +39,11 @@ impl PlannedShot {
             self.request
                 .images
                 .iter()
-                .map(|i| hex(&Sha256::digest(i.as_bytes())))
+                .map(|i| format!("{:x}", Sha256::digest(i.as_bytes())))
                 .collect::<Vec<_>>()
         );
         hasher.update(record.to_string().as_bytes());
-        hex(&hasher.finalize())
+        format!("{:x}", hasher.finalize())
     }
 
     /// The journal's view of this shot.
@@ -82,10 +82,6 @@ impl Plan {
             .map(|(i, s)| s.journal_row(i))
             .collect()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn mode_name(mode: Option<Mode>) -> &'static str {
