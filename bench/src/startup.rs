@@ -88,11 +88,13 @@ pub async fn run(args: Args) -> Result<()> {
     for _ in 0..args.loads {
         let start = Instant::now();
         // SAFETY: written just above by `serialize` with this engine.
+        #[allow(unsafe_code)]
         let component = unsafe { Component::deserialize_file(on_demand.engine(), &file)? };
         from_file.push(start.elapsed());
         drop(component);
         let start = Instant::now();
         // SAFETY: as above.
+        #[allow(unsafe_code)]
         let component = unsafe { Component::deserialize(on_demand.engine(), &artifact)? };
         from_memory.push(start.elapsed());
         drop(component);

@@ -32,7 +32,9 @@ pub mod schedule;
 pub mod session;
 pub mod untrusted;
 
-/// Host bindings for the component's world, generated from `wit/`.
+/// Host bindings for the component's world, generated from `wit/` (the WIT's own doc
+/// comments come through; the glue `bindgen!` adds has none).
+#[allow(missing_docs)]
 pub mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",

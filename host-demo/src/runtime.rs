@@ -205,6 +205,7 @@ pub fn load_component(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) ->
     if path.exists() {
         // SAFETY: the file was written by `Component::serialize` of this same host version
         // and engine settings (both in its name), into a directory this user owns.
+        #[allow(unsafe_code)]
         match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(component) => return Ok(component),
             Err(e) => {
