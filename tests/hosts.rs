@@ -214,6 +214,19 @@ const FAULT_FLAGS: [&str; 2] = ["--request-timeout", "1"];
 /// How long such a run may take: four faulty polls of ~1–3 s each, backoff, the job.
 const FAULT_RUN_BOUND: Duration = Duration::from_secs(40);
 
+/// Runs `example` (an example's command against `emu`) with [`push_poll_faults`] and its
+/// [`FAULT_FLAGS`]: one completed generation, one submit, within [`FAULT_RUN_BOUND`].
+async fn survives_poll_faults(host: &str, mut example: Command, emu: &Emulator) {
+    push_poll_faults(emu);
+    example.args(FAULT_FLAGS).arg("--json");
+    let started = Instant::now();
+    let run = run(example, Duration::from_secs(120)).await;
+    assert_one_completed_generation(&run, emu);
+    let took = started.elapsed();
+    announce(&format!("{host}: the faulty run took {took:?}"));
+    assert!(took < FAULT_RUN_BOUND, "took {took:?}\n{}", run.describe());
+}
+
 // ---- Node.js through jco -----------------------------------------------------------------------
 
 const NODE_INSTALL: &str = "Node.js 20+ and npm, then `npm install --prefix examples/node`";
@@ -268,25 +281,11 @@ async fn node_jco_example_generates_one_video() -> Test {
     };
     let bindings = transpile(&node).await;
     let emu = emulator(fast()).await;
-    let mut example = Command::new(&node);
+    let mut example = node_example(&node, bindings.path(), &emu);
     example
-        .current_dir(examples().join("node"))
-        .arg("generate.mjs")
-        .arg("--bindings")
-        .arg(bindings.path())
-        .args([
-            "--base-url",
-            &emu.base_url(),
-            "--fast-poll",
-            "--deadline",
-            "60",
-            "--json",
-        ])
+        .arg("--json")
         .arg("--download")
-        .arg(bindings.path().join("out"))
-        // The key through the environment, as a user would pass it.
-        .env("EMPIRIOLABS_API_KEY", KEY)
-        .env_remove("EMPIRIOLABS_BASE_URL");
+        .arg(bindings.path().join("out"));
     let run = run(example, Duration::from_secs(120)).await;
     assert_one_completed_generation(&run, &emu);
     Ok(())
@@ -339,13 +338,20 @@ async fn node_jco_example_survives_a_server_that_misbehaves() -> Test {
     };
     let bindings = transpile(&node).await;
     let emu = emulator(fast()).await;
-    push_poll_faults(&emu);
-    let mut example = Command::new(&node);
+    let example = node_example(&node, bindings.path(), &emu);
+    survives_poll_faults("node", example, &emu).await;
+    Ok(())
+}
+
+/// `node generate.mjs` with `bindings`, against `emu`, polling fast, the key in the
+/// environment as a user would pass it.
+fn node_example(node: &Path, bindings: &Path, emu: &Emulator) -> Command {
+    let mut example = Command::new(node);
     example
         .current_dir(examples().join("node"))
         .arg("generate.mjs")
         .arg("--bindings")
-        .arg(bindings.path())
+        .arg(bindings)
         .args([
             "--base-url",
             &emu.base_url(),
@@ -353,17 +359,9 @@ async fn node_jco_example_survives_a_server_that_misbehaves() -> Test {
             "--deadline",
             "60",
         ])
-        .args(FAULT_FLAGS)
-        .arg("--json")
         .env("EMPIRIOLABS_API_KEY", KEY)
         .env_remove("EMPIRIOLABS_BASE_URL");
-    let started = Instant::now();
-    let run = run(example, Duration::from_secs(120)).await;
-    assert_one_completed_generation(&run, &emu);
-    let took = started.elapsed();
-    announce(&format!("node: the faulty run took {took:?}"));
-    assert!(took < FAULT_RUN_BOUND, "took {took:?}\n{}", run.describe());
-    Ok(())
+    example
 }
 
 // ---- Python through wasmtime-py -----------------------------------------------------------------
@@ -409,23 +407,8 @@ async fn python_wasmtime_example_generates_one_video() -> Test {
     };
     let emu = emulator(fast()).await;
     let out = tempfile::tempdir()?;
-    let mut example = Command::new(&python);
-    example
-        .current_dir(examples().join("python"))
-        .arg("generate.py")
-        .args(["--component", video_gen_artifacts::HAPPYHORSE_PATH])
-        .args([
-            "--base-url",
-            &emu.base_url(),
-            "--fast-poll",
-            "--deadline",
-            "60",
-            "--json",
-        ])
-        .arg("--download")
-        .arg(out.path())
-        .env("EMPIRIOLABS_API_KEY", KEY)
-        .env_remove("EMPIRIOLABS_BASE_URL");
+    let mut example = python_example(&python, &emu);
+    example.arg("--json").arg("--download").arg(out.path());
     let run = run(example, Duration::from_secs(120)).await;
     assert_one_completed_generation(&run, &emu);
     Ok(())
@@ -439,8 +422,15 @@ async fn python_wasmtime_example_survives_a_server_that_misbehaves() -> Test {
         return Ok(());
     };
     let emu = emulator(fast()).await;
-    push_poll_faults(&emu);
-    let mut example = Command::new(&python);
+    let example = python_example(&python, &emu);
+    survives_poll_faults("python", example, &emu).await;
+    Ok(())
+}
+
+/// `python generate.py` with the built component, against `emu`, polling fast, the key in
+/// the environment.
+fn python_example(python: &Path, emu: &Emulator) -> Command {
+    let mut example = Command::new(python);
     example
         .current_dir(examples().join("python"))
         .arg("generate.py")
@@ -452,17 +442,9 @@ async fn python_wasmtime_example_survives_a_server_that_misbehaves() -> Test {
             "--deadline",
             "60",
         ])
-        .args(FAULT_FLAGS)
-        .arg("--json")
         .env("EMPIRIOLABS_API_KEY", KEY)
         .env_remove("EMPIRIOLABS_BASE_URL");
-    let started = Instant::now();
-    let run = run(example, Duration::from_secs(120)).await;
-    assert_one_completed_generation(&run, &emu);
-    let took = started.elapsed();
-    announce(&format!("python: the faulty run took {took:?}"));
-    assert!(took < FAULT_RUN_BOUND, "took {took:?}\n{}", run.describe());
-    Ok(())
+    example
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
