@@ -2,44 +2,25 @@
 //! depend on the working directory, local images work in `generate` as in a storyboard, and a
 //! job id that is a path is refused before it names anything.
 
-use happyhorse_emulator::{Emulator, EmulatorConfig};
+mod common;
+
+use common::{host_command, printed};
+use happyhorse_emulator::Emulator;
 use std::path::Path;
 use std::process::Output;
 
-const KEY: &str = "emulator-key";
-const BIN: &str = env!("CARGO_BIN_EXE_host-demo");
-
 async fn emulator() -> Emulator {
-    Emulator::start(EmulatorConfig {
-        queued_ms: 30,
-        running_ms: 150,
-        rate_limit_per_minute: 0,
-        ..EmulatorConfig::linear()
-    })
-    .await
-    .expect("the emulator starts")
+    common::emulator(30, 150).await
 }
 
 /// `host-demo args…` in `cwd`, with the registry and the component cache inside `home`.
 async fn host(args: &[&str], cwd: &Path, home: &Path) -> Output {
-    tokio::process::Command::new(BIN)
+    host_command(home)
         .args(args)
         .current_dir(cwd)
-        .env("EMPIRIOLABS_API_KEY", KEY)
-        .env("RUST_LOG", "warn")
-        .env("XDG_CACHE_HOME", home.join("cache"))
-        .env("HAPPYHORSE_STATE_DIR", home.join("state"))
         .output()
         .await
         .expect("host-demo runs")
-}
-
-fn printed(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn copy_reference_image(to: &Path) {
@@ -167,14 +148,7 @@ async fn resume_refuses_a_job_id_that_is_a_path_before_anything_happens() {
 async fn generate_gives_up_at_its_deadline_not_after_the_plugins_next_poll_hint() {
     // Jobs that take a minute; against a non-built-in API the component hints 5 s or more
     // between polls, far past a 1 s deadline.
-    let emu = Emulator::start(EmulatorConfig {
-        queued_ms: 60_000,
-        running_ms: 60_000,
-        rate_limit_per_minute: 0,
-        ..EmulatorConfig::linear()
-    })
-    .await
-    .expect("the emulator starts");
+    let emu = common::emulator(60_000, 60_000).await;
     let home = tempfile::tempdir().expect("a temp dir");
     let base = emu.base_url();
     let args = [

@@ -8,6 +8,10 @@
 //! over `--base-url` with the emulator's key, so a SIGKILL hits it exactly as it would in
 //! production. Each seed is its own test, so they run side by side.
 
+mod common;
+
+use common::{BIN, KEY};
+
 use happyhorse_emulator::{Emulator, EmulatorConfig, Fault, Route};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -18,8 +22,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_host-demo");
-const KEY: &str = "emulator-key";
 /// How long an injected fault holds a submit or a download open: the window to kill in.
 const FAULT_WINDOW: Duration = Duration::from_millis(1500);
 /// Runs before giving up on convergence.

@@ -2,49 +2,30 @@
 //! user sees (exit code and message), how long it took against the configured bound, and how
 //! many submits the server received and accepted — one job, one bill.
 
-use happyhorse_emulator::{Emulator, EmulatorConfig, Fault, Route};
+mod common;
+
+use common::{host_command, printed};
+use happyhorse_emulator::{Emulator, Fault, Route};
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-const KEY: &str = "emulator-key";
-const BIN: &str = env!("CARGO_BIN_EXE_host-demo");
-
 async fn emulator() -> Emulator {
-    Emulator::start(EmulatorConfig {
-        queued_ms: 30,
-        running_ms: 300,
-        rate_limit_per_minute: 0,
-        ..EmulatorConfig::linear()
-    })
-    .await
-    .expect("the emulator starts")
+    common::emulator(30, 300).await
 }
 
 /// `host-demo args…` against `emu`, with its files, registry and cache inside `home`; how
 /// long it took.
 async fn host(args: &[&str], emu: &Emulator, home: &Path) -> (Output, Duration) {
     let started = Instant::now();
-    let output = tokio::process::Command::new(BIN)
+    let output = host_command(home)
         .args(args)
         .args(["--base-url", &emu.base_url(), "--requests-per-minute", "0"])
         .current_dir(home)
-        .env("EMPIRIOLABS_API_KEY", KEY)
-        .env("RUST_LOG", "warn")
-        .env("XDG_CACHE_HOME", home.join("cache"))
-        .env("HAPPYHORSE_STATE_DIR", home.join("state"))
         .output()
         .await
         .expect("host-demo runs");
     (output, started.elapsed())
-}
-
-fn printed(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// `generate` with a 1 s request timeout and `timeout_secs` to wait.

@@ -1,28 +1,23 @@
 //! The API key never appears in anything the host prints — at any log level, on success or
 //! failure — while the real component, which never sees it, still authenticates with it.
 
+mod common;
+
+use common::{host_command, printed};
 use happyhorse_emulator::{Emulator, EmulatorConfig};
 use std::process::Output;
 
 const SECRET: &str = "sk-live-THIS-KEY-MUST-NEVER-BE-PRINTED-0123456789abcdef";
 
-async fn run_host(args: &[&str], key: &str, log: &str, cache: &std::path::Path) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_host-demo"))
+/// `host-demo args…` with `key` and logging at `log`, its cache and registry inside `home`.
+async fn run_host(args: &[&str], key: &str, log: &str, home: &std::path::Path) -> Output {
+    host_command(home)
         .args(args)
         .env("EMPIRIOLABS_API_KEY", key)
         .env("RUST_LOG", log)
-        .env("XDG_CACHE_HOME", cache)
         .output()
         .await
         .expect("host-demo runs")
-}
-
-fn printed(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,7 +33,7 @@ async fn the_key_is_never_printed() {
     .expect("emulator");
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out");
-    let cache = dir.path().join("cache");
+    let home = dir.path();
     let base = emulator.base_url();
     let generate = [
         "--verbose",
@@ -53,11 +48,11 @@ async fn the_key_is_never_printed() {
 
     // Compile the component into the cache first: Cranelift's own trace output is huge
     // and has nothing to do with requests.
-    let first = run_host(&generate, SECRET, "info", &cache).await;
+    let first = run_host(&generate, SECRET, "info", home).await;
     assert!(first.status.success(), "{}", printed(&first));
 
     // Everything, at trace level: hyper, WASI-HTTP, the policy hook, reqwest, the CLI.
-    let traced = run_host(&generate, SECRET, "trace", &cache).await;
+    let traced = run_host(&generate, SECRET, "trace", home).await;
     let text = printed(&traced);
     assert!(traced.status.success(), "{text}");
     assert!(text.contains("Downloaded"), "{text}");
@@ -65,7 +60,7 @@ async fn the_key_is_never_printed() {
 
     // A key the provider refuses: the error path must not echo it either.
     let refused = "sk-live-REFUSED-KEY-ALSO-SECRET-9876543210";
-    let failed = run_host(&generate, refused, "trace", &cache).await;
+    let failed = run_host(&generate, refused, "trace", home).await;
     let text = printed(&failed);
     assert!(!failed.status.success());
     assert!(text.contains("invalid_api_key"), "{text}");
@@ -85,7 +80,7 @@ async fn a_key_the_provider_echoes_back_is_never_printed() {
     .await
     .expect("emulator");
     let dir = tempfile::tempdir().expect("tempdir");
-    let cache = dir.path().join("cache");
+    let home = dir.path();
     let base = emulator.base_url();
     let echo = |status: u16| Fault::Status {
         status,
@@ -106,7 +101,7 @@ async fn a_key_the_provider_echoes_back_is_never_printed() {
         "--out-dir",
         out.to_str().expect("utf-8 path"),
     ];
-    let failed = run_host(&generate, SECRET, "info", &cache).await;
+    let failed = run_host(&generate, SECRET, "info", home).await;
     let text = printed(&failed);
     assert!(!failed.status.success());
     assert!(
@@ -123,16 +118,22 @@ async fn a_key_the_provider_echoes_back_is_never_printed() {
         "[[shot]]\nname = \"a\"\nprompt = \"p\"\nduration = 3\n",
     )
     .unwrap();
-    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_host-demo"))
-        .args(["run", board.to_str().unwrap(), "--base-url", &base])
-        .args(["--requests-per-minute", "0", "--poll-interval-ms", "20"])
-        .env("EMPIRIOLABS_API_KEY", SECRET)
-        .env("RUST_LOG", "trace")
-        .env("XDG_CACHE_HOME", &cache)
-        .env("HAPPYHORSE_STATE_DIR", dir.path().join("state"))
-        .output()
-        .await
-        .expect("host-demo runs");
+    let run = run_host(
+        &[
+            "run",
+            board.to_str().unwrap(),
+            "--base-url",
+            &base,
+            "--requests-per-minute",
+            "0",
+            "--poll-interval-ms",
+            "20",
+        ],
+        SECRET,
+        "trace",
+        home,
+    )
+    .await;
     let text = printed(&run);
     assert!(!run.status.success(), "{text}");
     assert!(
