@@ -409,3 +409,47 @@ async fn the_host_bounds_every_request_whatever_the_plugin_asks() -> Test {
     }
     Ok(())
 }
+
+// --- A retried submit that waits for the account's budget ------------------------------------
+
+/// A submit refused with `503` (nothing was created) is retried by the component; the retry
+/// then waits in the host for the account's request budget. The component's own timer for the
+/// answer's head started when it handed the request over, so it fires while the request is
+/// still queued in the host, before any byte left: the submit is reported as of unknown
+/// outcome (a person must check the dashboard) although the server saw one refused request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known: a retry queued behind the host's budget is reported as outcome unknown (review finding)"]
+async fn a_submit_retry_queued_behind_the_budget_is_not_unknown() -> Test {
+    let emu = emulator(fast()).await;
+    emu.push_fault(
+        Route::Submit,
+        Fault::Status {
+            status: 503,
+            code: "model_unavailable".into(),
+            message: "retry shortly".into(),
+            retry_after: None,
+        },
+    );
+    let policy = host_demo::sandbox::SandboxPolicy {
+        requests_per_minute: 1,
+        burst: 1,
+        ..test_policy()
+    };
+    let mut plugin = runtime()
+        .instantiate(sandbox(&emu, KEY, policy).plugin_options())
+        .await?;
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(20),
+        plugin.submit(&tight(&emu, 10_000), &t2v("A horse in the rain.")),
+    )
+    .await;
+    let counts = accepted_submits(&emu);
+    assert_eq!(counts, (1, 0), "one refused submit reached the server");
+    if let Ok(outcome) = outcome {
+        assert!(
+            !matches!(outcome?, Err(Error::PermanentSubmitOutcomeUnknown(_))),
+            "a submit whose retry never left the host was reported as of unknown outcome"
+        );
+    }
+    Ok(())
+}

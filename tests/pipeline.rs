@@ -967,3 +967,54 @@ async fn a_crash_while_a_submit_waits_for_its_grant_leaves_it_pending_not_unknow
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_at_once_from_two_folders_pay_for_a_shot_once() -> Test {
+    let emu = emulator(fast()).await;
+    let session = session(&emu).await;
+    // Run A has two shots and takes them one at a time; its first submit is held by the
+    // server for a while. Meanwhile run B, from another folder, asks for A's second shot
+    // alone: B's check finds nothing in the registry yet (A has not reached that shot) and
+    // B submits it. When A then reaches the shot, the registry knows B sent it: A must not
+    // pay for it again without --pay-again.
+    let shot_a = "[[shot]]\nname = \"a\"\nprompt = \"first\"\nduration = 3\n";
+    let shot_b = "[[shot]]\nname = \"b\"\nprompt = \"second\"\nduration = 3\n";
+    let (dir_a, path_a) = storyboard_dir(&format!("[run]\nconcurrency = 1\n{shot_a}\n{shot_b}"));
+    let (dir_b, path_b) = storyboard_dir(shot_b);
+    let registry = dir_a.path().join("state");
+    emu.push_fault(Route::Submit, Fault::Delay(Duration::from_secs(2)));
+    let config_a = RunConfig {
+        state_dir: Some(registry.clone()),
+        ..config(dir_a.path())
+    };
+    let config_b = RunConfig {
+        state_dir: Some(registry),
+        ..config(dir_b.path())
+    };
+    let (a, b) = tokio::join!(run_once(&path_a, &session, &config_a), async {
+        // B starts once A's first submit is at the server.
+        while submits(&emu) == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        run_once(&path_b, &session, &config_b).await
+    });
+    let b = finished(b);
+    assert!(b.complete(), "{b:#?}");
+    let a = finished(a);
+    assert_eq!(state(&a, "a").name(), "downloaded", "{a:#?}");
+    assert_eq!(
+        submits(&emu),
+        2,
+        "shot \"b\" was paid for by both runs: {a:#?}"
+    );
+    // A left it unsent, and says why and what to do.
+    assert_eq!(state(&a, "b").name(), "pending", "{a:#?}");
+    assert!(
+        a.errors
+            .iter()
+            .any(|(name, e)| name == "b" && e.contains("--pay-again")),
+        "{:?}",
+        a.errors
+    );
+    Ok(())
+}

@@ -201,9 +201,13 @@ impl Resolve for GuardedResolver {
 }
 
 /// The HTTP client for outputs: no redirects (a redirect would bypass the policy's check),
-/// every resolved address checked, connect and read timeouts.
+/// every resolved address checked, connect and read timeouts, and no proxy from the
+/// environment (`HTTPS_PROXY`, `ALL_PROXY`): a proxy resolves and connects for the client,
+/// so the resolver would judge only the proxy's address and an output on an internal name
+/// would be fetched through it (the plugins' requests take no proxy either).
 pub fn client(policy: &DownloadPolicy) -> Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .dns_resolver(Arc::new(GuardedResolver {
             admitted_host: policy.api_origin.host.clone(),

@@ -11,11 +11,17 @@ use std::borrow::Cow;
 /// Check a job id that came out of the plugin, with the rule the component itself applies
 /// before it puts an id in a poll's URL (`video_gen_core::wire::job_path`): 1 to 256
 /// letters, digits, `.`, `_`, `:` or `-`, and not `.` or `..`. An id that fails it cannot be
-/// polled anyway, so refusing it loses nothing. The error is a sentence for a person.
+/// polled anyway, so refusing it loses nothing. An id that carries a registered secret (the
+/// API key, echoed back and copied into it) is refused too: it would name a file, which no
+/// redaction reaches. The error is a sentence for a person.
 pub fn check_job_id(job_id: &str) -> Result<(), String> {
     video_gen_core::wire::job_path(job_id)
         .map(|_| ())
-        .map_err(|v| shown(&v.message).into_owned())
+        .map_err(|v| shown(&v.message).into_owned())?;
+    if crate::redact::contains_secret(job_id) {
+        return Err("the job id contains the API key".into());
+    }
+    Ok(())
 }
 
 /// A file name stem for a checked job id: its characters are already safe on Unix, and `:`
@@ -95,6 +101,20 @@ mod tests {
         assert!(check_job_id(&"a".repeat(257)).is_err());
         assert_eq!(job_file_stem("job_01:ab-c.d").unwrap(), "job_01_ab-c.d");
         assert_eq!(job_file_stem("...").unwrap(), "job...");
+    }
+
+    #[test]
+    fn a_job_id_carrying_the_key_names_no_file() {
+        // A key made only of job-id characters, as many are: a provider that echoes it, or a
+        // plugin that copies it, can hand it back as a job id, which `generate` would then
+        // write into the output's file name, a sink no redaction reaches.
+        let key = "sk-live-job-shaped-0f1e2d3c";
+        crate::redact::register(key);
+        for id in [key.to_string(), format!("job_{key}"), format!("{key}:1")] {
+            assert!(check_job_id(&id).is_err(), "{id}");
+            assert!(job_file_stem(&id).is_err(), "{id}");
+        }
+        assert!(check_job_id("job_sk-live").is_ok());
     }
 
     #[test]

@@ -213,7 +213,7 @@ pub async fn run(
         stop.clone(),
     )?;
     let runner = match &registry {
-        Some(registry) => runner.with_registry(registry, journal_key.clone()),
+        Some(registry) => runner.with_registry(registry, journal_key.clone(), config.pay_again),
         None => runner,
     };
     let errors = runner.run(&plan).await;

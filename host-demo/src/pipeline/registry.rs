@@ -8,7 +8,7 @@
 //! request is recorded *before* it is sent, so a crash cannot leave a paid submit unrecorded.
 
 use anyhow::{Context, Result};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -101,6 +101,53 @@ impl Registry {
         Ok(())
     }
 
+    /// Record that `shot` of `journal` is about to send `fingerprint` — unless another
+    /// journal already did (and `pay_again` is not set): then nothing is recorded and that
+    /// earlier submit is returned. The check and the record are one write transaction, so
+    /// two runs (processes) that both passed their start-of-run check cannot both claim the
+    /// same request: the second finds the first.
+    pub fn claim(
+        &self,
+        fingerprint: &str,
+        journal: &Path,
+        shot: &str,
+        pay_again: bool,
+    ) -> Result<Option<Recorded>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if !pay_again {
+            let earlier = tx
+                .query_row(
+                    "SELECT journal, shot, job_id FROM submits
+                     WHERE fingerprint = ?1 AND journal != ?2 ORDER BY at LIMIT 1",
+                    params![fingerprint, journal.to_string_lossy()],
+                    |r| {
+                        Ok(Recorded {
+                            journal: r.get(0)?,
+                            shot: r.get(1)?,
+                            job_id: r.get(2)?,
+                        })
+                    },
+                )
+                .optional()?;
+            if earlier.is_some() {
+                return Ok(earlier);
+            }
+        }
+        tx.execute(
+            "INSERT INTO submits (fingerprint, journal, shot, at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT DO UPDATE SET at = excluded.at",
+            params![
+                fingerprint,
+                journal.to_string_lossy(),
+                shot,
+                super::journal::now_ms()
+            ],
+        )?;
+        tx.commit()?;
+        Ok(None)
+    }
+
     /// Record the job a recorded submit created.
     pub fn record_job(
         &self,
@@ -156,5 +203,27 @@ mod tests {
         // Another process sees it too.
         let again = Registry::open(dir.path()).unwrap();
         assert_eq!(again.elsewhere("f1", b).unwrap(), found);
+    }
+
+    #[test]
+    fn a_claim_from_another_journal_finds_the_first_and_records_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Registry::open(dir.path()).unwrap();
+        let (a, b) = (
+            Path::new("/a/journal.sqlite"),
+            Path::new("/b/journal.sqlite"),
+        );
+        assert_eq!(r.claim("f", a, "one", false).unwrap(), None);
+        // The same journal again (a retried submit, two shots asking the same): allowed.
+        assert_eq!(r.claim("f", a, "two", false).unwrap(), None);
+        let earlier = r.claim("f", b, "one", false).unwrap().expect("a's claim");
+        assert_eq!(earlier.journal, "/a/journal.sqlite");
+        assert!(
+            r.elsewhere("f", a).unwrap().is_empty(),
+            "b recorded a refused claim"
+        );
+        // --pay-again records it whatever came before.
+        assert_eq!(r.claim("f", b, "one", true).unwrap(), None);
+        assert_eq!(r.elsewhere("f", a).unwrap().len(), 1);
     }
 }

@@ -87,8 +87,9 @@ pub struct Runner<'a> {
     options: RunnerOptions,
     http: reqwest::Client,
     stop: watch::Receiver<bool>,
-    /// The per-user registry of submits and this journal's canonical path in it.
-    registry: Option<(&'a Registry, PathBuf)>,
+    /// The per-user registry of submits, this journal's canonical path in it, and whether
+    /// a request another journal sent may be paid for again (`--pay-again`).
+    registry: Option<(&'a Registry, PathBuf, bool)>,
 }
 
 impl<'a> Runner<'a> {
@@ -124,9 +125,15 @@ impl<'a> Runner<'a> {
     }
 
     /// Record every submit in `registry` (under `journal`, this journal's canonical path)
-    /// before it is sent, so runs from other journals can notice it.
-    pub fn with_registry(mut self, registry: &'a Registry, journal: PathBuf) -> Runner<'a> {
-        self.registry = Some((registry, journal));
+    /// before it is sent, so runs from other journals can notice it; unless `pay_again`,
+    /// a request another journal has sent is not sent (the shot stays `pending`).
+    pub fn with_registry(
+        mut self,
+        registry: &'a Registry,
+        journal: PathBuf,
+        pay_again: bool,
+    ) -> Runner<'a> {
+        self.registry = Some((registry, journal, pay_again));
         self
     }
 
@@ -273,12 +280,26 @@ impl<'a> Runner<'a> {
         if self.stopping() {
             return Ok(Flow::Stop);
         }
-        // Recorded before it can be sent: a failure here leaves the shot `pending`.
+        // Recorded before it can be sent: a failure here leaves the shot `pending`. The
+        // run's start checked the registry, but another run may have sent the same request
+        // since (two copies of a storyboard run at once): the claim checks again, atomically.
         let fingerprint = planned.fingerprint();
-        if let Some((registry, journal)) = &self.registry {
-            registry
-                .record(&fingerprint, journal, name)
+        if let Some((registry, journal, pay_again)) = &self.registry {
+            let earlier = registry
+                .claim(&fingerprint, journal, name, *pay_again)
                 .context("recording the submit in the per-user registry")?;
+            if let Some(earlier) = earlier {
+                let job = earlier
+                    .job_id
+                    .as_deref()
+                    .map_or_else(String::new, |j| format!(" as job {j}"));
+                anyhow::bail!(
+                    "not sent: the same request was submitted{job} meanwhile by shot {:?} of another journal, {} \
+                     (pass --pay-again to generate it anew, billed again)",
+                    earlier.shot,
+                    earlier.journal
+                );
+            }
         }
         // The grant first: it may wait for the budget, and a crash while waiting must leave
         // the shot `pending` (nothing sent), not `submitting` (which would become a false
@@ -364,7 +385,7 @@ impl<'a> Runner<'a> {
         // Only a journaled job is watched: `wait`, which comes next, lets it go again.
         if let State::Submitted { job_id } = &next {
             self.session.scheduler.submitted(job_id, sent_at, received);
-            if let Some((registry, journal)) = &self.registry
+            if let Some((registry, journal, _)) = &self.registry
                 && let Err(e) = registry.record_job(&fingerprint, journal, name, job_id)
             {
                 // The submit itself is recorded; only the job id is missing there.
