@@ -39,9 +39,9 @@
 //!   rate limit → auth → body validation (`400` / `404 model_not_found`) → credits (`402`) →
 //!   job creation.
 //! - **Strict framing** (on by default, [`EmulatorConfig::require_content_length`]): a body
-//!   sent without `Content-Length` (chunked) is answered `411 length_required` and not read
-//!   further, as strict servers and gateways do; it is neither counted by the rate limit nor
-//!   able to create a job. Every request's framing is in the log
+//!   sent without `Content-Length` (chunked) is answered `411 length_required`, as strict
+//!   servers and gateways do: it is logged (a submit counts as received) but neither counted
+//!   by the rate limit nor able to create a job. Every request's framing is in the log
 //!   ([`RequestRecord::content_length`], [`RequestRecord::chunked`]).
 //! - **Rate limit**: one sliding 60 s window (`rate_window`) for the whole account, counting every `/v1/*`
 //!   request, authorized or not. A request refused with 429 is not counted, so waiting out

@@ -144,6 +144,9 @@ pub enum Refusal {
     Query,
     /// `Authorization` is missing, repeated, or not exactly `Bearer <placeholder>`.
     Authorization,
+    /// A header the component's calls never carry (`X-HTTP-Method-Override`, `Expect`, …),
+    /// or a body header on a `GET`: anything a gateway might act on beyond the call itself.
+    Header,
 }
 
 impl std::fmt::Display for Refusal {
@@ -156,6 +159,7 @@ impl std::fmt::Display for Refusal {
             Refusal::Authorization => {
                 "Authorization on an API call must be exactly `Bearer <placeholder>`, once"
             }
+            Refusal::Header => "a header the component's API calls never carry",
         })
     }
 }
@@ -205,6 +209,24 @@ impl Credential {
         }
         if uri.query().is_some() {
             return Err(Refusal::Query);
+        }
+        // Exactly the headers the component writes (`guest/src/wasi_http.rs`), the body's
+        // only on the submit, and the `Host` WASI-HTTP derives from the URI (checked against
+        // it by the hook): a method override or an `Expect` could make a gateway turn an
+        // admitted call into one that reflects the key.
+        let body_headers = [http::header::CONTENT_TYPE, http::header::CONTENT_LENGTH];
+        let allowed = |name: &http::HeaderName| {
+            [
+                http::header::AUTHORIZATION,
+                http::header::ACCEPT,
+                http::header::USER_AGENT,
+                http::header::HOST,
+            ]
+            .contains(name)
+                || (*method == http::Method::POST && body_headers.contains(name))
+        };
+        if !headers.keys().all(allowed) {
+            return Err(Refusal::Header);
         }
         let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
         let expected = format!("Bearer {}", self.placeholder);
@@ -272,6 +294,9 @@ impl Default for OutboundPolicy {
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 4 << 20;
 /// Answers up to this size with a `Content-Length` are read whole before the guest sees them.
 pub(crate) const BUFFERED_RESPONSE_BYTES: u64 = 64 << 10;
+/// The longest a plugin request waits for the account budget before it is given back as never
+/// sent: within the minute `client-config` (WIT) tells components a host may queue a request.
+pub const MAX_BUDGET_WAIT: Duration = Duration::from_secs(60);
 /// Default cap on one plugin's requests in flight at once (the component sends one).
 pub const DEFAULT_MAX_CONCURRENT: usize = 4;
 
@@ -355,7 +380,8 @@ impl OutboundPolicy {
         self.prepaid.swap(0, Ordering::Relaxed)
     }
 
-    /// Requests let through so far.
+    /// Requests let through so far: granted by the budget and handed to a sender (a request
+    /// refused, or given back while it waited for the budget, is not counted).
     pub fn sent(&self) -> usize {
         self.sent.load(Ordering::Relaxed)
     }
@@ -451,7 +477,6 @@ impl WasiHttpHooks for OutboundPolicy {
             let why = format!("more than {} requests in flight", self.max_concurrent);
             return self.deny(&request, &why, Error::ConnectionLimitReached);
         };
-        self.sent.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(method = %request.method(), %origin, path = request.uri().path(), "plugin request");
         // Taken in the order the guest makes its requests: the first ones use what was
         // prepaid.
@@ -461,12 +486,38 @@ impl WasiHttpHooks for OutboundPolicy {
             .is_ok();
         let budget = self.budget.clone();
         let max = self.max_response_bytes;
-        let options = Some(self.bounds.apply(options));
+        let options = self.bounds.apply(options);
+        // A small answer read whole here (below) must arrive whole within what the plugin
+        // would give its body: the first-byte and between-bytes times together. Each frame
+        // arriving in time is not enough — a trickle would hold the plugin's request.
+        let whole_body = options
+            .first_byte_timeout
+            .unwrap_or(self.bounds.first_byte)
+            .saturating_add(
+                options
+                    .between_bytes_timeout
+                    .unwrap_or(self.bounds.between_bytes),
+            );
+        let options = Some(options);
         let connections = self.connections.clone();
+        let sent = self.sent.clone();
         Box::new(async move {
-            if let Some(budget) = budget.as_ref().filter(|_| !prepaid) {
-                budget.acquire().await;
+            // The plugin's own clock for an answer started when it handed the request over
+            // (the contract lets a host hold a request that long for an account budget): a
+            // request still queued past that is given back as never sent — the component
+            // resends such a request — rather than left for the plugin's clock to report as
+            // sent with its fate unknown.
+            if let Some(budget) = budget.as_ref().filter(|_| !prepaid)
+                && tokio::time::timeout(MAX_BUDGET_WAIT, budget.acquire())
+                    .await
+                    .is_err()
+            {
+                tracing::debug!("plugin request given back: the budget had no room in time");
+                return Err(Error::ConnectionLimitReached);
             }
+            // Counted once it may leave: a plugin stopped while its request waited for the
+            // budget sent nothing.
+            sent.fetch_add(1, Ordering::Relaxed);
             let (response, io): (_, IoFuture) = match connections {
                 Some(connections) => {
                     // The pool drives the connection itself; nothing is left to await.
@@ -499,7 +550,10 @@ impl WasiHttpHooks for OutboundPolicy {
             // instead of waking once per frame; anything else streams through the cap.
             if declared.is_some_and(|n| n <= BUFFERED_RESPONSE_BYTES) {
                 let (parts, body) = response.into_parts();
-                let bytes = body.collect().await?.to_bytes();
+                let bytes = tokio::time::timeout(whole_body, body.collect())
+                    .await
+                    .map_err(|_| Error::ConnectionReadTimeout)??
+                    .to_bytes();
                 drop(permit);
                 let body = http_body_util::Full::new(bytes)
                     .map_err(|never| match never {})
@@ -684,6 +738,53 @@ mod tests {
             admit("GET", &format!("{base}/v1/jobs/x?"), &ok),
             Err(Refusal::Query)
         );
+    }
+
+    #[test]
+    fn only_the_headers_the_component_writes_go_with_the_key() {
+        let c = api("http://127.0.0.1:8080");
+        let poll: http::Uri = "http://127.0.0.1:8080/v1/jobs/x".parse().unwrap();
+        let submit: http::Uri = "http://127.0.0.1:8080/v1/videos/generations"
+            .parse()
+            .unwrap();
+        let with = |name: &'static str, value: &str| {
+            let mut headers = bearer("Bearer hh-placeholder-0f");
+            headers.insert(name, value.parse().unwrap());
+            headers
+        };
+        for (name, value) in [("accept", "application/json"), ("user-agent", "x/1")] {
+            assert_eq!(
+                c.admit(&http::Method::GET, &poll, &with(name, value)),
+                Ok(())
+            );
+        }
+        for (name, value) in [
+            ("content-type", "application/json"),
+            ("content-length", "2"),
+        ] {
+            assert_eq!(
+                c.admit(&http::Method::POST, &submit, &with(name, value)),
+                Ok(())
+            );
+            assert_eq!(
+                c.admit(&http::Method::GET, &poll, &with(name, value)),
+                Err(Refusal::Header),
+                "a body header on a poll"
+            );
+        }
+        for (name, value) in [
+            ("x-http-method-override", "TRACE"),
+            ("x-method-override", "TRACE"),
+            ("expect", "100-continue"),
+            ("forwarded", "for=evil"),
+            ("x-debug", "echo-headers"),
+        ] {
+            assert_eq!(
+                c.admit(&http::Method::POST, &submit, &with(name, value)),
+                Err(Refusal::Header),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@ async fn a_proxy_from_the_environment_is_not_used_for_outputs() {
     });
     // SAFETY: set before any other thread of this test process reads the environment
     // (this file holds one test, and the runtime's workers do not read it).
+    #[allow(unsafe_code)]
     unsafe {
         for name in ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"] {
             std::env::set_var(name, &proxy);

@@ -33,6 +33,12 @@ pub const DEFAULT_CONNECT_TIMEOUT_MS: u32 = 10_000;
 pub const DEFAULT_FIRST_BYTE_TIMEOUT_MS: u32 = 30_000;
 /// Default longest pause inside an answer's body.
 pub const DEFAULT_BETWEEN_BYTES_TIMEOUT_MS: u32 = 15_000;
+/// How long a host may hold a request before sending it — waiting for an account-wide
+/// request budget, as `host-demo` does — on top of the request's own timeouts: the
+/// component's own clock allows for it, so a request still queued in the host is never
+/// taken for one the server is ignoring (and a submit never reported as of unknown outcome
+/// when it never left). Inside `wait`, the deadline still bounds everything.
+pub const HOST_QUEUE_ALLOWANCE_MS: u32 = 65_000;
 /// The range every per-request timeout must fall in, ms.
 const TIMEOUT_RANGE_MS: std::ops::RangeInclusive<u32> = 100..=600_000;
 /// Default cap on a response body. Job objects are a few hundred bytes; 1 MiB leaves
@@ -76,8 +82,10 @@ pub struct Timeouts {
     pub first_byte_ms: u32,
     /// The longest pause between two pieces of the response body, ms.
     pub between_bytes_ms: u32,
-    /// The whole exchange, connect to last body byte, ms: what bounds a server that
-    /// trickles its answer one byte at a time.
+    /// The whole exchange, from handing the request to the host to its last body byte, ms:
+    /// the three timeouts and [`HOST_QUEUE_ALLOWANCE_MS`]. A transport also ends the body
+    /// within `first_byte_ms + between_bytes_ms` of the head, which is what bounds a server
+    /// that trickles its answer one byte at a time.
     pub total_ms: u64,
 }
 
@@ -367,7 +375,8 @@ impl<T: Transport, E: Env> Client<T, E> {
         let cut = |ms: u32| u32::try_from(u64::from(ms).min(remaining)).unwrap_or(ms);
         let sum = u64::from(c.connect_timeout_ms)
             + u64::from(c.first_byte_timeout_ms)
-            + u64::from(c.between_bytes_timeout_ms);
+            + u64::from(c.between_bytes_timeout_ms)
+            + u64::from(HOST_QUEUE_ALLOWANCE_MS);
         Timeouts {
             connect_ms: cut(c.connect_timeout_ms),
             first_byte_ms: cut(c.first_byte_timeout_ms),

@@ -527,6 +527,7 @@ fn config_takes_timeouts_and_refuses_absurd_ones() {
                 DEFAULT_CONNECT_TIMEOUT_MS
                     + DEFAULT_FIRST_BYTE_TIMEOUT_MS
                     + DEFAULT_BETWEEN_BYTES_TIMEOUT_MS
+                    + HOST_QUEUE_ALLOWANCE_MS
             ),
         }
     );
