@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the hosts that tests/hosts.rs runs only when they are present: the wasmtime CLI
+# Install the hosts that tests/all/hosts.rs runs only when they are present: the wasmtime CLI
 # (wasmtime run / wasmtime serve), Obelisk, and wac (to compose the serverless example).
 # They build from source with cargo: ~20 min, ~35 min and ~4 min on 2 cores.
 #

@@ -8,7 +8,7 @@ fn main() {
         &[
             // Misbehaves on purpose; the sandbox tests run it in the real host.
             ("hostile-guest", "HOSTILE"),
-            // examples/serverless, composed with the component by tests/hosts.rs.
+            // examples/serverless, composed with the component by tests/all/hosts.rs.
             ("happyhorse-serverless", "SERVERLESS"),
         ],
         &["tests/guests", "examples/serverless"],

@@ -598,7 +598,10 @@ fn a_plugin_cannot_make_the_host_hold_more_than_its_stated_bound() -> Test {
     for (attack, expected) in attacks {
         let output = std::process::Command::new(&exe)
             .args([
-                "memory_attack_child",
+                // Its full name in the one test binary (`tests/all`).
+                concat!(module_path!(), "::memory_attack_child")
+                    .split_once("::")
+                    .map_or("sandbox::memory_attack_child", |(_, name)| name),
                 "--exact",
                 "--nocapture",
                 "--test-threads=1",
