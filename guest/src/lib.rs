@@ -1,7 +1,8 @@
 //! The HappyHorse 1.1 `videogen:api/video-gen` component.
 //!
 //! This crate is only the WebAssembly edge: it converts between the WIT types and the pure
-//! core ([`video_gen_core`]), and plugs the core's driver into WASI — HTTP through
+//! cores — the provider-neutral driver ([`video_gen_core`]) run with HappyHorse's rules
+//! ([`happyhorse_core::HappyHorse`]) — and plugs the driver into WASI — HTTP through
 //! `wasi:http/outgoing-handler` (via `waki`), the key from `wasi:cli/environment`, sleeps on
 //! `wasi:clocks`, jitter from `wasi:random`. Every decision lives in the core, where it is
 //! unit-tested natively.
@@ -19,8 +20,9 @@ use exports::videogen::api::video_gen::{
     ClientConfig, CostEstimate, Error, Guest, JobId, JobResult, JobStatus, ResolutionRate,
     ValidatedRequest, VideoRequest,
 };
+use happyhorse_core::HappyHorse;
+use video_gen_core::Provider;
 use video_gen_core::client::Client;
-use video_gen_core::limits::API_KEY_ENV;
 
 struct Component;
 
@@ -28,12 +30,15 @@ struct Component;
 // The error is the WIT `error` handed straight back to the caller; boxing it would only
 // add an allocation on the way out.
 #[allow(clippy::result_large_err)]
-fn client(config: ClientConfig) -> Result<Client<wasi_http::WasiHttp, wasi_env::WasiEnv>, Error> {
-    let env_key = std::env::var(API_KEY_ENV).ok();
+fn client(
+    config: ClientConfig,
+) -> Result<Client<HappyHorse, wasi_http::WasiHttp, wasi_env::WasiEnv>, Error> {
+    let env_key = std::env::var(HappyHorse.api_key_env()).ok();
     let config = convert::config_input(config)
-        .resolve(env_key)
+        .resolve(&HappyHorse, env_key)
         .map_err(convert::error)?;
     Ok(Client::new(
+        HappyHorse,
         config,
         wasi_http::WasiHttp,
         wasi_env::WasiEnv::new(),
@@ -42,7 +47,8 @@ fn client(config: ClientConfig) -> Result<Client<wasi_http::WasiHttp, wasi_env::
 
 impl Guest for Component {
     fn validate(request: VideoRequest) -> Result<ValidatedRequest, Error> {
-        video_gen_core::validate::validate(&convert::request_in(request))
+        HappyHorse
+            .validate(&convert::request_in(request))
             .map(convert::validated_out)
             .map_err(convert::violations)
     }
@@ -52,7 +58,7 @@ impl Guest for Component {
         rates: Option<Vec<ResolutionRate>>,
     ) -> Result<CostEstimate, Error> {
         let rates = rates.map(convert::rates_in);
-        video_gen_core::cost::estimate_cost(&convert::request_in(request), rates.as_deref())
+        happyhorse_core::cost::estimate_cost(&convert::request_in(request), rates.as_deref())
             .map(convert::cost_out)
             .map_err(convert::violations)
     }

@@ -164,9 +164,6 @@ impl std::fmt::Display for Refusal {
     }
 }
 
-/// The longest job id the component puts in a poll's path (`guest/core/src/wire.rs`).
-const MAX_JOB_ID_LEN: usize = 256;
-
 impl Credential {
     /// A credential for the API at `base_url` (its origin and path), shown to plugins as
     /// `placeholder`.
@@ -201,7 +198,11 @@ impl Credential {
             .ok_or(Refusal::NotAnApiCall)?;
         let api_call = match *method {
             http::Method::POST => path == "/v1/videos/generations",
-            http::Method::GET => path.strip_prefix("/v1/jobs/").is_some_and(is_job_id),
+            // Exactly the component's poll path: its own rule for job ids, one home.
+            http::Method::GET => {
+                happyhorse_core::wire::job_path(path.strip_prefix("/v1/jobs/").unwrap_or_default())
+                    .is_ok_and(|expected| expected == path)
+            }
             _ => false,
         };
         if !api_call {
@@ -251,18 +252,6 @@ impl RequestBounds {
             between_bytes_timeout: cut(asked.between_bytes_timeout, self.between_bytes),
         }
     }
-}
-
-/// A job id as the component writes it into a poll's path: 1 to 256 of `[A-Za-z0-9._:-]`,
-/// and not `.` or `..` (the same rule as `job_path` in `guest/core/src/wire.rs`).
-fn is_job_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_JOB_ID_LEN
-        && id != "."
-        && id != ".."
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// What one plugin instance's outgoing requests are held to.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The environment variable the component reads its key from.
-pub const KEY_ENV: &str = video_gen_core::limits::API_KEY_ENV;
+pub const KEY_ENV: &str = happyhorse_core::limits::API_KEY_ENV;
 
 /// The knobs, with safe defaults. Field names are the TOML keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The provider's public endpoint.
-pub const REAL_BASE_URL: &str = video_gen_core::limits::DEFAULT_BASE_URL;
+pub const REAL_BASE_URL: &str = happyhorse_core::limits::DEFAULT_BASE_URL;
 /// The key the built-in emulator accepts.
 pub const EMULATOR_KEY: &str = "emulator-key";
 

@@ -9,13 +9,13 @@
 use std::borrow::Cow;
 
 /// Check a job id that came out of the plugin, with the rule the component itself applies
-/// before it puts an id in a poll's URL (`video_gen_core::wire::job_path`): 1 to 256
+/// before it puts an id in a poll's URL (`happyhorse_core::wire::job_path`): 1 to 256
 /// letters, digits, `.`, `_`, `:` or `-`, and not `.` or `..`. An id that fails it cannot be
 /// polled anyway, so refusing it loses nothing. An id that carries a registered secret (the
 /// API key, echoed back and copied into it) is refused too: it would name a file, which no
 /// redaction reaches. The error is a sentence for a person.
 pub fn check_job_id(job_id: &str) -> Result<(), String> {
-    video_gen_core::wire::job_path(job_id)
+    happyhorse_core::wire::job_path(job_id)
         .map(|_| ())
         .map_err(|v| shown(&v.message).into_owned())?;
     if crate::redact::contains_secret(job_id) {

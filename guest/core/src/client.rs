@@ -19,11 +19,8 @@
 //! server does.
 
 use crate::backoff::{next_poll_ms, parse_retry_after, parse_timestamp_ms, retry_delay_ms};
-use crate::limits::{API_KEY_ENV, DEFAULT_BASE_URL};
 use crate::model::*;
-use crate::parse::{ParsedJob, parse_error_body, parse_job, parse_submit_response};
-use crate::validate::validate;
-use crate::wire::{SUBMIT_PATH, job_path, submit_body};
+use crate::provider::Provider;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// Default connect timeout per request.
@@ -145,7 +142,7 @@ pub trait Env {
 /// The caller's configuration, before defaults (the WIT `client-config`).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct ConfigInput {
-    /// Base URL; `None` is [`DEFAULT_BASE_URL`].
+    /// Base URL; `None` is the provider's ([`Provider::default_base_url`]).
     pub base_url: Option<String>,
     /// API key; `None` falls back to the environment.
     pub api_key: Option<String>,
@@ -162,12 +159,21 @@ pub struct ConfigInput {
 }
 
 impl ConfigInput {
-    /// Apply defaults and check every setting, taking the key from `env_key` (the value of
-    /// [`API_KEY_ENV`]) when none was passed. A missing or unusable key is refused here,
-    /// before anything is sent.
-    pub fn resolve(self, env_key: Option<String>) -> Result<ClientConfig, Error> {
+    /// Apply `provider`'s defaults and check every setting, taking the key from `env_key`
+    /// (the value of [`Provider::api_key_env`]) when none was passed. A missing or unusable
+    /// key is refused here, before anything is sent.
+    pub fn resolve(
+        self,
+        provider: &impl Provider,
+        env_key: Option<String>,
+    ) -> Result<ClientConfig, Error> {
         let mut violations = Vec::new();
-        let base_url = check_base_url(self.base_url.as_deref(), &mut violations);
+        let base_url = check_base_url(
+            self.base_url
+                .as_deref()
+                .unwrap_or(provider.default_base_url()),
+            &mut violations,
+        );
         let poll = self.poll.unwrap_or_default();
         check_poll_policy(&poll, &mut violations);
         let max_response_bytes = self
@@ -223,7 +229,8 @@ impl ConfigInput {
                     status: 0,
                     code: Some("missing_api_key".into()),
                     message: format!(
-                        "no API key: set {API_KEY_ENV} in the component's environment or pass client-config.api-key"
+                        "no API key: set {} in the component's environment or pass client-config.api-key",
+                        provider.api_key_env()
                     ),
                 }));
             }
@@ -258,11 +265,8 @@ fn violation(field: &str, rule: &str, message: String) -> FieldViolation {
     }
 }
 
-fn check_base_url(given: Option<&str>, violations: &mut Vec<FieldViolation>) -> String {
-    let url = given
-        .unwrap_or(DEFAULT_BASE_URL)
-        .trim()
-        .trim_end_matches('/');
+fn check_base_url(given: &str, violations: &mut Vec<FieldViolation>) -> String {
+    let url = given.trim().trim_end_matches('/');
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"));
@@ -327,8 +331,9 @@ fn check_poll_policy(p: &PollPolicy, violations: &mut Vec<FieldViolation>) {
     }
 }
 
-/// Drives one provider account through a [`Transport`].
-pub struct Client<T, E> {
+/// Drives one account of `P`'s API through a [`Transport`].
+pub struct Client<P, T, E> {
+    provider: P,
     config: ClientConfig,
     transport: T,
     env: E,
@@ -345,10 +350,11 @@ enum Attempt<T> {
     Retry { delay_ms: u64, error: Error },
 }
 
-impl<T: Transport, E: Env> Client<T, E> {
-    /// A client for a resolved configuration (see [`ConfigInput::resolve`]).
-    pub fn new(config: ClientConfig, transport: T, env: E) -> Self {
+impl<P: Provider, T: Transport, E: Env> Client<P, T, E> {
+    /// A client of `provider` for a resolved configuration (see [`ConfigInput::resolve`]).
+    pub fn new(provider: P, config: ClientConfig, transport: T, env: E) -> Self {
         Client {
+            provider,
             config,
             transport,
             env,
@@ -367,9 +373,9 @@ impl<T: Transport, E: Env> Client<T, E> {
             .map(|deadline| deadline.saturating_sub(self.env.monotonic_ms()))
     }
 
-    /// The configured timeouts, none past the wait's deadline (and at least 1 ms: some
-    /// hosts read 0 as "no timeout").
-    fn timeouts(&self) -> Timeouts {
+    /// The next request's time bounds: the configured timeouts, none past the wait's
+    /// deadline (and at least 1 ms: some hosts read 0 as "no timeout").
+    pub fn timeouts(&self) -> Timeouts {
         let c = &self.config;
         let remaining = self.remaining_ms().unwrap_or(u64::MAX).max(1);
         let cut = |ms: u32| u32::try_from(u64::from(ms).min(remaining)).unwrap_or(ms);
@@ -406,15 +412,15 @@ impl<T: Transport, E: Env> Client<T, E> {
 
     /// Validate `request` and create one job. See the module docs for what is retried.
     pub fn submit(&mut self, request: &VideoRequest) -> Result<String, Error> {
-        let validated = validate(request).map_err(Error::InvalidRequest)?;
-        let body = serde_json::to_vec(&submit_body(&validated)).map_err(|e| {
-            Error::InvalidRequest(vec![violation(
-                "request",
-                "invalid-format",
-                format!("the request cannot be encoded as JSON: {e}"),
-            )])
-        })?;
-        let http = self.request(Method::Post, SUBMIT_PATH, Some(body));
+        let validated = self
+            .provider
+            .validate(request)
+            .map_err(Error::InvalidRequest)?;
+        let body = self
+            .provider
+            .submit_body(&validated)
+            .map_err(|v| Error::InvalidRequest(vec![v]))?;
+        let http = self.request(Method::Post, self.provider.submit_path(), Some(body));
         self.exchange(&http, Self::classify_submit)
     }
 
@@ -477,10 +483,10 @@ impl<T: Transport, E: Env> Client<T, E> {
         };
         let status = response.status;
         if (200..300).contains(&status) {
-            return Attempt::Done(read_job_id(response));
+            return Attempt::Done(read_job_id(&self.provider, response));
         }
         let retry_after = self.retry_after_ms(&response);
-        let api = api_error(&response);
+        let api = api_error(&self.provider, &response);
         match status {
             429 => self.retry(
                 attempt,
@@ -519,7 +525,10 @@ impl<T: Transport, E: Env> Client<T, E> {
         job_id: &str,
         local_age_ms: Option<u64>,
     ) -> Result<JobStatus, Error> {
-        let path = job_path(job_id).map_err(|v| Error::InvalidRequest(vec![v]))?;
+        let path = self
+            .provider
+            .job_path(job_id)
+            .map_err(|v| Error::InvalidRequest(vec![v]))?;
         let http = self.request(Method::Get, &path, None);
         let (parsed, retry_after) = self.exchange(&http, |c, outcome, attempt| {
             c.classify_read(outcome, attempt, job_id)
@@ -545,12 +554,12 @@ impl<T: Transport, E: Env> Client<T, E> {
         let status = response.status;
         let retry_after = self.retry_after_ms(&response);
         if (200..300).contains(&status) {
-            return match read_job(&response, job_id) {
+            return match read_job(&self.provider, &response, job_id) {
                 Ok(parsed) => Attempt::Done(Ok((parsed, retry_after))),
                 Err(malformed) => self.retry(attempt, retry_after, malformed),
             };
         }
-        let api = api_error(&response);
+        let api = api_error(&self.provider, &response);
         match status {
             404 => Attempt::Done(Err(Error::NotFound(job_id.to_string()))),
             429 => self.retry(
@@ -719,9 +728,9 @@ fn with_job_context(e: Error, job_id: &str) -> Error {
     }
 }
 
-fn api_error(response: &HttpResponse) -> ApiError {
+fn api_error(provider: &impl Provider, response: &HttpResponse) -> ApiError {
     match &response.body {
-        Ok(body) => parse_error_body(response.status, body),
+        Ok(body) => provider.read_error(response.status, body),
         Err(e) => ApiError {
             status: response.status,
             code: None,
@@ -756,7 +765,7 @@ fn refusal(api: ApiError) -> Error {
     }
 }
 
-fn read_job_id(response: HttpResponse) -> Result<String, Error> {
+fn read_job_id(provider: &impl Provider, response: HttpResponse) -> Result<String, Error> {
     // Only ever called for a 2xx.
     // A 2xx means the provider accepted the job: if its id cannot be read, it may exist
     // and be billed, which is exactly the "outcome unknown" case.
@@ -767,7 +776,7 @@ fn read_job_id(response: HttpResponse) -> Result<String, Error> {
             body_error_message(&e)
         ))
     })?;
-    parse_submit_response(&body).map_err(|why| {
+    provider.read_submit(&body).map_err(|why| {
         Error::SubmitOutcomeUnknown(format!(
             "the provider accepted the submit (HTTP {}) but its answer is unreadable ({why}); check the account's usage for the job",
             response.status
@@ -775,7 +784,11 @@ fn read_job_id(response: HttpResponse) -> Result<String, Error> {
     })
 }
 
-fn read_job(response: &HttpResponse, job_id: &str) -> Result<ParsedJob, Error> {
+fn read_job(
+    provider: &impl Provider,
+    response: &HttpResponse,
+    job_id: &str,
+) -> Result<ParsedJob, Error> {
     let malformed = |message: String| {
         Error::MalformedResponse(ApiError {
             status: response.status,
@@ -789,7 +802,9 @@ fn read_job(response: &HttpResponse, job_id: &str) -> Result<ParsedJob, Error> {
         .body
         .as_ref()
         .map_err(|e| malformed(body_error_message(e)))?;
-    let parsed = parse_job(body).map_err(|why| malformed(why.to_string()))?;
+    let parsed = provider
+        .read_job(body)
+        .map_err(|why| malformed(why.to_string()))?;
     match &parsed.job_id {
         Some(other) if other != job_id => Err(malformed(format!(
             "asked for job {job_id} but the provider answered about job {other}"
@@ -798,5 +813,5 @@ fn read_job(response: &HttpResponse, job_id: &str) -> Result<ParsedJob, Error> {
     }
 }
 
-#[cfg(test)]
-mod tests;
+// The driver's tests run it against a real provider's rules: `happyhorse-core`'s
+// `driver_tests`.

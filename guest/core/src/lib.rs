@@ -1,22 +1,17 @@
-//! The pure core of the HappyHorse `video-gen` component.
+//! What any video provider's `video-gen` component shares, free of WASI and of any one
+//! provider, so it is tested natively and reused unchanged by a second provider's component:
 //!
-//! Everything that decides *what* to send and *how to read* the answer lives here, apart
-//! from the WASI edges, so it is tested natively with `cargo test`:
-//!
-//! - [`validate`]: every documented rule, all violations at once, defaults filled in;
-//! - [`cost`]: price estimates from a (overridable) rate card;
-//! - [`wire`]: the submit body as the provider documents it;
-//! - [`parse`]: tolerant reading of job, submit and error responses;
-//! - [`backoff`]: retry delays with jitter, `Retry-After`, and poll spacing;
-//! - [`client`]: the protocol driver (submit once, poll, wait) over a [`client::Transport`].
+//! - [`model`]: requests, jobs and errors, mirroring the WIT `videogen:api/video-gen` names;
+//! - [`provider`]: the [`Provider`] trait a provider's crate implements (its rules, wire
+//!   format and answers — HappyHorse's are in `happyhorse-core`);
+//! - [`client`]: the protocol driver (submit once, poll, wait; retries, time bounds, "never
+//!   pay twice") over a [`client::Transport`] and a [`client::Env`];
+//! - [`backoff`]: retry delays with jitter, `Retry-After`, poll spacing and time parsing.
 
 pub mod backoff;
 pub mod client;
-pub mod cost;
-pub mod limits;
 pub mod model;
-pub mod parse;
-pub mod validate;
-pub mod wire;
+pub mod provider;
 
 pub use model::*;
+pub use provider::Provider;

@@ -363,3 +363,20 @@ impl std::fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// One job reading, as far as the response told it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedJob {
+    /// The job's id, when the response repeats it (`job_id` or `id`).
+    pub job_id: Option<String>,
+    /// The normalized state.
+    pub state: JobState,
+    /// The provider's status word, verbatim.
+    pub raw_status: String,
+    /// Progress from 0.0 to 1.0, when reported in a readable form.
+    pub progress: Option<f64>,
+    /// Submission time as the provider wrote it (numbers as their decimal string).
+    pub created_at: Option<String>,
+    /// End time as the provider wrote it.
+    pub completed_at: Option<String>,
+}

@@ -12,8 +12,8 @@
 use serde::Serialize;
 
 use crate::limits::{DEFAULT_DURATION_SECONDS, DEFAULT_MODEL, DEFAULT_RESOLUTION};
-use crate::model::{FieldViolation, Mode, ValidatedRequest};
 use crate::validate::RULE_INVALID_FORMAT;
+use video_gen_core::{FieldViolation, Mode, ValidatedRequest};
 
 /// The submit endpoint (`POST`), relative to the base URL.
 pub const SUBMIT_PATH: &str = "/v1/videos/generations";
@@ -126,10 +126,10 @@ fn quoted(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::VideoRequest;
     use crate::validate::validate;
     use proptest::prelude::*;
     use serde_json::{Value, json};
+    use video_gen_core::VideoRequest;
 
     fn body(r: VideoRequest) -> Value {
         parsed(&validate(&r).expect("valid request"))

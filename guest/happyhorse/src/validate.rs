@@ -13,7 +13,7 @@ use crate::limits::{
     DEFAULT_RESOLUTION, MAX_DURATION_SECONDS, MAX_PROMPT_CHARS, MAX_REFERENCE_IMAGES, MAX_SEED,
     MIN_DURATION_SECONDS, RESOLUTIONS,
 };
-use crate::model::{FieldViolation, FieldWarning, Mode, ValidatedRequest, VideoRequest};
+use video_gen_core::{FieldViolation, FieldWarning, Mode, ValidatedRequest, VideoRequest};
 
 /// Rule: a value that must be present is missing or blank.
 pub const RULE_REQUIRED: &str = "required";

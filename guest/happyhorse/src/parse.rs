@@ -11,7 +11,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::model::{ApiError, JobFailure, JobState};
+use video_gen_core::{ApiError, JobFailure, JobState, ParsedJob};
 
 /// Longest message taken from a non-JSON error body: enough for a proxy's one-line error,
 /// short enough that an HTML error page does not flood a log.
@@ -59,23 +59,6 @@ pub fn parse_submit_response(body: &[u8]) -> Result<String, String> {
     .flatten()
     .find_map(scalar_string)
     .ok_or_else(|| "response has no job_id".to_owned())
-}
-
-/// One job reading, as far as the response told it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ParsedJob {
-    /// The job's id, when the response repeats it (`job_id` or `id`).
-    pub job_id: Option<String>,
-    /// The normalized state.
-    pub state: JobState,
-    /// The provider's status word, verbatim.
-    pub raw_status: String,
-    /// Progress from 0.0 to 1.0, when reported in a readable form.
-    pub progress: Option<f64>,
-    /// Submission time as the provider wrote it (numbers as their decimal string).
-    pub created_at: Option<String>,
-    /// End time as the provider wrote it.
-    pub completed_at: Option<String>,
 }
 
 /// Reads a job object (`GET /v1/jobs/{id}`), at the top level or under `data`.

@@ -5,8 +5,8 @@
 //! and a caller may pass the live one.
 
 use crate::limits::{CURRENCY, default_rates};
-use crate::model::{CostEstimate, FieldViolation, ResolutionRate, VideoRequest};
 use crate::validate::{RULE_INVALID_FORMAT, RULE_OUT_OF_RANGE, RULE_REQUIRED, validate};
+use video_gen_core::{CostEstimate, FieldViolation, ResolutionRate, VideoRequest};
 
 /// The field name used in violations about the rate card itself.
 const RATES_FIELD: &str = "rates";
@@ -113,8 +113,8 @@ fn overflow(seconds: u32, rate: u64) -> FieldViolation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Mode;
     use proptest::prelude::*;
+    use video_gen_core::Mode;
 
     fn req(resolution: Option<&str>, seconds: Option<u32>) -> VideoRequest {
         VideoRequest {

@@ -1,8 +1,10 @@
 //! The driver against a scripted transport and a virtual clock: every test counts the
 //! requests sent, because "how many submits" is the property that costs money.
 
-use super::*;
+use crate::HappyHorse;
 use std::collections::VecDeque;
+use video_gen_core::client::*;
+use video_gen_core::*;
 
 /// Plays back scripted outcomes and records every request.
 #[derive(Default)]
@@ -76,16 +78,19 @@ fn policy() -> PollPolicy {
     }
 }
 
-fn client(outcomes: Vec<Result<HttpResponse, TransportFailure>>) -> Client<Script, VirtualClock> {
+fn client(
+    outcomes: Vec<Result<HttpResponse, TransportFailure>>,
+) -> Client<HappyHorse, Script, VirtualClock> {
     let config = ConfigInput {
         base_url: Some("http://127.0.0.1:9/".into()),
         api_key: Some("test-key".into()),
         poll: Some(policy()),
         ..Default::default()
     }
-    .resolve(None)
+    .resolve(&HappyHorse, None)
     .expect("valid config");
     Client::new(
+        HappyHorse,
         config,
         Script {
             outcomes: outcomes.into(),
@@ -472,7 +477,9 @@ fn generate_names_the_job_in_errors_after_submit() {
 
 #[test]
 fn config_refuses_missing_key_and_bad_urls_before_sending() {
-    let missing = ConfigInput::default().resolve(None).unwrap_err();
+    let missing = ConfigInput::default()
+        .resolve(&HappyHorse, None)
+        .unwrap_err();
     assert!(
         matches!(missing, Error::Unauthorized(a) if a.code.as_deref() == Some("missing_api_key") && a.status == 0)
     );
@@ -480,9 +487,9 @@ fn config_refuses_missing_key_and_bad_urls_before_sending() {
         api_key: Some("  ".into()),
         ..Default::default()
     };
-    assert!(blank.resolve(Some("".into())).is_err());
+    assert!(blank.resolve(&HappyHorse, Some("".into())).is_err());
     let env = ConfigInput::default()
-        .resolve(Some("from-env".into()))
+        .resolve(&HappyHorse, Some("from-env".into()))
         .unwrap();
     assert_eq!(env.api_key.as_deref(), Some("from-env"));
     assert_eq!(env.base_url, "https://api.empiriolabs.ai");
@@ -491,7 +498,7 @@ fn config_refuses_missing_key_and_bad_urls_before_sending() {
         ..Default::default()
     };
     assert!(matches!(
-        injected.resolve(None),
+        injected.resolve(&HappyHorse, None),
         Err(Error::Unauthorized(_))
     ));
     for url in [
@@ -507,7 +514,10 @@ fn config_refuses_missing_key_and_bad_urls_before_sending() {
             ..Default::default()
         };
         assert!(
-            matches!(bad.resolve(None), Err(Error::InvalidRequest(_))),
+            matches!(
+                bad.resolve(&HappyHorse, None),
+                Err(Error::InvalidRequest(_))
+            ),
             "{url}"
         );
     }
@@ -516,9 +526,8 @@ fn config_refuses_missing_key_and_bad_urls_before_sending() {
 #[test]
 fn config_takes_timeouts_and_refuses_absurd_ones() {
     let c = client(vec![]);
-    let req = c.request(Method::Get, "/x", None);
     assert_eq!(
-        req.timeouts,
+        c.timeouts(),
         Timeouts {
             connect_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             first_byte_ms: DEFAULT_FIRST_BYTE_TIMEOUT_MS,
@@ -538,7 +547,7 @@ fn config_takes_timeouts_and_refuses_absurd_ones() {
             between_bytes_timeout_ms: between,
             ..Default::default()
         };
-        match bad.resolve(None) {
+        match bad.resolve(&HappyHorse, None) {
             Err(Error::InvalidRequest(v)) => assert!(v[0].field.ends_with("-timeout-ms"), "{v:?}"),
             other => panic!("{first:?}/{between:?} gave {other:?}"),
         }
@@ -581,7 +590,7 @@ impl Env for SharedClock {
     }
 }
 
-fn silent_client(deadline_ms: u64) -> Client<SilentServer, SharedClock> {
+fn silent_client(deadline_ms: u64) -> Client<HappyHorse, SilentServer, SharedClock> {
     let clock = std::rc::Rc::new(std::cell::Cell::new(0));
     let config = ConfigInput {
         base_url: Some("http://127.0.0.1:9".into()),
@@ -592,9 +601,10 @@ fn silent_client(deadline_ms: u64) -> Client<SilentServer, SharedClock> {
         }),
         ..Default::default()
     }
-    .resolve(None)
+    .resolve(&HappyHorse, None)
     .unwrap();
     Client::new(
+        HappyHorse,
         config,
         SilentServer {
             clock: clock.clone(),
@@ -648,11 +658,17 @@ fn debug_output_never_shows_the_key() {
         api_key: Some("sk-secret-value".into()),
         ..Default::default()
     }
-    .resolve(None)
+    .resolve(&HappyHorse, None)
     .unwrap();
     assert!(!format!("{c:?}").contains("sk-secret-value"));
-    let client = client(vec![]);
-    let req = client.request(Method::Get, "/x", None);
+    let req = HttpRequest {
+        method: Method::Get,
+        url: "http://127.0.0.1:9/v1/jobs/job_1".into(),
+        bearer: "test-key".into(),
+        json_body: None,
+        timeouts: client(vec![]).timeouts(),
+        max_body_bytes: 1024,
+    };
     assert!(!format!("{req:?}").contains("test-key"));
 }
 
