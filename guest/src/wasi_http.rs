@@ -339,63 +339,51 @@ fn failure(code: ErrorCode) -> TransportFailure {
     }
 }
 
-/// The code in words, for a person (the payload only where it is text). Written out rather
+/// The code in words, for a person, one sentence per kind of failure. Written out rather
 /// than derived: that `Debug`, over 39 cases and their nested payload records, is about 4 KiB
 /// of code in the component, and it prints Rust names nobody should have to read.
 fn describe(code: &ErrorCode) -> String {
     let words = match code {
-        ErrorCode::DnsTimeout => "the DNS lookup timed out",
-        ErrorCode::DnsError(payload) => {
-            return match payload.rcode.as_deref() {
-                Some(rcode) => format!("the DNS lookup failed ({rcode})"),
-                None => "the DNS lookup failed".into(),
-            };
+        ErrorCode::DnsTimeout | ErrorCode::DnsError(_) => "the DNS lookup failed",
+        ErrorCode::DestinationNotFound
+        | ErrorCode::DestinationUnavailable
+        | ErrorCode::DestinationIpUnroutable => "the host is unreachable",
+        ErrorCode::DestinationIpProhibited | ErrorCode::HttpRequestDenied => {
+            "the host's sandbox refused the request"
         }
-        ErrorCode::DestinationNotFound => "the host was not found",
-        ErrorCode::DestinationUnavailable => "the host is unavailable",
-        ErrorCode::DestinationIpProhibited => "the host's address is prohibited",
-        ErrorCode::DestinationIpUnroutable => "the host's address is unreachable",
         ErrorCode::ConnectionRefused => "the connection was refused",
-        ErrorCode::ConnectionTerminated => "the connection was closed before the answer ended",
+        ErrorCode::ConnectionTerminated => "the connection closed before the answer ended",
         ErrorCode::ConnectionTimeout => "the connection could not be opened in time",
-        ErrorCode::ConnectionReadTimeout => "no answer arrived in time",
-        ErrorCode::ConnectionWriteTimeout => "the request could not be written in time",
-        ErrorCode::ConnectionLimitReached => "too many connections are open",
-        ErrorCode::TlsProtocolError => "the TLS handshake failed",
-        ErrorCode::TlsCertificateError => "the server's TLS certificate was refused",
-        ErrorCode::TlsAlertReceived(_) => "the server ended the TLS handshake with an alert",
-        ErrorCode::HttpRequestDenied => "the host's sandbox refused the request",
-        ErrorCode::HttpRequestLengthRequired => "the server wants a Content-Length",
-        ErrorCode::HttpRequestBodySize(_) => "the request body has the wrong size",
-        ErrorCode::HttpRequestMethodInvalid => "the request method is invalid",
-        ErrorCode::HttpRequestUriInvalid => "the request URL is invalid",
-        ErrorCode::HttpRequestUriTooLong => "the request URL is too long",
-        ErrorCode::HttpRequestHeaderSectionSize(_) | ErrorCode::HttpRequestHeaderSize(_) => {
-            "the request headers are too large"
+        ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
+            "no answer arrived in time"
         }
-        ErrorCode::HttpRequestTrailerSectionSize(_) | ErrorCode::HttpRequestTrailerSize(_) => {
-            "the request trailers are too large"
-        }
-        ErrorCode::HttpResponseIncomplete => "the answer ended early",
-        ErrorCode::HttpResponseHeaderSectionSize(_) | ErrorCode::HttpResponseHeaderSize(_) => {
-            "the answer's headers are too large"
-        }
-        ErrorCode::HttpResponseBodySize(_) => "the answer's body is too large",
-        ErrorCode::HttpResponseTrailerSectionSize(_) | ErrorCode::HttpResponseTrailerSize(_) => {
-            "the answer's trailers are too large"
-        }
-        ErrorCode::HttpResponseTransferCoding(_) => "the answer's transfer coding is unreadable",
-        ErrorCode::HttpResponseContentCoding(_) => "the answer's content coding is unreadable",
-        ErrorCode::HttpResponseTimeout => "the answer paused for too long",
-        ErrorCode::HttpUpgradeFailed => "the HTTP upgrade failed",
-        ErrorCode::HttpProtocolError => "the server broke the HTTP protocol",
-        ErrorCode::LoopDetected => "a request loop was detected",
-        ErrorCode::ConfigurationError => "the host's HTTP configuration is invalid",
-        ErrorCode::InternalError(message) => {
-            return match message.as_deref() {
-                Some(m) if !m.is_empty() => format!("the host's HTTP client failed: {m}"),
-                _ => "the host's HTTP client failed".into(),
-            };
+        ErrorCode::ConnectionWriteTimeout => "the request could not be sent in time",
+        ErrorCode::ConnectionLimitReached => "too many requests are in flight",
+        ErrorCode::TlsProtocolError
+        | ErrorCode::TlsCertificateError
+        | ErrorCode::TlsAlertReceived(_) => "the TLS handshake failed",
+        ErrorCode::HttpRequestLengthRequired
+        | ErrorCode::HttpRequestBodySize(_)
+        | ErrorCode::HttpRequestMethodInvalid
+        | ErrorCode::HttpRequestUriInvalid
+        | ErrorCode::HttpRequestUriTooLong
+        | ErrorCode::HttpRequestHeaderSectionSize(_)
+        | ErrorCode::HttpRequestHeaderSize(_)
+        | ErrorCode::HttpRequestTrailerSectionSize(_)
+        | ErrorCode::HttpRequestTrailerSize(_) => "the request was refused as malformed",
+        ErrorCode::HttpResponseIncomplete
+        | ErrorCode::HttpResponseHeaderSectionSize(_)
+        | ErrorCode::HttpResponseHeaderSize(_)
+        | ErrorCode::HttpResponseBodySize(_)
+        | ErrorCode::HttpResponseTrailerSectionSize(_)
+        | ErrorCode::HttpResponseTrailerSize(_)
+        | ErrorCode::HttpResponseTransferCoding(_)
+        | ErrorCode::HttpResponseContentCoding(_)
+        | ErrorCode::HttpUpgradeFailed
+        | ErrorCode::HttpProtocolError
+        | ErrorCode::LoopDetected => "the answer broke the HTTP protocol or a size limit",
+        ErrorCode::ConfigurationError | ErrorCode::InternalError(_) => {
+            "the host's HTTP client failed"
         }
     };
     words.into()
