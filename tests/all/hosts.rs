@@ -214,6 +214,26 @@ const FAULT_FLAGS: [&str; 2] = ["--request-timeout", "1"];
 /// How long such a run may take: four faulty polls of ~1–3 s each, backoff, the job.
 const FAULT_RUN_BOUND: Duration = Duration::from_secs(40);
 
+/// Runs `example` (an example's command against `emu`) whose submit the server resets after
+/// creating the job: the example must report `permanent-submit-outcome-unknown` (exit 1) and
+/// never send a second submit, whatever the host.
+async fn reports_a_reset_submit_as_unknown(mut example: Command, emu: &Emulator) {
+    emu.push_fault(Route::Submit, Fault::ResetAfterProcessing);
+    example.arg("--json");
+    let run = run(example, Duration::from_secs(120)).await;
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    let summary = run.summary();
+    assert_eq!(
+        summary["error"], "permanent-submit-outcome-unknown",
+        "{summary}"
+    );
+    assert_eq!(
+        (emu.submits_received(), emu.jobs_created()),
+        (1, 1),
+        "one submit, its job created, never resent"
+    );
+}
+
 /// Runs `example` (an example's command against `emu`) with [`push_poll_faults`] and its
 /// [`FAULT_FLAGS`]: one completed generation, one submit, within [`FAULT_RUN_BOUND`].
 async fn survives_poll_faults(host: &str, mut example: Command, emu: &Emulator) {
@@ -340,6 +360,8 @@ async fn node_jco_example_survives_a_server_that_misbehaves() -> Test {
     let emu = emulator(fast()).await;
     let example = node_example(&node, bindings.path(), &emu);
     survives_poll_faults("node", example, &emu).await;
+    let emu = emulator(fast()).await;
+    reports_a_reset_submit_as_unknown(node_example(&node, bindings.path(), &emu), &emu).await;
     Ok(())
 }
 
@@ -424,6 +446,8 @@ async fn python_wasmtime_example_survives_a_server_that_misbehaves() -> Test {
     let emu = emulator(fast()).await;
     let example = python_example(&python, &emu);
     survives_poll_faults("python", example, &emu).await;
+    let emu = emulator(fast()).await;
+    reports_a_reset_submit_as_unknown(python_example(&python, &emu), &emu).await;
     Ok(())
 }
 
