@@ -17,6 +17,10 @@
 //! - [`untrusted`]: job ids and provider text made safe to name files and to show;
 //! - [`redact`]: the API key removed from everything the host writes;
 //! - [`pipeline`]: a storyboard of shots run concurrently, journaled, resumable.
+//!
+//! The library prints nothing: it returns outcomes, reports progress through
+//! [`pipeline::progress`] and logs through `tracing`. The `host-demo` binary (`src/main.rs`,
+//! `src/cli/`) owns every line a person reads.
 
 pub mod budget;
 pub mod connections;

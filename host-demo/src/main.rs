@@ -1,7 +1,10 @@
 //! `host-demo`: run the HappyHorse component as a sandboxed plugin from the command line.
 
+mod cli;
+
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use cli::{say, tell};
 use happyhorse_emulator::{Emulator, EmulatorConfig, JobModel, RenderFarm};
 use host_demo::api::{JobState, JobStatus, Mode, VideoRequest};
 use host_demo::download::{download, redact_query};
@@ -12,7 +15,6 @@ use host_demo::report::{describe, is_transient, money};
 use host_demo::sandbox::SandboxPolicy;
 use host_demo::session::{ConnectOptions, EMULATOR_KEY, Session};
 use host_demo::untrusted::{check_job_id, job_file_stem, shown, shown_lines};
-use host_demo::{say, tell};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -48,14 +50,14 @@ enum Command {
     /// concurrently, journaled so a re-run resumes and nothing is paid for twice.
     Run {
         #[command(flatten)]
-        run: host_demo::pipeline::cli::RunArgs,
+        run: cli::pipeline::RunArgs,
         #[command(flatten)]
         conn: ConnectionArgs,
     },
     /// Show a storyboard's journal: every shot's state, job, estimate and files.
-    Status(host_demo::pipeline::cli::StatusArgs),
+    Status(cli::pipeline::StatusArgs),
     /// Settle a shot whose submit outcome is unknown: attach its job id, or forget it.
-    Resolve(host_demo::pipeline::cli::ResolveArgs),
+    Resolve(cli::pipeline::ResolveArgs),
     /// Run the local emulator of the EmpirioLabs API until Ctrl-C.
     Emulator(EmulatorArgs),
 }
@@ -220,10 +222,10 @@ async fn main() -> ExitCode {
         Command::Generate(args) => generate(args, cli.verbose).await,
         Command::Resume { job_id, conn } => resume(job_id, conn, cli.verbose).await,
         Command::Run { run, conn } => {
-            host_demo::pipeline::cli::run(run, open_session(conn, cli.verbose)).await
+            cli::pipeline::run(run, open_session(conn, cli.verbose)).await
         }
-        Command::Status(args) => host_demo::pipeline::cli::status(args),
-        Command::Resolve(args) => host_demo::pipeline::cli::resolve(args),
+        Command::Status(args) => cli::pipeline::status(args),
+        Command::Resolve(args) => cli::pipeline::resolve(args),
         Command::Emulator(args) => emulator(args).await,
     };
     match outcome {

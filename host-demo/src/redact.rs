@@ -87,22 +87,6 @@ pub fn redact_json(value: &serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// Print a line to stdout, redacted: the CLI's `println!`.
-#[macro_export]
-macro_rules! say {
-    ($($arg:tt)*) => {
-        println!("{}", $crate::redact::redact(&format!($($arg)*)))
-    };
-}
-
-/// Print a line to stderr, redacted: the CLI's `eprintln!`.
-#[macro_export]
-macro_rules! tell {
-    ($($arg:tt)*) => {
-        eprintln!("{}", $crate::redact::redact(&format!($($arg)*)))
-    };
-}
-
 /// A `tracing_subscriber` writer to stderr that redacts each event before it is written. The
 /// formatter writes an event in pieces; they are collected and written once, on drop, so a
 /// secret split across two writes is still found.

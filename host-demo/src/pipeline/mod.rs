@@ -1,5 +1,6 @@
 //! The pipeline: a storyboard in, finished clips out — concurrent, durable, never billed
-//! twice. `host-demo run storyboard.toml` is [`cli::run`]; the steps are:
+//! twice. `host-demo run storyboard.toml` is [`price`] then [`run_priced`] (or [`run`],
+//! both at once); the steps are:
 //!
 //! 1. [`storyboard`]: read the file (TOML or JSON), apply run-wide defaults, load local
 //!    images as data URLs ([`images`] holds that assumption, in one place);
@@ -16,7 +17,6 @@
 //! [`status`] reads the journal for `host-demo status` and settles shots for
 //! `host-demo resolve`.
 
-pub mod cli;
 pub mod images;
 pub mod journal;
 pub mod plan;
@@ -117,17 +117,43 @@ impl RunSummary {
     }
 }
 
+/// A storyboard checked and priced, not yet run: what [`run_priced`] runs, and the table a
+/// person sees first.
+#[derive(Debug)]
+pub struct Priced {
+    /// Every shot, validated and priced.
+    pub plan: Plan,
+    /// Where the run's files and journal are.
+    pub out_dir: PathBuf,
+    /// The price table, with each shot's journaled state; provider text already made inert
+    /// for a terminal.
+    pub table: String,
+}
+
 /// Run `storyboard` in `session`: check, price, journal, generate, download, report.
 /// `stop` turning `true` (Ctrl-C) lets in-flight submits finish and starts nothing new.
+/// A caller that shows the price table first calls [`price`] and [`run_priced`] instead.
 pub async fn run(
     storyboard: &Storyboard,
     session: &Session,
     config: &RunConfig,
     stop: watch::Receiver<bool>,
 ) -> Result<RunOutcome> {
+    match price(storyboard, session, config).await? {
+        Ok(priced) => run_priced(priced, storyboard, session, config, stop).await,
+        Err(problems) => Ok(RunOutcome::Invalid(problems)),
+    }
+}
+
+/// Check and price every shot of `storyboard` (nothing is sent or written), or every problem.
+pub async fn price(
+    storyboard: &Storyboard,
+    session: &Session,
+    config: &RunConfig,
+) -> Result<Result<Priced, Vec<Problem>>> {
     let plan = match plan::check(session, storyboard).await? {
         Ok(plan) => plan,
-        Err(problems) => return Ok(RunOutcome::Invalid(problems)),
+        Err(problems) => return Ok(Err(problems)),
     };
     let out_dir = storyboard.output_dir(config.out_root.as_deref());
     let journal_path = Journal::path_in(&out_dir);
@@ -143,9 +169,27 @@ pub async fn run(
             .map(|r| r.state.name().to_string())
     };
     // Warnings in the table are the plugin's words: inert, line by line.
-    for line in plan::table(&plan, &state_of).lines() {
-        crate::say!("{}", crate::untrusted::shown(line));
-    }
+    let table = plan::table(&plan, &state_of)
+        .lines()
+        .map(|line| format!("{}\n", crate::untrusted::shown(line)))
+        .collect();
+    Ok(Ok(Priced {
+        plan,
+        out_dir,
+        table,
+    }))
+}
+
+/// Run a priced storyboard: refuse it over its cost cap, stop there on a dry run, or
+/// journal, generate, download and report.
+pub async fn run_priced(
+    priced: Priced,
+    storyboard: &Storyboard,
+    session: &Session,
+    config: &RunConfig,
+    stop: watch::Receiver<bool>,
+) -> Result<RunOutcome> {
+    let Priced { plan, out_dir, .. } = priced;
     let max_micros = config
         .max_cost_micros
         .or(storyboard.settings.max_cost_micros);

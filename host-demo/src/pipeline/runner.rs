@@ -374,11 +374,14 @@ impl<'a> Runner<'a> {
         };
         if let Err(e) = self.journal.transition(name, &["submitting"], &next) {
             if let State::Submitted { job_id } = &next {
-                // The one thing that must not be lost: say it where a person will see it.
-                crate::tell!(
-                    "shot {name}: job {job_id} was created but could not be journaled ({e:#}); \
-                     once the journal is writable, run `host-demo resolve <storyboard> {name} --job-id {job_id}`"
+                // The one thing that must not be lost: logged at once (the CLI's log goes to
+                // stderr) and carried in the error the run reports for this shot.
+                let what = format!(
+                    "shot {name}: job {job_id} was created but could not be journaled; once the \
+                     journal is writable, run `host-demo resolve <storyboard> {name} --job-id {job_id}`"
                 );
+                tracing::error!("{what} ({e:#})");
+                return Err(e.context(what));
             }
             return Err(e);
         }

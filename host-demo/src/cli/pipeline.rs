@@ -1,15 +1,14 @@
 //! The `run`, `status` and `resolve` subcommands: flags, printing and exit codes.
 
-use super::journal::Journal;
-use super::status::{Resolution, advice, resolve as settle, table};
-use super::storyboard::{self, Storyboard};
-use super::{RunConfig, RunOutcome, reports};
-use crate::report::money;
-use crate::session::Session;
-use crate::untrusted::shown;
-use crate::{say, tell};
 use anyhow::{Context, Result, bail};
 use clap::{ArgGroup, Args};
+use host_demo::pipeline::journal::Journal;
+use host_demo::pipeline::status::{Resolution, advice, resolve as settle, table};
+use host_demo::pipeline::storyboard::{self, Storyboard};
+use host_demo::pipeline::{RunConfig, RunOutcome, price, registry, reports, run_priced};
+use host_demo::report::money;
+use host_demo::session::Session;
+use host_demo::untrusted::shown;
 use std::future::Future;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -111,7 +110,7 @@ pub async fn run(
 ) -> Result<ExitCode> {
     let max_cost_micros = args.max_cost.as_deref().map(parse_money).transpose()?;
     let storyboard = Storyboard::load(&args.storyboard)?;
-    let state_dir = super::registry::default_state_dir()?;
+    let state_dir = registry::default_state_dir()?;
     let (session, out_root) = open.await?;
     let config = RunConfig {
         out_root,
@@ -137,7 +136,15 @@ pub async fn run(
             }
         }
     });
-    let outcome = super::run(&storyboard, &session, &config, stop).await;
+    let outcome = match price(&storyboard, &session, &config).await {
+        Ok(Ok(priced)) => {
+            // Shown before anything is sent: what each shot costs and where it stands.
+            print!("{}", host_demo::redact::redact(&priced.table));
+            run_priced(priced, &storyboard, &session, &config, stop).await
+        }
+        Ok(Err(problems)) => Ok(RunOutcome::Invalid(problems)),
+        Err(e) => Err(e),
+    };
     ctrl_c.abort();
     let shown = args.storyboard.display().to_string();
     Ok(report(outcome?, &shown))

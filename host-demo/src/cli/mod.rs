@@ -1,0 +1,22 @@
+//! The command line's subcommands that have more than a few lines of their own. Everything a
+//! person sees is printed here and in `main.rs`; the library reports, the CLI prints.
+
+// The macros first: the modules below use them.
+
+/// Print a line to stdout, redacted (the key never reaches a terminal): the CLI's `println!`.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", host_demo::redact::redact(&format!($($arg)*)))
+    };
+}
+
+/// Print a line to stderr, redacted: the CLI's `eprintln!`.
+macro_rules! tell {
+    ($($arg:tt)*) => {
+        eprintln!("{}", host_demo::redact::redact(&format!($($arg)*)))
+    };
+}
+
+pub(crate) use {say, tell};
+
+pub mod pipeline;
