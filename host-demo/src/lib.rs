@@ -13,7 +13,7 @@
 //! - [`budget`]: the account-wide request budget all plugins share;
 //! - [`schedule`]: when each job is polled, so that budget is spent where it pays;
 //! - [`download`]: streaming outputs to disk with a checksum;
-//! - [`report`]: turning contract errors into advice for people;
+//! - [`advice`]: turning contract errors into advice for people (and which are transient);
 //! - [`untrusted`]: job ids and provider text made safe to name files and to show;
 //! - [`redact`]: the API key removed from everything the host writes;
 //! - [`pipeline`]: a storyboard of shots run concurrently, journaled, resumable.
@@ -22,6 +22,7 @@
 //! [`pipeline::progress`] and logs through `tracing`. The `host-demo` binary (`src/main.rs`,
 //! `src/cli/`) owns every line a person reads.
 
+pub mod advice;
 pub mod budget;
 pub mod connections;
 pub mod download;
@@ -29,7 +30,6 @@ pub mod pipeline;
 pub mod plugin;
 pub mod policy;
 pub mod redact;
-pub mod report;
 pub mod runtime;
 pub mod sandbox;
 pub mod schedule;

@@ -2,11 +2,11 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{ArgGroup, Args};
+use host_demo::advice::money;
 use host_demo::pipeline::journal::Journal;
 use host_demo::pipeline::status::{Resolution, advice, resolve as settle, table};
 use host_demo::pipeline::storyboard::{self, Storyboard};
 use host_demo::pipeline::{RunConfig, RunOutcome, price, registry, reports, run_priced};
-use host_demo::report::money;
 use host_demo::session::Session;
 use host_demo::untrusted::shown;
 use std::future::Future;
@@ -147,11 +147,11 @@ pub async fn run(
     };
     ctrl_c.abort();
     let shown = args.storyboard.display().to_string();
-    Ok(report(outcome?, &shown))
+    Ok(print_outcome(outcome?, &shown))
 }
 
 /// Print how a run ended, and choose the exit code.
-pub fn report(outcome: RunOutcome, storyboard: &str) -> ExitCode {
+pub fn print_outcome(outcome: RunOutcome, storyboard: &str) -> ExitCode {
     match outcome {
         RunOutcome::Invalid(problems) => {
             tell!(

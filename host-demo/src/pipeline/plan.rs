@@ -3,8 +3,8 @@
 
 use super::journal::PlannedRow;
 use super::storyboard::{Problem, Shot, Storyboard};
+use crate::advice::{describe, money};
 use crate::api::{CostEstimate, Error as ApiError, Mode, VideoRequest};
-use crate::report::{describe, money};
 use crate::session::Session;
 use anyhow::Result;
 use serde_json::{Value, json};

@@ -4,7 +4,7 @@
 //! holds it (the sandbox does), and base URLs are written without user information.
 
 use super::journal::{ShotRow, State};
-use crate::report::money;
+use crate::advice::money;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use std::path::Path;

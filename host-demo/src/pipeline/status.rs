@@ -2,7 +2,7 @@
 //! settling shots a person must decide about (`host-demo resolve`).
 
 use super::journal::{Journal, ShotRow, Stage, State};
-use crate::report::money;
+use crate::advice::money;
 use anyhow::{Result, bail};
 
 /// How a person settles a shot.
