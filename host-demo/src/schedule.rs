@@ -18,6 +18,7 @@
 
 use crate::api::{JobState, JobStatus};
 use crate::budget::RequestBudget;
+use crate::learn::{JobClass, Learner, Reading, Record, Remaining};
 use crate::policy::OutboundPolicy;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -59,6 +60,10 @@ pub struct ScheduleConfig {
     pub max_gap: Duration,
     /// How often a blocked turn looks at the budget again even when nothing woke it.
     pub recheck: Duration,
+    /// Plan polls from what finished jobs taught ([`crate::learn`]) once it knows enough;
+    /// `false` keeps the previous scheduler (a line through progress readings), for
+    /// comparison.
+    pub learn: bool,
 }
 
 impl Default for ScheduleConfig {
@@ -72,6 +77,7 @@ impl Default for ScheduleConfig {
             probe_horizon: Duration::from_secs(20),
             max_gap: Duration::from_secs(10 * 60),
             recheck: Duration::from_secs(1),
+            learn: true,
         }
     }
 }
@@ -102,6 +108,7 @@ impl ScheduleConfig {
             probe_horizon: f(self.probe_horizon),
             max_gap: f(self.max_gap),
             recheck: f(self.recheck),
+            learn: self.learn,
         }
     }
 }
@@ -127,6 +134,8 @@ struct Watch {
     submitted: Option<(Instant, Instant)>,
     readings: Vec<ProgressReading>,
     place: Place,
+    /// What it renders, which decides what the learner compares it with.
+    class: JobClass,
 }
 
 /// Where a job's next poll stands in the budget.
@@ -151,6 +160,7 @@ impl Watch {
             submitted,
             readings: Vec::new(),
             place: Place::Planned,
+            class: JobClass::default(),
         }
     }
 }
@@ -185,6 +195,23 @@ struct Plan {
     learned: Learned,
     /// Submits let out whose grant the budget has not logged yet, each holding a place.
     submits_in_flight: usize,
+    /// What every finished job taught, for planning.
+    learner: Learner,
+    /// Finished jobs' records not yet taken for persisting.
+    outbox: Vec<Record>,
+    /// Polls answered so far, by what they found.
+    counts: PollCounts,
+}
+
+/// How a scheduler's polls turned out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PollCounts {
+    /// Polls that found the job still queued or running: spent on reading it.
+    pub found_running: u64,
+    /// Polls that found the job ended.
+    pub found_ended: u64,
+    /// Polls planned from the learner's prediction.
+    pub planned_by_learner: u64,
 }
 
 impl Plan {
@@ -194,6 +221,9 @@ impl Plan {
             watches: HashMap::new(),
             learned: Learned::default(),
             submits_in_flight: 0,
+            learner: Learner::default(),
+            outbox: Vec::new(),
+            counts: PollCounts::default(),
         }
     }
 
@@ -214,10 +244,47 @@ impl Plan {
             .max(self.config.min_first_probe)
     }
 
+    #[cfg(test)]
     fn submitted(&mut self, job_id: &str, sent: Instant, received: Instant) {
-        let next = received + self.first_probe_age();
-        self.watches
-            .insert(job_id.to_string(), Watch::new(next, Some((sent, received))));
+        self.submitted_as(job_id, JobClass::default(), sent, received);
+    }
+
+    fn submitted_as(&mut self, job_id: &str, class: JobClass, sent: Instant, received: Instant) {
+        let mut next = received + self.first_probe_age();
+        let mut purpose = Purpose::Probe;
+        if let Some((at, p)) = self.learned_poll(&class, 0.0, None, received) {
+            next = at;
+            purpose = p;
+        }
+        let mut watch = Watch::new(next, Some((sent, received)));
+        watch.class = class;
+        watch.purpose = purpose;
+        self.watches.insert(job_id.to_string(), watch);
+    }
+
+    /// When to poll a job of `class`, `age_ms` old at `at`, reporting `progress`, as the
+    /// learner sees it; `None` when learning is off or it knows too little.
+    ///
+    /// The poll goes where one more request stops paying: at the early edge of the
+    /// predicted end (nine jobs in ten end later) plus the lag allowance, so a job that ends
+    /// after that early edge is noticed within the allowance; or at the late edge if that
+    /// comes first (the spread is narrower than the allowance: one poll will do). A job found
+    /// still running there is read again, the new reading narrowing the next prediction.
+    fn learned_poll(
+        &mut self,
+        class: &JobClass,
+        age_ms: f64,
+        progress: Option<f64>,
+        at: Instant,
+    ) -> Option<(Instant, Purpose)> {
+        if !self.config.learn {
+            return None;
+        }
+        let Remaining { early, late, .. } = self.learner.predict(class, age_ms, progress)?;
+        let wait_ms = (early + ms(self.config.lag_allowance)).min(late);
+        self.counts.planned_by_learner += 1;
+        let cap = at + self.config.max_gap;
+        Some((later(at, wait_ms, cap) + self.config.margin, Purpose::Final))
     }
 
     /// The job's watch, created (due now, as a probe) for a job this run did not submit.
@@ -299,6 +366,15 @@ impl Plan {
     ) {
         let config = self.config;
         let queue_range = self.learned.queue_range();
+        let ended = matches!(
+            status.state,
+            JobState::Completed(_) | JobState::Failed(_) | JobState::Cancelled | JobState::Expired
+        );
+        if ended {
+            self.counts.found_ended += 1;
+        } else {
+            self.counts.found_running += 1;
+        }
         let watch = self.watch(job_id, sent);
         watch.place = Place::Planned;
         if watch.created.is_none() {
@@ -313,6 +389,32 @@ impl Plan {
         // The provider read its clock somewhere between sending and receiving.
         let at = sent + (received.saturating_duration_since(sent)) / 2;
         let age_ms = |t: Instant| created.map(|c| ms(t.saturating_duration_since(c)));
+        if let (JobState::Running(Some(p)), Some(age)) = (&status.state, age_ms(at))
+            && *p > 0.0
+            && *p < 1.0
+        {
+            watch.readings.push(ProgressReading {
+                age_ms: age,
+                progress: *p,
+                uncertainty_ms: ms(received.saturating_duration_since(sent)) / 2.0,
+            });
+        }
+        if !ended && let Some(age) = age_ms(at) {
+            let class = watch.class.clone();
+            let progress = match status.state {
+                JobState::Running(p) => p,
+                _ => None,
+            };
+            if let Some((next, purpose)) = self.learned_poll(&class, age, progress, at) {
+                let watch = self.watch(job_id, sent);
+                watch.next = next
+                    .max(received + config.min_gap)
+                    .min(received + config.max_gap);
+                watch.purpose = purpose;
+                return;
+            }
+        }
+        let watch = self.watch(job_id, sent);
         let (next, purpose) = match &status.state {
             JobState::Completed(_)
             | JobState::Failed(_)
@@ -326,6 +428,28 @@ impl Plan {
                     .unwrap_or(at);
                 if let Some(created) = watch.created.or(watch.submitted.map(|(s, _)| s)) {
                     let total = ms(ended.saturating_duration_since(created));
+                    let ended_unix_ms = wall
+                        .checked_sub(received.saturating_duration_since(ended))
+                        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                    let readings: Vec<Reading> = watch
+                        .readings
+                        .iter()
+                        .map(|r| Reading {
+                            age_ms: r.age_ms,
+                            progress: r.progress,
+                        })
+                        .collect();
+                    if let Some(record) =
+                        Record::new(watch.class.clone(), total, &readings, ended_unix_ms)
+                    {
+                        self.learner.learn(record.clone());
+                        // Bounded even if nobody takes them.
+                        if self.outbox.len() >= crate::learn::CAPACITY {
+                            self.outbox.remove(0);
+                        }
+                        self.outbox.push(record);
+                    }
                     if let Some(queue) = watch
                         .readings
                         .iter()
@@ -345,16 +469,7 @@ impl Plan {
                     Purpose::Probe,
                 )
             }
-            JobState::Running(progress) => {
-                if let (Some(p), Some(age)) =
-                    (progress.filter(|p| *p > 0.0 && *p < 1.0), age_ms(at))
-                {
-                    watch.readings.push(ProgressReading {
-                        age_ms: age,
-                        progress: p,
-                        uncertainty_ms: ms(received.saturating_duration_since(sent)) / 2.0,
-                    });
-                }
+            JobState::Running(_) => {
                 let predicted =
                     predict_completion_ms(&watch.readings, queue_range, ms(config.lag_allowance));
                 // One reading, and no finished job yet to say how long the queue takes: the
@@ -533,8 +648,48 @@ impl PollScheduler {
     /// A submit sent at `sent` created `job_id`, answered at `received`: plans its first
     /// probe. Call it once the job id is safely recorded.
     pub fn submitted(&self, job_id: &str, sent: Instant, received: Instant) {
-        self.plan().submitted(job_id, sent, received);
+        self.submitted_as(job_id, JobClass::default(), sent, received);
+    }
+
+    /// As [`submitted`](PollScheduler::submitted), for a job rendering a clip of `class`:
+    /// the learner compares it with finished jobs of the same class.
+    pub fn submitted_as(&self, job_id: &str, class: JobClass, sent: Instant, received: Instant) {
+        self.plan().submitted_as(job_id, class, sent, received);
         self.changed.notify_waiters();
+    }
+
+    /// `job_id` renders a clip of `class` (for a job this run did not submit: one resumed
+    /// from a journal).
+    pub fn classify(&self, job_id: &str, class: JobClass) {
+        self.plan().watch(job_id, Instant::now()).class = class;
+    }
+
+    /// Teaches the learner finished jobs from an earlier run (the journal's), oldest first;
+    /// those older than [`crate::learn::MAX_AGE`] are forgotten.
+    pub fn learn_from(&self, records: impl IntoIterator<Item = Record>) {
+        let mut plan = self.plan();
+        for record in records {
+            plan.learner.learn(record);
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        plan.learner.age_out(now);
+    }
+
+    /// Finished jobs' records learned since the last call, for persisting.
+    pub fn take_learned(&self) -> Vec<Record> {
+        std::mem::take(&mut self.plan().outbox)
+    }
+
+    /// How many finished jobs the learner knows.
+    pub fn learned_jobs(&self) -> usize {
+        self.plan().learner.len()
+    }
+
+    /// How the polls so far turned out.
+    pub fn counts(&self) -> PollCounts {
+        self.plan().counts
     }
 
     /// Waits until `job_id`'s next poll is due and, for a probe, fits the budget beside the
@@ -1038,5 +1193,109 @@ mod tests {
         assert_eq!(fast.first_probe, SEC);
         assert_eq!(fast.margin, Duration::from_millis(30));
         assert_eq!(fast.max_gap, 60 * SEC);
+    }
+
+    /// A plan whose learner has seen 40 jobs of 3 s clips: created, 60 s in all, progress
+    /// linear after a 10 s queue, read at 20, 30, 40 and 50 s.
+    fn taught(config: ScheduleConfig) -> Plan {
+        let mut plan = Plan::new(config);
+        let class = JobClass::new(3, "720p");
+        for i in 0..40 {
+            let total = 58_000.0 + f64::from(i % 5) * 1_000.0;
+            let readings: Vec<Reading> = [20_000.0, 30_000.0, 40_000.0, 50_000.0]
+                .into_iter()
+                .map(|age| Reading {
+                    age_ms: age,
+                    progress: (age - 10_000.0) / (total - 10_000.0),
+                })
+                .collect();
+            plan.learner
+                .learn(Record::new(class.clone(), total, &readings, 0).unwrap());
+        }
+        plan
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_taught_plan_polls_where_the_learned_end_says() {
+        let mut plan = taught(ScheduleConfig::default());
+        let t0 = Instant::now();
+        let class = JobClass::new(3, "720p");
+        // A new job: nine in ten like it ended after 58 s, all by 62 s; the spread (4 s)
+        // is within the lag allowance (4 s), so the one poll goes at the late edge.
+        plan.submitted_as("a", class.clone(), t0, t0);
+        let first = plan.watches["a"].next;
+        assert_eq!(plan.watches["a"].purpose, Purpose::Final);
+        assert!(
+            (t0 + 61 * SEC..=t0 + 63 * SEC).contains(&first),
+            "{:?}",
+            first - t0
+        );
+        // Halfway through its render at 35 s: ends 24–26 s later.
+        plan.observed(
+            "a",
+            &status(JobState::Running(Some(0.52)), 35 * SEC),
+            t0 + 35 * SEC,
+            t0 + 35 * SEC,
+            wall(),
+        );
+        let next = plan.watches["a"].next - (t0 + 35 * SEC);
+        assert!((22 * SEC..=28 * SEC).contains(&next), "{next:?}");
+        assert_eq!(plan.counts.found_running, 1);
+        // A job of a clip never seen borrows, rescaled (6 s: about twice as long).
+        plan.submitted_as("b", JobClass::new(6, "720p"), t0, t0);
+        let six = plan.watches["b"].next - t0;
+        assert!((110 * SEC..=130 * SEC).contains(&six), "{six:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wider_spread_than_the_allowance_is_read_again_near_its_early_edge() {
+        let mut plan = taught(ScheduleConfig {
+            lag_allowance: Duration::ZERO,
+            ..ScheduleConfig::default()
+        });
+        let t0 = Instant::now();
+        plan.submitted_as("a", JobClass::new(3, "720p"), t0, t0);
+        // The early edge (58 s), no allowance: no later than the spread's start.
+        let first = plan.watches["a"].next - t0;
+        assert!((58 * SEC..=59 * SEC).contains(&first), "{first:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ended_job_teaches_the_learner_and_waits_to_be_persisted() {
+        let mut plan = Plan::new(ScheduleConfig::default());
+        let t0 = Instant::now();
+        plan.submitted_as("a", JobClass::new(3, "720p"), t0, t0);
+        plan.observed(
+            "a",
+            &status(JobState::Running(Some(0.5)), 30 * SEC),
+            t0 + 30 * SEC,
+            t0 + 30 * SEC,
+            wall(),
+        );
+        plan.observed(
+            "a",
+            &status(JobState::Completed(vec!["u".into()]), 60 * SEC),
+            t0 + 60 * SEC,
+            t0 + 60 * SEC,
+            wall(),
+        );
+        assert_eq!(plan.learner.len(), 1);
+        let record = &plan.outbox[0];
+        assert_eq!(record.class, JobClass::new(3, "720p"));
+        assert_eq!(record.readings.len(), 1);
+        assert!((record.total_ms - 60_000.0).abs() < 2.0, "{record:?}");
+        assert_eq!(plan.counts.found_ended, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_previous_scheduler_ignores_what_was_learned() {
+        let mut plan = taught(ScheduleConfig {
+            learn: false,
+            ..ScheduleConfig::default()
+        });
+        let t0 = Instant::now();
+        plan.submitted_as("a", JobClass::new(3, "720p"), t0, t0);
+        assert_eq!(plan.watches["a"].purpose, Purpose::Probe);
+        assert_eq!(plan.counts.planned_by_learner, 0);
     }
 }

@@ -10,6 +10,7 @@ use super::progress::Progress;
 use super::registry::Registry;
 use crate::api::{ClientConfig, Error as ApiError, JobState};
 use crate::download::{download, redact_query};
+use crate::learn::JobClass;
 use crate::plugin::Plugin;
 use crate::redact::contains_secret;
 use crate::report::describe;
@@ -135,6 +136,13 @@ impl<'a> Runner<'a> {
     /// Returns the errors that stopped shots outside the journal's states (a journal that
     /// cannot be written, a plugin that cannot be created).
     pub async fn run(&self, plan: &Plan) -> Vec<(String, anyhow::Error)> {
+        // Start from what earlier runs of this journal learned about the provider's jobs.
+        match self.journal.learned() {
+            Ok(records) => self.session.scheduler.learn_from(records),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "could not read what earlier runs learned")
+            }
+        }
         let mut order: Vec<(u8, &PlannedShot)> = Vec::new();
         for shot in &plan.shots {
             let state = self
@@ -218,7 +226,10 @@ impl<'a> Runner<'a> {
                     }
                     self.submit(planned, &mut plugin).await?
                 }
-                State::Submitted { job_id } => self.wait(name, &job_id, &mut plugin).await?,
+                State::Submitted { job_id } => {
+                    self.session.scheduler.classify(&job_id, class_of(planned));
+                    self.wait(name, &job_id, &mut plugin).await?
+                }
                 State::Completed { job_id, urls } => {
                     self.fetch(name, &row.plan.output, &job_id, urls, &mut plugin)
                         .await?
@@ -363,7 +374,9 @@ impl<'a> Runner<'a> {
         }
         // Only a journaled job is watched: `wait`, which comes next, lets it go again.
         if let State::Submitted { job_id } = &next {
-            self.session.scheduler.submitted(job_id, sent_at, received);
+            self.session
+                .scheduler
+                .submitted_as(job_id, class_of(planned), sent_at, received);
             if let Some((registry, journal)) = &self.registry
                 && let Err(e) = registry.record_job(&fingerprint, journal, name, job_id)
             {
@@ -416,6 +429,11 @@ impl<'a> Runner<'a> {
                 Ok(Ok(status)) => {
                     transient = 0;
                     scheduler.observed(job_id, &status, sent, received);
+                    // What the job taught outlives the run: the next one starts informed.
+                    let learned = scheduler.take_learned();
+                    if let Err(e) = self.journal.save_learned(&learned) {
+                        tracing::warn!(error = %format!("{e:#}"), "could not save what finished jobs taught");
+                    }
                     let ended = match status.state {
                         JobState::Queued => {
                             self.progress.progress(name, "queued", Some(0.0));
@@ -681,6 +699,15 @@ fn output_stem(output: &str, index: usize, count: usize) -> String {
     } else {
         format!("{output}-{}", index + 1)
     }
+}
+
+/// The learner's class of a shot's job: its clip length and resolution.
+fn class_of(planned: &PlannedShot) -> JobClass {
+    let request = &planned.request;
+    JobClass::new(
+        request.duration_seconds.unwrap_or(0),
+        request.resolution.as_deref().unwrap_or(""),
+    )
 }
 
 #[cfg(test)]
