@@ -87,6 +87,11 @@ pub struct Args {
     /// Resolutions the storyboard's shots ask for, cycled through shot by shot.
     #[arg(long, value_delimiter = ',', default_value = "720p")]
     pub resolutions: Vec<String>,
+    /// Pipeline: minutes (emulated) after which the scheduler's counts are noted, and, for
+    /// the learning scheduler, the length of a second run that resumes the first's journal
+    /// with a fresh scheduler (0: no second run).
+    #[arg(long, default_value_t = 3.0)]
+    pub second_run_minutes: f64,
     /// Pipeline: how much detection lag (emulated s) the scheduler accepts before spending
     /// an extra poll on a job whose end one reading cannot pin down (default: the
     /// scheduler's own).
@@ -109,6 +114,7 @@ impl Default for Args {
             concurrency: DEFAULT_CONCURRENCY,
             lag_allowance_secs: None,
             jobs: Jobs::Farm,
+            second_run_minutes: 3.0,
             clip_secs: vec![3],
             resolutions: vec!["720p".into()],
         }
@@ -135,7 +141,10 @@ const WINDOW_SLACK_WALL_MS: u64 = 20;
 enum Strategy {
     Fixed(f64),
     Hint,
-    Pipeline,
+    /// The pipeline; `learn: false` is the previous scheduler (a line through readings).
+    Pipeline {
+        learn: bool,
+    },
 }
 
 impl Strategy {
@@ -144,7 +153,8 @@ impl Strategy {
             "fixed-5s" => Strategy::Fixed(5_000.0),
             "fixed-60s" => Strategy::Fixed(60_000.0),
             "hint" => Strategy::Hint,
-            "pipeline" => Strategy::Pipeline,
+            "pipeline" => Strategy::Pipeline { learn: true },
+            "pipeline-line" => Strategy::Pipeline { learn: false },
             other => {
                 if let Some(secs) = other
                     .strip_prefix("fixed-")
@@ -163,7 +173,8 @@ impl Strategy {
             Strategy::Fixed(5_000.0) => "fixed 5 s (baseline)".into(),
             Strategy::Fixed(ms) => format!("fixed {} s", ms / 1_000.0),
             Strategy::Hint => "component hint, default policy".into(),
-            Strategy::Pipeline => "host-demo pipeline (scheduler)".into(),
+            Strategy::Pipeline { learn: true } => "pipeline, learning scheduler".into(),
+            Strategy::Pipeline { learn: false } => "pipeline, previous scheduler".into(),
         }
     }
 }
@@ -234,7 +245,7 @@ pub async fn run(args: Args) -> Result<()> {
         let (args, config, runtime) = (&args, emulator_config.clone(), &runtime);
         async move {
             match strategy {
-                Strategy::Pipeline => pipeline(args, config).await,
+                Strategy::Pipeline { learn } => pipeline(args, config, learn).await,
                 _ => {
                     let emulator = Emulator::start(config).await?;
                     Sim::new(args, strategy, runtime, &emulator).run().await?;
@@ -273,6 +284,21 @@ pub async fn run(args: Args) -> Result<()> {
             outcome.lag_s.len(),
             outcome.busiest_window
         );
+        for (run, early) in [("run", outcome.counts), ("second run", outcome.second)] {
+            if let Some(e) = early {
+                println!(
+                    "    {run}: started knowing {} finished jobs; in its first {} min: {} polls found a job \
+                     still running, {} found one ended ({:.2} per ended), {} planned by the learner; 429s so far: {}",
+                    e.learned_at_start,
+                    args.second_run_minutes,
+                    e.counts.found_running,
+                    e.counts.found_ended,
+                    e.counts.found_running as f64 / e.counts.found_ended.max(1) as f64,
+                    e.counts.planned_by_learner,
+                    e.total_429,
+                );
+            }
+        }
     }
     println!();
     Ok(())
@@ -287,6 +313,10 @@ struct Outcome {
     count_429: usize,
     /// The most API requests any one rate window held, by arrival at the server.
     busiest_window: usize,
+    /// A pipeline's scheduler counts early in its (first) run.
+    counts: Option<Early>,
+    /// The same for a second run resuming the first's journal.
+    second: Option<Early>,
 }
 
 impl Outcome {
@@ -319,6 +349,8 @@ impl Outcome {
             lag_s,
             count_429: emulator.count_429(),
             busiest_window: busiest_window(&arrivals, window),
+            counts: None,
+            second: None,
         }
     }
 }
@@ -326,14 +358,17 @@ impl Outcome {
 /// The pipeline strategy: `host-demo`'s runner on a storyboard with more shots than can
 /// finish, in a session whose clock (budget window, scheduler timings) runs `scale` times
 /// faster, stopped after the run's length.
-async fn pipeline(args: &Args, emulator: EmulatorConfig) -> Result<Outcome> {
+async fn pipeline(args: &Args, emulator: EmulatorConfig, learn: bool) -> Result<Outcome> {
     let scale = args.scale;
-    let mut schedule = ScheduleConfig::default();
+    let mut schedule = ScheduleConfig {
+        learn,
+        ..ScheduleConfig::default()
+    };
     if let Some(secs) = args.lag_allowance_secs {
         schedule.lag_allowance = Duration::try_from_secs_f64(secs)
             .context("--lag-allowance-secs must be a non-negative number of seconds")?;
     }
-    let session = Session::open(ConnectOptions {
+    let mut session = Session::open(ConnectOptions {
         emulator,
         schedule: Some(schedule.scaled(scale)),
         rate_window: Duration::from_secs_f64(60.0 / scale),
@@ -366,7 +401,54 @@ async fn pipeline(args: &Args, emulator: EmulatorConfig) -> Result<Outcome> {
             anyhow::anyhow!("the generated storyboard was refused: {problems:?}")
         })?;
     let out_dir = dir.path().join("out");
-    let journal = Journal::open(&out_dir)?;
+    let first = Duration::from_secs_f64(args.second_run_minutes * 60.0 / scale);
+    let (outcome, early) =
+        run_pipeline(args, &session, &plan, &out_dir, args.minutes, first).await?;
+    let mut outcome = outcome;
+    outcome.counts = Some(early);
+    if args.second_run_minutes > 0.0 && learn {
+        // The run was interrupted; a new one (a new process: a scheduler that has seen
+        // nothing) resumes the same storyboard from the journal, which kept what the first
+        // learned. The account's window carries over (same budget).
+        session.scheduler = std::sync::Arc::new(host_demo::schedule::PollScheduler::new(
+            session.sandbox.budget().clone(),
+            schedule.scaled(scale),
+        ));
+        let (_, second) = run_pipeline(
+            args,
+            &session,
+            &plan,
+            &out_dir,
+            args.second_run_minutes,
+            first,
+        )
+        .await?;
+        outcome.second = Some(second);
+    }
+    Ok(outcome)
+}
+
+/// What a stretch of a pipeline run showed: its scheduler's counts at `early` into the
+/// run, and how many jobs it knew when it started.
+#[derive(Debug, Clone, Copy)]
+struct Early {
+    learned_at_start: usize,
+    /// 429s the emulator counted by the end of the run.
+    total_429: usize,
+    counts: host_demo::schedule::PollCounts,
+}
+
+/// One run of the pipeline on `plan`'s journal in `out_dir`, `minutes` (emulated) long.
+async fn run_pipeline(
+    args: &Args,
+    session: &Session,
+    plan: &plan::Plan,
+    out_dir: &std::path::Path,
+    minutes: f64,
+    early: Duration,
+) -> Result<(Outcome, Early)> {
+    let scale = args.scale;
+    let journal = Journal::open(out_dir)?;
     journal.reconcile(&plan.journal_rows())?;
     let names: Vec<(String, String)> = plan
         .shots
@@ -383,16 +465,20 @@ async fn pipeline(args: &Args, emulator: EmulatorConfig) -> Result<Outcome> {
             concurrency: args.concurrency,
             poll_interval: None,
             deadline: Duration::from_secs(3_600),
-            out_dir: out_dir.clone(),
+            out_dir: out_dir.to_path_buf(),
         },
         stopped,
     )?;
-    let length = Duration::from_secs_f64(args.minutes * 60.0 / scale);
+    let length = Duration::from_secs_f64(minutes * 60.0 / scale);
+    let learned_at_start = journal.learned().map_or(0, |r| r.len());
     let stopper = async {
-        tokio::time::sleep(length).await;
+        tokio::time::sleep(early.min(length)).await;
+        let counts = session.scheduler.counts();
+        tokio::time::sleep(length.saturating_sub(early)).await;
         let _ = stop.send(true);
+        counts
     };
-    let (errors, ()) = tokio::join!(runner.run(&plan), stopper);
+    let (errors, counts) = tokio::join!(runner.run(plan), stopper);
     progress.close();
     if let Some((shot, error)) = errors.first() {
         anyhow::bail!(
@@ -404,7 +490,14 @@ async fn pipeline(args: &Args, emulator: EmulatorConfig) -> Result<Outcome> {
         .emulator
         .as_ref()
         .context("the session started no emulator")?;
-    Ok(Outcome::measure(emulator, args))
+    Ok((
+        Outcome::measure(emulator, args),
+        Early {
+            learned_at_start,
+            total_429: emulator.count_429(),
+            counts,
+        },
+    ))
 }
 /// The most arrivals any half-open window of length `window` holds (`arrivals` in the
 /// server's order, so sorted).
@@ -606,7 +699,10 @@ mod tests {
             Strategy::parse("fixed-2.5s").unwrap(),
             Strategy::Fixed(2_500.0)
         );
-        assert_eq!(Strategy::parse("pipeline").unwrap(), Strategy::Pipeline);
+        assert_eq!(
+            Strategy::parse("pipeline").unwrap(),
+            Strategy::Pipeline { learn: true }
+        );
         assert!(Strategy::parse("sometimes").is_err());
     }
 }
