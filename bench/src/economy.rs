@@ -458,7 +458,7 @@ async fn run_pipeline(
     let progress = Progress::new(&names, 0, false);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let runner = Runner::new(
-        &session,
+        session,
         &journal,
         &progress,
         RunnerOptions {
