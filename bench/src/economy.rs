@@ -141,9 +141,11 @@ const WINDOW_SLACK_WALL_MS: u64 = 20;
 enum Strategy {
     Fixed(f64),
     Hint,
-    /// The pipeline; `learn: false` is the previous scheduler (a line through readings).
+    /// The pipeline; `learn: false` is the previous scheduler (a line through readings);
+    /// `allowance` its lag allowance in emulated seconds (`pipeline@8`), if not the default.
     Pipeline {
         learn: bool,
+        allowance: Option<f64>,
     },
 }
 
@@ -153,10 +155,26 @@ impl Strategy {
             "fixed-5s" => Strategy::Fixed(5_000.0),
             "fixed-60s" => Strategy::Fixed(60_000.0),
             "hint" => Strategy::Hint,
-            "pipeline" => Strategy::Pipeline { learn: true },
-            "pipeline-line" => Strategy::Pipeline { learn: false },
+            "pipeline" => Strategy::Pipeline {
+                learn: true,
+                allowance: None,
+            },
+            "pipeline-line" => Strategy::Pipeline {
+                learn: false,
+                allowance: None,
+            },
             other => {
-                if let Some(secs) = other
+                if let Some(secs) = other.strip_prefix("pipeline@") {
+                    let secs: f64 = secs.parse()?;
+                    anyhow::ensure!(
+                        secs.is_finite() && secs >= 0.0,
+                        "a lag allowance in seconds"
+                    );
+                    Strategy::Pipeline {
+                        learn: true,
+                        allowance: Some(secs),
+                    }
+                } else if let Some(secs) = other
                     .strip_prefix("fixed-")
                     .and_then(|s| s.strip_suffix('s'))
                 {
@@ -173,8 +191,15 @@ impl Strategy {
             Strategy::Fixed(5_000.0) => "fixed 5 s (baseline)".into(),
             Strategy::Fixed(ms) => format!("fixed {} s", ms / 1_000.0),
             Strategy::Hint => "component hint, default policy".into(),
-            Strategy::Pipeline { learn: true } => "pipeline, learning scheduler".into(),
-            Strategy::Pipeline { learn: false } => "pipeline, previous scheduler".into(),
+            Strategy::Pipeline {
+                learn: true,
+                allowance: None,
+            } => "pipeline, learning scheduler".into(),
+            Strategy::Pipeline {
+                learn: true,
+                allowance: Some(secs),
+            } => format!("learning, allowance {secs} s"),
+            Strategy::Pipeline { learn: false, .. } => "pipeline, previous scheduler".into(),
         }
     }
 }
@@ -245,7 +270,9 @@ pub async fn run(args: Args) -> Result<()> {
         let (args, config, runtime) = (&args, emulator_config.clone(), &runtime);
         async move {
             match strategy {
-                Strategy::Pipeline { learn } => pipeline(args, config, learn).await,
+                Strategy::Pipeline { learn, allowance } => {
+                    pipeline(args, config, learn, allowance).await
+                }
                 _ => {
                     let emulator = Emulator::start(config).await?;
                     Sim::new(args, strategy, runtime, &emulator).run().await?;
@@ -358,13 +385,18 @@ impl Outcome {
 /// The pipeline strategy: `host-demo`'s runner on a storyboard with more shots than can
 /// finish, in a session whose clock (budget window, scheduler timings) runs `scale` times
 /// faster, stopped after the run's length.
-async fn pipeline(args: &Args, emulator: EmulatorConfig, learn: bool) -> Result<Outcome> {
+async fn pipeline(
+    args: &Args,
+    emulator: EmulatorConfig,
+    learn: bool,
+    allowance: Option<f64>,
+) -> Result<Outcome> {
     let scale = args.scale;
     let mut schedule = ScheduleConfig {
         learn,
         ..ScheduleConfig::default()
     };
-    if let Some(secs) = args.lag_allowance_secs {
+    if let Some(secs) = allowance.or(args.lag_allowance_secs) {
         schedule.lag_allowance = Duration::try_from_secs_f64(secs)
             .context("--lag-allowance-secs must be a non-negative number of seconds")?;
     }
@@ -701,7 +733,17 @@ mod tests {
         );
         assert_eq!(
             Strategy::parse("pipeline").unwrap(),
-            Strategy::Pipeline { learn: true }
+            Strategy::Pipeline {
+                learn: true,
+                allowance: None
+            }
+        );
+        assert_eq!(
+            Strategy::parse("pipeline@8").unwrap(),
+            Strategy::Pipeline {
+                learn: true,
+                allowance: Some(8.0)
+            }
         );
         assert!(Strategy::parse("sometimes").is_err());
     }

@@ -19,7 +19,7 @@
 //! than [`MAX_AGE`], so it follows a provider whose speed changes. [`Record`]s are plain data,
 //! persisted by the pipeline's journal so that the next run starts informed.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 /// Finished jobs remembered (the most recent).
@@ -154,6 +154,9 @@ pub struct Remaining {
 #[derive(Debug, Default, Clone)]
 pub struct Learner {
     records: VecDeque<Record>,
+    /// Each class's typical total time, kept up to date by [`Learner::refresh`] (every
+    /// prediction needs it for every record it pools).
+    scales: HashMap<JobClass, f64>,
 }
 
 impl Learner {
@@ -163,12 +166,35 @@ impl Learner {
             self.records.pop_front();
         }
         self.records.push_back(record);
+        self.refresh();
+    }
+
+    /// Whether it knows enough to predict for `class` at all.
+    pub fn knows(&self, class: &JobClass) -> bool {
+        self.records.len() >= MIN_SAMPLES && self.scale(class).is_some()
+    }
+
+    /// Recomputes every class's typical total time.
+    fn refresh(&mut self) {
+        let mut by_class: HashMap<JobClass, Vec<f64>> = HashMap::new();
+        for r in &self.records {
+            by_class
+                .entry(r.class.clone())
+                .or_default()
+                .push(r.total_ms);
+        }
+        let scales = by_class
+            .keys()
+            .filter_map(|class| Some((class.clone(), self.compute_scale(class)?)))
+            .collect();
+        self.scales = scales;
     }
 
     /// Forgets jobs that ended more than [`MAX_AGE`] before `now_unix_ms`.
     pub fn age_out(&mut self, now_unix_ms: u64) {
         let horizon = now_unix_ms.saturating_sub(MAX_AGE.as_millis() as u64);
         self.records.retain(|r| r.ended_unix_ms >= horizon);
+        self.refresh();
     }
 
     /// The records, oldest first.
@@ -189,6 +215,13 @@ impl Learner {
     /// The typical total time of `class`: its own median when it has enough jobs, else
     /// every job's time per clip second times this clip's length, else every job's median.
     fn scale(&self, class: &JobClass) -> Option<f64> {
+        match self.scales.get(class) {
+            Some(&scale) => Some(scale),
+            None => self.compute_scale(class),
+        }
+    }
+
+    fn compute_scale(&self, class: &JobClass) -> Option<f64> {
         let own: Vec<f64> = self
             .records
             .iter()

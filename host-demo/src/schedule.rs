@@ -136,7 +136,14 @@ struct Watch {
     place: Place,
     /// What it renders, which decides what the learner compares it with.
     class: JobClass,
+    /// Its latest observation: when, its age then (ms) and its progress, if any.
+    seen: Option<Seen>,
+    /// Whether its next poll was planned by the learner.
+    by_learner: bool,
 }
+
+/// A job's latest observation: when, its age then (ms), and its progress if it had one.
+type Seen = (Instant, f64, Option<f64>);
 
 /// Where a job's next poll stands in the budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +168,8 @@ impl Watch {
             readings: Vec::new(),
             place: Place::Planned,
             class: JobClass::default(),
+            seen: None,
+            by_learner: false,
         }
     }
 }
@@ -257,8 +266,10 @@ impl Plan {
             purpose = p;
         }
         let mut watch = Watch::new(next, Some((sent, received)));
+        watch.by_learner = purpose == Purpose::Final && self.config.learn;
         watch.class = class;
         watch.purpose = purpose;
+        watch.seen = Some((received, 0.0, None));
         self.watches.insert(job_id.to_string(), watch);
     }
 
@@ -280,8 +291,17 @@ impl Plan {
         if !self.config.learn {
             return None;
         }
-        let Remaining { early, late, .. } = self.learner.predict(class, age_ms, progress)?;
-        let wait_ms = (early + ms(self.config.lag_allowance)).min(late);
+        let wait_ms = match self.learner.predict(class, age_ms, progress) {
+            Some(Remaining { early, late, .. }) => {
+                (early + ms(self.config.lag_allowance)).min(late)
+            }
+            // Older than nearly every job like it (a straggler): look again after a tenth of
+            // its age, so the lag stays a small share of its own length.
+            None if self.learner.knows(class) => {
+                (age_ms * 0.1).max(ms(self.config.lag_allowance.max(self.config.min_gap)))
+            }
+            None => return None,
+        };
         self.counts.planned_by_learner += 1;
         let cap = at + self.config.max_gap;
         Some((later(at, wait_ms, cap) + self.config.margin, Purpose::Final))
@@ -405,8 +425,11 @@ impl Plan {
                 JobState::Running(p) => p,
                 _ => None,
             };
-            if let Some((next, purpose)) = self.learned_poll(&class, age, progress, at) {
-                let watch = self.watch(job_id, sent);
+            let planned = self.learned_poll(&class, age, progress, at);
+            let watch = self.watch(job_id, sent);
+            watch.seen = Some((at, age, progress));
+            watch.by_learner = planned.is_some();
+            if let Some((next, purpose)) = planned {
                 watch.next = next
                     .max(received + config.min_gap)
                     .min(received + config.max_gap);
@@ -444,6 +467,7 @@ impl Plan {
                         Record::new(watch.class.clone(), total, &readings, ended_unix_ms)
                     {
                         self.learner.learn(record.clone());
+                        self.relearn();
                         // Bounded even if nobody takes them.
                         if self.outbox.len() >= crate::learn::CAPACITY {
                             self.outbox.remove(0);
@@ -501,6 +525,33 @@ impl Plan {
             .max(received + config.min_gap)
             .min(received + config.max_gap);
         watch.purpose = purpose;
+    }
+
+    /// A job has just taught the learner: jobs whose next poll it did not plan (it knew too
+    /// little then) are planned again from their latest observation, if that brings the
+    /// poll forward — a cold start's guess must not keep a job unwatched for long.
+    fn relearn(&mut self) {
+        if !self.config.learn {
+            return;
+        }
+        let pending: Vec<(String, JobClass, Seen)> = self
+            .watches
+            .iter()
+            .filter(|(_, w)| !w.by_learner && w.place == Place::Planned)
+            .filter_map(|(id, w)| Some((id.clone(), w.class.clone(), w.seen?)))
+            .collect();
+        for (id, class, (at, age, progress)) in pending {
+            let Some((next, purpose)) = self.learned_poll(&class, age, progress, at) else {
+                continue;
+            };
+            if let Some(watch) = self.watches.get_mut(&id) {
+                watch.by_learner = true;
+                if next < watch.next {
+                    watch.next = next.max(at + self.config.min_gap);
+                    watch.purpose = purpose;
+                }
+            }
+        }
     }
 
     /// The poll failed: the same poll again at `at` (a final one keeps its reservation).
@@ -1297,5 +1348,55 @@ mod tests {
         plan.submitted_as("a", JobClass::new(3, "720p"), t0, t0);
         assert_eq!(plan.watches["a"].purpose, Purpose::Probe);
         assert_eq!(plan.counts.planned_by_learner, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cold_start_guess_is_brought_forward_once_the_learner_knows_better() {
+        let mut plan = Plan::new(ScheduleConfig::default());
+        let t0 = Instant::now();
+        // Nothing learned: 0.1 % at 30 s, and a queue of 29.9 s already learned by the old
+        // rule, puts the end at the largest gap.
+        Learned::push(&mut plan.learned.queue, 29_000.0);
+        plan.submitted_as("a", JobClass::new(3, "720p"), t0, t0);
+        plan.observed(
+            "a",
+            &status(JobState::Running(Some(0.001)), 30 * SEC),
+            t0 + 30 * SEC,
+            t0 + 30 * SEC,
+            wall(),
+        );
+        assert_eq!(plan.watches["a"].next, t0 + 630 * SEC);
+        // Then a job finishes while the learner knows 40 of its class: "a" is planned
+        // again from its last observation, far sooner.
+        let taught = taught(ScheduleConfig::default());
+        plan.learner = taught.learner;
+        plan.submitted_as("b", JobClass::default(), t0, t0);
+        plan.observed(
+            "b",
+            &status(JobState::Completed(vec!["u".into()]), 60 * SEC),
+            t0 + 60 * SEC,
+            t0 + 60 * SEC,
+            wall(),
+        );
+        let next = plan.watches["a"].next;
+        assert!(next < t0 + 90 * SEC, "{:?}", next - t0);
+        assert!(plan.watches["a"].by_learner);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_job_older_than_every_job_like_it_is_read_again_after_a_tenth_of_its_age() {
+        let mut plan = taught(ScheduleConfig::default());
+        let t0 = Instant::now();
+        plan.submitted_as("a", JobClass::new(3, "720p"), t0, t0);
+        // 200 s old, no progress: every job like it ended by 62 s.
+        plan.observed(
+            "a",
+            &status(JobState::Running(None), 200 * SEC),
+            t0 + 200 * SEC,
+            t0 + 200 * SEC,
+            wall(),
+        );
+        let gap = plan.watches["a"].next - (t0 + 200 * SEC);
+        assert!((20 * SEC..=21 * SEC).contains(&gap), "{gap:?}");
     }
 }
