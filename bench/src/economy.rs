@@ -134,8 +134,8 @@ const TARGET_JOBS_PER_MIN: f64 = 16.0;
 const TARGET_MEDIAN_LAG_S: f64 = 5.0;
 const TARGET_P90_LAG_S: f64 = 15.0;
 /// A request's slot is held this much longer than the window (wall ms), covering the gap
-/// between our clock and the provider's.
-const WINDOW_SLACK_WALL_MS: u64 = 20;
+/// between our clock and the provider's (the budget counts it until answered).
+const WINDOW_SLACK_WALL_MS: u64 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Strategy {
@@ -670,8 +670,11 @@ impl<'a> Sim<'a> {
         self.submitted += 1;
         let mut request = common::request("A horse gallops along a beach at sunset.", Some(secs));
         request.resolution = Some(resolution.to_string());
-        self.budget.acquire().await;
-        match plugin.submit(&self.config, &request).await {
+        // Held until the answer: the server counted the submit before it answered.
+        let grant = self.budget.acquire().await;
+        let submitted = plugin.submit(&self.config, &request).await;
+        drop(grant);
+        match submitted {
             Ok(Ok(id)) => {
                 let min = self.config.poll.as_ref().map_or(500, |p| p.min_interval_ms);
                 let next = Instant::now() + self.interval(min);
@@ -691,9 +694,10 @@ impl<'a> Sim<'a> {
     }
 
     async fn poll(&mut self, index: usize) -> Result<()> {
-        self.budget.acquire().await;
+        let grant = self.budget.acquire().await;
         let job = &mut self.jobs[index];
         let result = job.plugin.poll(&self.config, &job.id).await;
+        drop(grant);
         let received = Instant::now();
         let status = match result {
             Ok(Ok(status)) => status,

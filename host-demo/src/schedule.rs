@@ -577,8 +577,7 @@ impl SubmitPermit<'_> {
     /// Call it right before the submit: the provider counts the request when it arrives,
     /// the budget when it is granted.
     pub async fn pay(mut self, plugin: &OutboundPolicy) {
-        self.scheduler.budget.acquire_unpaced().await;
-        plugin.prepay();
+        plugin.prepay(self.scheduler.budget.acquire_unpaced().await);
         // The budget's log counts it now.
         self.give_up_place();
     }
@@ -751,8 +750,7 @@ impl PollScheduler {
     pub async fn poll_turn(&self, job_id: &str, plugin: &OutboundPolicy) {
         self.take_turn(|plan, now| plan.poll_turn(job_id, now, &self.budget))
             .await;
-        self.budget.acquire_unpaced().await;
-        plugin.prepay();
+        plugin.prepay(self.budget.acquire_unpaced().await);
         // The budget's log counts it now.
         if let Some(watch) = self.plan().watches.get_mut(job_id) {
             watch.place = Place::Logged;
@@ -1037,7 +1035,7 @@ mod tests {
     async fn probes_and_submits_yield_to_reserved_polls() {
         // Five requests a minute; one already spent; three polls reserved 10–30 s ahead.
         let budget = budget(5);
-        budget.acquire().await;
+        drop(budget.acquire().await);
         let mut plan = Plan::new(ScheduleConfig::default());
         let now = Instant::now();
         for (i, at) in [10, 20, 30].into_iter().enumerate() {
@@ -1048,7 +1046,7 @@ mod tests {
         // 1 spent + 3 reserved + this one = 5: a probe due now fits…
         plan.watch("probe", now);
         assert_eq!(plan.poll_turn("probe", now, &budget), Turn::Go);
-        budget.acquire().await;
+        drop(budget.acquire().await);
         // …but the next one would crowd out a reserved poll, and so would a submit.
         let watch = plan.watch("probe-2", now);
         watch.next = now;
@@ -1069,7 +1067,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn submits_also_leave_room_for_probes_due_soon() {
         let budget = budget(2);
-        budget.acquire().await;
+        drop(budget.acquire().await);
         let mut plan = Plan::new(ScheduleConfig::default());
         let now = Instant::now();
         // A probe due in 5 s (within the 20 s horizon) takes the last slot.
@@ -1103,9 +1101,12 @@ mod tests {
             "the first probe waits its age"
         );
         scheduler.forget("a");
+        // Handed back unused (nothing was sent), it takes no place; one request sent and
+        // answered does.
+        assert!(budget.fits(Instant::now(), &[Instant::now()]));
+        drop(budget.acquire_unpaced().await);
 
-        // The window holds one request (that probe's); a reserved poll in 30 s holds the
-        // other slot.
+        // The window holds one request; a reserved poll in 30 s holds the other slot.
         scheduler.retry("final", Duration::from_secs(30));
         scheduler.plan().watches.get_mut("final").unwrap().purpose = Purpose::Final;
         let waiting = tokio::spawn({
