@@ -180,6 +180,13 @@ impl RequestBudget {
         self.span
     }
 
+    /// Requests counted in the window now: in flight, or answered within a span.
+    pub fn used(&self) -> usize {
+        let mut bucket = self.state.lock().expect("budget lock");
+        bucket.expire(Instant::now(), self.span);
+        bucket.recent.len()
+    }
+
     /// The longest time any grant so far was held from grant to answer.
     pub fn longest_hold(&self) -> Duration {
         self.state.lock().expect("budget lock").longest_hold

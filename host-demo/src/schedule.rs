@@ -737,6 +737,11 @@ impl PollScheduler {
         self.plan().learner.len()
     }
 
+    /// Jobs it watches: submitted and not yet seen ended.
+    pub fn watching(&self) -> usize {
+        self.plan().watches.len()
+    }
+
     /// How the polls so far turned out.
     pub fn counts(&self) -> PollCounts {
         self.plan().counts

@@ -6,7 +6,7 @@
 
 use super::journal::{Failure, FileRecord, Journal, Stage, State};
 use super::plan::{Plan, PlannedShot};
-use super::progress::Progress;
+use super::progress::{BudgetView, Progress};
 use super::registry::Registry;
 use crate::api::{ClientConfig, Error as ApiError, JobState};
 use crate::download::{download, redact_query};
@@ -28,6 +28,9 @@ use tokio::time::Instant;
 const MAX_PLUGIN_FAILURES: u32 = 3;
 /// Download attempts per run, each after the first with freshly polled URLs.
 const MAX_DOWNLOAD_ATTEMPTS: u32 = 4;
+/// How often the progress display's budget line is refreshed.
+const BUDGET_TICK: Duration = Duration::from_secs(2);
+
 /// Shots in flight at once by default. The scheduler spends about three requests per job
 /// (submit, a progress probe, a poll just after the predicted end) however many are in
 /// flight, so the account's 50 requests a minute carry about 16 jobs a minute; with jobs of
@@ -160,7 +163,7 @@ impl<'a> Runner<'a> {
             order.push((rank, shot));
         }
         order.sort_by_key(|(rank, _)| *rank);
-        futures::stream::iter(order)
+        let shots = futures::stream::iter(order)
             .map(|(_, shot)| async move {
                 let name = shot.shot.name.clone();
                 match self.drive(shot).await {
@@ -173,8 +176,48 @@ impl<'a> Runner<'a> {
             })
             .buffer_unordered(self.options.concurrency.max(1))
             .filter_map(|r| async move { r })
-            .collect()
-            .await
+            .collect();
+        // The budget line runs beside the shots and ends with them.
+        tokio::select! {
+            errors = shots => errors,
+            never = self.show_budget(plan) => match never {},
+        }
+    }
+
+    /// Every couple of seconds, shows the account's budget in use on the progress display.
+    async fn show_budget(&self, plan: &Plan) -> std::convert::Infallible {
+        let started = Instant::now();
+        let budget = self.session.sandbox.budget();
+        let granted_at_start = budget.granted();
+        let finished_at_start = self.finished(plan);
+        loop {
+            tokio::time::sleep(BUDGET_TICK).await;
+            let finished_now = self.finished(plan);
+            let finished = finished_now.saturating_sub(finished_at_start);
+            let spent = budget.granted().saturating_sub(granted_at_start);
+            self.progress.budget(&BudgetView {
+                used: budget.used(),
+                per_minute: budget.per_minute(),
+                in_flight: self.session.scheduler.watching(),
+                remaining: plan.shots.len().saturating_sub(finished_now),
+                finished,
+                elapsed: started.elapsed(),
+                requests_per_job: spent as f64 / finished.max(1) as f64,
+            });
+        }
+    }
+
+    /// Shots of `plan` the journal has at an end (downloaded or failed).
+    fn finished(&self, plan: &Plan) -> usize {
+        let Ok(rows) = self.journal.shots() else {
+            return 0;
+        };
+        let names: std::collections::HashSet<&str> =
+            plan.shots.iter().map(|s| s.shot.name.as_str()).collect();
+        rows.iter()
+            .filter(|r| names.contains(r.plan.name.as_str()))
+            .filter(|r| matches!(r.state, State::Downloaded { .. } | State::Failed { .. }))
+            .count()
     }
 
     fn stopping(&self) -> bool {
