@@ -2,16 +2,23 @@
 //!
 //! The provider counts every request against 50 a minute per account. Polling each job on a
 //! timer spends most of that on answers that say "still running", and a host with many jobs
-//! in flight then detects each completion late because its polls queue for the budget. This
-//! scheduler reads a job's progress once it has had time to make some (a *probe*), predicts
-//! when the job will end from its progress and age ([`predict_completion_ms`]), and polls it
-//! once more just after that (a *final* poll): about three requests per job, submit included.
+//! in flight then detects each completion late because its polls queue for the budget.
 //!
-//! Final polls are *reserved*: a probe or a submit goes out only if every reserved poll still
-//! fits the budget's window when its time comes ([`RequestBudget::fits`]), so starting a new
-//! job never delays noticing that another one ended. What the scheduler learns from finished
-//! jobs (how long they took, how long they queued) times the next jobs' probes and
-//! predictions.
+//! This scheduler plans each job's next poll from what finished jobs taught
+//! ([`crate::learn`]: per clip length and resolution, the remaining time of jobs seen at a
+//! similar progress, or at the same age when a job reports none): the poll goes at the
+//! early edge of the predicted end plus the lag allowance, or at its late edge if that comes
+//! first, and a job found still running is planned again from its new reading. Until the
+//! learner knows enough (a first run, a new clip class), and with `learn: false` (the
+//! previous scheduler, kept for comparison), it reads a job's progress once it has had time
+//! to make some (a *probe*), predicts the end from progress and age
+//! ([`predict_completion_ms`]) and polls just after it; guesses made that way are planned
+//! again as soon as the learner can.
+//!
+//! Planned polls are *reserved*: a probe or a submit goes out only if every reserved poll
+//! still fits the budget's window when its time comes ([`RequestBudget::fits`]), so starting
+//! a new job never delays noticing that another one ended. Every request carries a
+//! [`Grant`](crate::budget::Grant) from the budget to the wire, counted until its answer.
 //!
 //! Jobs are keyed by job id. A job the scheduler has not seen (one resumed from a journal) is
 //! probed at once. Measured against the alternatives in `BENCHMARKS.md` §5.
