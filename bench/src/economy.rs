@@ -315,7 +315,7 @@ pub async fn run(args: Args) -> Result<()> {
             if let Some(e) = early {
                 println!(
                     "    {run}: started knowing {} finished jobs; in its first {} min: {} polls found a job \
-                     still running, {} found one ended ({:.2} per ended), {} planned by the learner; 429s so far: {}",
+                     still running, {} found one ended ({:.2} per ended), {} planned by the learner; 429s so far: {}; longest grant-to-answer {} ms",
                     e.learned_at_start,
                     args.second_run_minutes,
                     e.counts.found_running,
@@ -323,6 +323,7 @@ pub async fn run(args: Args) -> Result<()> {
                     e.counts.found_running as f64 / e.counts.found_ended.max(1) as f64,
                     e.counts.planned_by_learner,
                     e.total_429,
+                    e.longest_hold.as_millis(),
                 );
             }
         }
@@ -467,6 +468,9 @@ struct Early {
     learned_at_start: usize,
     /// 429s the emulator counted by the end of the run.
     total_429: usize,
+    /// The longest any request was counted from its grant to its answer (wall time): the
+    /// margin a budget counting from grants alone would have needed.
+    longest_hold: Duration,
     counts: host_demo::schedule::PollCounts,
 }
 
@@ -527,6 +531,7 @@ async fn run_pipeline(
         Early {
             learned_at_start,
             total_429: emulator.count_429(),
+            longest_hold: session.sandbox.budget().longest_hold(),
             counts,
         },
     ))
