@@ -7,18 +7,22 @@
 //! leaves the sandbox, or, for requests the pipeline's scheduler places, the scheduler on
 //! the plugin's behalf (see `OutboundPolicy::prepay`).
 
-use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// The window the provider counts requests in.
 pub const WINDOW: Duration = Duration::from_secs(60);
-/// Count as if the window were this much longer per minute of window (one second for the
-/// provider's minute), so a request granted just before a window boundary and delivered just
-/// after it cannot make the provider count one too many.
-const SAFETY_PER_MINUTE: Duration = Duration::from_secs(1);
+/// Count as if the window were this much longer per minute of window. A request is counted
+/// from its grant until its answer arrives (see [`Grant`]), and the provider cannot have
+/// received it after answering it, so no delay between grant and arrival (a late send, a
+/// slow request ahead of it on the connection) can make the provider see more than the
+/// limit in a window; what is left is the two clocks' drift and the provider's timestamp
+/// rounding, for which 100 ms a minute is ample (measured: `BENCHMARKS.md` §5).
+const SAFETY_PER_MINUTE: Duration = Duration::from_millis(100);
+/// How often a full window is looked at again while some of its grants are in flight.
+const IN_FLIGHT_RECHECK: Duration = Duration::from_millis(20);
 /// How long to hold everything back after a `429` that came without `Retry-After`.
 const DEFAULT_PAUSE: Duration = Duration::from_secs(5);
 
@@ -32,7 +36,7 @@ pub struct RequestBudget {
     burst: u32,
     /// The provider's window plus the safety margin: what the log is checked against.
     span: Duration,
-    state: Mutex<Bucket>,
+    state: Arc<Mutex<Bucket>>,
     /// Waiters queue here so tokens are granted first come, first served.
     turn: tokio::sync::Mutex<()>,
     granted: AtomicU64,
@@ -44,8 +48,81 @@ struct Bucket {
     tokens: f64,
     refilled_at: Instant,
     paused_until: Instant,
-    /// When the grants of the last window were made, oldest first.
-    recent: VecDeque<Instant>,
+    /// The grants still counted: those in flight, and those answered within a span.
+    recent: Vec<Entry>,
+    next_id: u64,
+    /// The longest time from a grant to its answer so far: the margin a log of grant
+    /// times alone would have needed.
+    longest_hold: Duration,
+}
+
+/// One grant in the log.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    id: u64,
+    /// When it was granted.
+    granted: Instant,
+    /// When its answer came (or its request was given up); `None` while in flight, when it
+    /// counts as if made at every moment (it may reach the provider at any).
+    answered: Option<Instant>,
+}
+
+impl Entry {
+    /// The instant it counts at, seen at `now`.
+    fn at(&self, now: Instant) -> Instant {
+        self.answered.unwrap_or(now.max(self.granted))
+    }
+}
+
+impl Bucket {
+    /// Forgets grants answered a whole span ago.
+    fn expire(&mut self, now: Instant, span: Duration) {
+        self.recent.retain(|e| {
+            e.answered
+                .is_none_or(|t| now.saturating_duration_since(t) < span)
+        });
+    }
+}
+
+/// A request's place in the budget, from its grant until it is answered: the one object
+/// that travels from whoever takes the grant (a scheduler, or the sandbox for a request
+/// nobody placed) to the wire.
+///
+/// Dropping it marks the request answered *now* — do so once the answer (or the failure)
+/// is in — so the provider, which received it before answering, counts it in no window the
+/// budget does not. A grant whose request was never sent is handed back with
+/// [`give_back`](Grant::give_back), freeing its place at once.
+#[derive(Debug)]
+#[must_use = "a grant is counted as answered when dropped; hold it until the answer arrives"]
+pub struct Grant {
+    log: Option<(Arc<Mutex<Bucket>>, u64)>,
+}
+
+impl Grant {
+    /// Hands the grant back unused: its request was never sent, so it takes no place.
+    pub fn give_back(mut self) {
+        if let Some((log, id)) = self.log.take() {
+            let mut bucket = log.lock().unwrap_or_else(|e| e.into_inner());
+            bucket.recent.retain(|e| e.id != id);
+        }
+    }
+}
+
+impl Drop for Grant {
+    fn drop(&mut self) {
+        if let Some((log, id)) = self.log.take() {
+            let mut bucket = log.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            let mut held = None;
+            if let Some(entry) = bucket.recent.iter_mut().find(|e| e.id == id) {
+                entry.answered = Some(now);
+                held = Some(now.saturating_duration_since(entry.granted));
+            }
+            if let Some(held) = held {
+                bucket.longest_hold = bucket.longest_hold.max(held);
+            }
+        }
+    }
 }
 
 impl RequestBudget {
@@ -64,12 +141,14 @@ impl RequestBudget {
             per_minute,
             burst,
             span: window + SAFETY_PER_MINUTE.mul_f64(window.as_secs_f64() / 60.0),
-            state: Mutex::new(Bucket {
+            state: Arc::new(Mutex::new(Bucket {
                 tokens: f64::from(burst),
                 refilled_at: now,
                 paused_until: now,
-                recent: VecDeque::new(),
-            }),
+                recent: Vec::new(),
+                next_id: 0,
+                longest_hold: Duration::ZERO,
+            })),
             turn: tokio::sync::Mutex::new(()),
             granted: AtomicU64::new(0),
             pauses: AtomicU64::new(0),
@@ -101,6 +180,18 @@ impl RequestBudget {
         self.span
     }
 
+    /// Requests counted in the window now: in flight, or answered within a span.
+    pub fn used(&self) -> usize {
+        let mut bucket = self.state.lock().expect("budget lock");
+        bucket.expire(Instant::now(), self.span);
+        bucket.recent.len()
+    }
+
+    /// The longest time any grant so far was held from grant to answer.
+    pub fn longest_hold(&self) -> Duration {
+        self.state.lock().expect("budget lock").longest_hold
+    }
+
     /// Tokens per second: the limit's own pace (the window log keeps the count exact).
     fn rate(&self) -> f64 {
         f64::from(self.per_minute) / self.span.as_secs_f64()
@@ -126,7 +217,7 @@ impl RequestBudget {
         for end in ends {
             let from = end.checked_sub(self.span);
             let inside = |t: Instant| from.is_none_or(|f| t > f) && t <= end;
-            let granted = bucket.recent.iter().filter(|&&t| inside(t)).count();
+            let granted = bucket.recent.iter().filter(|e| inside(e.at(now))).count();
             let planned = reserved.iter().filter(|&&t| inside(t.max(now))).count();
             if granted + planned + 1 > limit {
                 return false;
@@ -145,26 +236,28 @@ impl RequestBudget {
         bucket
             .recent
             .iter()
-            .map(|&t| t + self.span)
-            .find(|&t| t > now)
+            .filter_map(|e| e.answered)
+            .map(|t| t + self.span)
+            .filter(|&t| t > now)
+            .min()
     }
 
-    /// Wait for permission to send one request.
-    pub async fn acquire(&self) {
-        self.acquire_with(true).await;
+    /// Wait for permission to send one request; hold the grant until its answer arrives.
+    pub async fn acquire(&self) -> Grant {
+        self.acquire_with(true).await
     }
 
     /// Wait for room in the window only, not for the pace: for a request a scheduler has
     /// already placed (see [`fits`](RequestBudget::fits)), which pacing would only delay.
     /// It still takes a token if one is there, so paced requests keep their pace around it.
-    pub async fn acquire_unpaced(&self) {
-        self.acquire_with(false).await;
+    pub async fn acquire_unpaced(&self) -> Grant {
+        self.acquire_with(false).await
     }
 
-    async fn acquire_with(&self, paced: bool) {
+    async fn acquire_with(&self, paced: bool) -> Grant {
         if self.per_minute == 0 {
             self.granted.fetch_add(1, Ordering::Relaxed);
-            return;
+            return Grant { log: None };
         }
         // Paced requests queue first come, first served; an unpaced one must not wait
         // behind one that is sleeping for a token.
@@ -181,27 +274,44 @@ impl RequestBudget {
                 bucket.tokens = (bucket.tokens + elapsed.as_secs_f64() * self.rate())
                     .min(f64::from(self.burst));
                 bucket.refilled_at = now;
-                while bucket
-                    .recent
-                    .front()
-                    .is_some_and(|&t| now.saturating_duration_since(t) >= self.span)
-                {
-                    bucket.recent.pop_front();
-                }
+                bucket.expire(now, self.span);
                 let window_full = bucket.recent.len() >= self.per_minute as usize;
                 if now < bucket.paused_until {
                     bucket.paused_until - now
                 } else if window_full {
-                    // The oldest grant of the window leaves it first.
-                    let oldest = bucket.recent.front().copied().unwrap_or(now);
-                    (oldest + self.span).saturating_duration_since(now)
+                    // The earliest answered grant leaves the window first; grants still in
+                    // flight leave only once answered, so look again soon.
+                    let expiry = bucket
+                        .recent
+                        .iter()
+                        .filter_map(|e| e.answered)
+                        .min()
+                        .map(|t| (t + self.span).saturating_duration_since(now));
+                    let in_flight = bucket.recent.iter().any(|e| e.answered.is_none());
+                    match (expiry, in_flight) {
+                        (Some(expiry), false) => expiry,
+                        (Some(expiry), true) => expiry.min(IN_FLIGHT_RECHECK),
+                        (None, _) => IN_FLIGHT_RECHECK,
+                    }
+                    .max(Duration::from_millis(1))
                 } else if bucket.tokens >= 1.0 || !paced {
                     bucket.tokens = (bucket.tokens - 1.0).max(0.0);
-                    bucket.recent.push_back(now);
+                    let id = bucket.next_id;
+                    bucket.next_id += 1;
+                    bucket.recent.push(Entry {
+                        id,
+                        granted: now,
+                        answered: None,
+                    });
                     self.granted.fetch_add(1, Ordering::Relaxed);
-                    return;
+                    return Grant {
+                        log: Some((self.state.clone(), id)),
+                    };
                 } else {
+                    // At least a millisecond: a token short by a rounding error would
+                    // otherwise wait for nothing, over and over (the timer's granularity).
                     Duration::from_secs_f64((1.0 - bucket.tokens) / self.rate())
+                        .max(Duration::from_millis(1))
                 }
             };
             tokio::time::sleep(wait).await;
@@ -234,7 +344,7 @@ mod tests {
         let start = Instant::now();
         let mut grants = Vec::new();
         for _ in 0..200 {
-            budget.acquire().await;
+            drop(budget.acquire().await);
             grants.push(Instant::now() - start);
         }
         for (i, &t) in grants.iter().enumerate() {
@@ -258,10 +368,10 @@ mod tests {
         let budget = RequestBudget::new(10, 10);
         let start = Instant::now();
         for _ in 0..10 {
-            budget.acquire().await;
+            drop(budget.acquire().await);
         }
         assert_eq!(Instant::now(), start, "the first ten go at once");
-        budget.acquire().await;
+        drop(budget.acquire().await);
         assert_eq!(
             Instant::now() - start,
             WINDOW + SAFETY_PER_MINUTE,
@@ -272,10 +382,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_429_pauses_everyone() {
         let budget = RequestBudget::new(50, 5);
-        budget.acquire().await;
+        drop(budget.acquire().await);
         budget.back_off(Some(Duration::from_secs(7)));
         let before = Instant::now();
-        budget.acquire().await;
+        drop(budget.acquire().await);
         assert!(Instant::now() - before >= Duration::from_secs(7));
         assert_eq!(budget.pauses(), 1);
     }
@@ -283,9 +393,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn fits_keeps_room_for_reserved_requests_in_every_window() {
         let budget = RequestBudget::new(3, 3);
-        budget.acquire().await;
+        drop(budget.acquire().await);
         tokio::time::advance(Duration::from_secs(40)).await;
-        budget.acquire().await;
+        drop(budget.acquire().await);
         let now = Instant::now();
         // Two granted (40 s and 0 s ago), limit 3: one slot is free now…
         assert!(budget.fits(now, &[]));
@@ -296,7 +406,7 @@ mod tests {
         // A reservation a whole window away shares no window with a request now.
         assert!(budget.fits(now, &[now + Duration::from_secs(62)]));
         // Full now: nothing fits until the oldest grant leaves, which `next_expiry` tells.
-        budget.acquire().await;
+        drop(budget.acquire().await);
         assert!(!budget.fits(Instant::now(), &[]));
         assert_eq!(
             budget.next_expiry(),
@@ -307,12 +417,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_shorter_window_scales_the_count_and_its_margin() {
         let budget = RequestBudget::with_window(2, 2, Duration::from_secs(6));
-        assert_eq!(budget.span(), Duration::from_millis(6_100));
+        assert_eq!(budget.span(), Duration::from_millis(6_010));
         let start = Instant::now();
         for _ in 0..3 {
-            budget.acquire().await;
+            drop(budget.acquire().await);
         }
-        assert_eq!(Instant::now() - start, Duration::from_millis(6_100));
+        assert_eq!(Instant::now() - start, Duration::from_millis(6_010));
     }
 
     #[tokio::test(start_paused = true)]
@@ -320,9 +430,88 @@ mod tests {
         let budget = RequestBudget::new(0, 0);
         let before = Instant::now();
         for _ in 0..1000 {
-            budget.acquire().await;
+            drop(budget.acquire().await);
         }
         assert_eq!(Instant::now(), before);
         assert_eq!(budget.granted(), 1000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_counts_from_its_grant_until_a_window_after_its_answer() {
+        let budget = RequestBudget::new(1, 1);
+        let start = Instant::now();
+        let slow = budget.acquire().await;
+        // Still in flight two minutes on: no grant while it may yet reach the provider.
+        let waiting = tokio::time::timeout(Duration::from_secs(120), budget.acquire()).await;
+        assert!(waiting.is_err());
+        // Answered at 120 s: the provider got it at 120 s at the latest, so the next one
+        // goes a window after that, not after the grant.
+        drop(slow);
+        let answered = Instant::now();
+        assert_eq!(answered - start, Duration::from_secs(120));
+        drop(budget.acquire().await);
+        assert_eq!(Instant::now() - answered, budget.span());
+        assert_eq!(budget.longest_hold(), Duration::from_secs(120));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_grant_handed_back_unused_takes_no_place() {
+        let budget = RequestBudget::new(1, 1);
+        let start = Instant::now();
+        budget.acquire_unpaced().await.give_back();
+        drop(budget.acquire_unpaced().await);
+        assert_eq!(Instant::now(), start, "the place was free again at once");
+        assert_eq!(budget.granted(), 2);
+    }
+
+    /// Requests that reach the provider late after their grant (a slow one ahead on the
+    /// connection, a late send) and are answered later still: by arrival, no window of
+    /// the provider's holds more than the limit.
+    #[tokio::test(start_paused = true)]
+    async fn by_arrival_at_the_provider_no_window_holds_more_than_the_limit() {
+        let budget = std::sync::Arc::new(RequestBudget::new(10, 3));
+        let start = Instant::now();
+        let arrivals = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let mut workers = Vec::new();
+        for worker in 0..8u64 {
+            let (budget, arrivals) = (budget.clone(), arrivals.clone());
+            workers.push(tokio::spawn(async move {
+                let mut state = worker.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+                let mut next = || {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state % 5_000
+                };
+                for _ in 0..20 {
+                    let grant = if next() % 2 == 0 {
+                        budget.acquire().await
+                    } else {
+                        budget.acquire_unpaced().await
+                    };
+                    // Up to 5 s from grant to arrival, up to 5 s more to the answer.
+                    tokio::time::sleep(Duration::from_millis(next())).await;
+                    arrivals.lock().unwrap().push(Instant::now() - start);
+                    tokio::time::sleep(Duration::from_millis(next())).await;
+                    drop(grant);
+                }
+            }));
+        }
+        for w in workers {
+            w.await.unwrap();
+        }
+        let mut arrivals = arrivals.lock().unwrap().clone();
+        arrivals.sort();
+        assert_eq!(arrivals.len(), 160);
+        for (i, &t) in arrivals.iter().enumerate() {
+            let in_window = arrivals[i..]
+                .iter()
+                .take_while(|&&u| u < t + WINDOW)
+                .count();
+            assert!(
+                in_window <= 10,
+                "{in_window} arrivals in the window from {t:?}"
+            );
+        }
     }
 }

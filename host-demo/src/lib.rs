@@ -26,6 +26,7 @@ pub mod advice;
 pub mod budget;
 pub mod connections;
 pub mod download;
+pub mod learn;
 pub mod pipeline;
 pub mod plugin;
 pub mod policy;

@@ -22,7 +22,7 @@
 //!    a plugin that asks for none, or for hours, still cannot hold a request open longer;
 //! 7. the response body is capped, and a `429` slows the whole budget down.
 
-use crate::budget::RequestBudget;
+use crate::budget::{Grant, RequestBudget};
 use crate::connections::Connections;
 use anyhow::{Context, Result, bail};
 use http_body_util::{BodyExt, Limited};
@@ -267,9 +267,9 @@ pub struct OutboundPolicy {
     connections: Option<Connections>,
     sent: Arc<AtomicUsize>,
     denied: Arc<AtomicUsize>,
-    /// Requests already granted by the budget on this plugin's behalf (by a scheduler):
-    /// the next ones go without waiting for it again.
-    prepaid: Arc<AtomicUsize>,
+    /// Grants already taken from the budget on this plugin's behalf (by a scheduler): the
+    /// next requests carry them instead of waiting for the budget again.
+    prepaid: Arc<std::sync::Mutex<std::collections::VecDeque<Grant>>>,
 }
 
 impl Default for OutboundPolicy {
@@ -356,17 +356,25 @@ impl OutboundPolicy {
         &self.allowed
     }
 
-    /// The budget has granted this plugin's next request already (a scheduler took the
-    /// grant when it let the call out): that request does not wait for the budget again.
-    pub fn prepay(&self) {
-        self.prepaid.fetch_add(1, Ordering::Relaxed);
+    /// `grant` is for this plugin's next request (a scheduler took it when it let the call
+    /// out): that request carries it to the wire instead of waiting for the budget again.
+    pub fn prepay(&self, grant: Grant) {
+        self.prepaid_grants().push_back(grant);
     }
 
-    /// Drops grants [`prepay`](OutboundPolicy::prepay) left unused (the call sent fewer
-    /// requests than paid for); the budget keeps counting them, which errs on the safe
-    /// side. Returns how many there were.
+    /// Hands back to the budget the grants [`prepay`](OutboundPolicy::prepay) left unused
+    /// (the call sent fewer requests than paid for): they were never sent, so they take no
+    /// place. Returns how many there were.
     pub fn forfeit_prepaid(&self) -> usize {
-        self.prepaid.swap(0, Ordering::Relaxed)
+        let unused: Vec<Grant> = self.prepaid_grants().drain(..).collect();
+        let n = unused.len();
+        unused.into_iter().for_each(Grant::give_back);
+        n
+    }
+
+    fn prepaid_grants(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<Grant>> {
+        // A queue of grants holds no invariant a panicking holder could break.
+        self.prepaid.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Requests let through so far: granted by the budget and handed to a sender (a request
@@ -469,10 +477,7 @@ impl WasiHttpHooks for OutboundPolicy {
         tracing::debug!(method = %request.method(), %origin, path = request.uri().path(), "plugin request");
         // Taken in the order the guest makes its requests: the first ones use what was
         // prepaid.
-        let prepaid = self
-            .prepaid
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_ok();
+        let prepaid = self.prepaid_grants().pop_front();
         let budget = self.budget.clone();
         let max = self.max_response_bytes;
         let options = self.bounds.apply(options);
@@ -495,15 +500,24 @@ impl WasiHttpHooks for OutboundPolicy {
             // (the contract lets a host hold a request that long for an account budget): a
             // request still queued past that is given back as never sent — the component
             // resends such a request — rather than left for the plugin's clock to report as
-            // sent with its fate unknown.
-            if let Some(budget) = budget.as_ref().filter(|_| !prepaid)
-                && tokio::time::timeout(MAX_BUDGET_WAIT, budget.acquire())
-                    .await
-                    .is_err()
-            {
-                tracing::debug!("plugin request given back: the budget had no room in time");
-                return Err(Error::ConnectionLimitReached);
-            }
+            // sent with its fate unknown. The grant is held until the answer is in: the
+            // provider counts the request when it arrives, which is before it answers,
+            // however late it was sent.
+            let grant = match (prepaid, budget.as_ref()) {
+                (Some(grant), _) => Some(grant),
+                (None, Some(budget)) => {
+                    match tokio::time::timeout(MAX_BUDGET_WAIT, budget.acquire()).await {
+                        Ok(grant) => Some(grant),
+                        Err(_) => {
+                            tracing::debug!(
+                                "plugin request given back: the budget had no room in time"
+                            );
+                            return Err(Error::ConnectionLimitReached);
+                        }
+                    }
+                }
+                (None, None) => None,
+            };
             // Counted once it may leave: a plugin stopped while its request waited for the
             // budget sent nothing.
             sent.fetch_add(1, Ordering::Relaxed);
@@ -519,6 +533,7 @@ impl WasiHttpHooks for OutboundPolicy {
                     (response.map(|body| body.boxed_unsync()), Box::new(io))
                 }
             };
+            drop(grant);
             if let Some(budget) = budget
                 .as_ref()
                 .filter(|_| response.status() == http::StatusCode::TOO_MANY_REQUESTS)

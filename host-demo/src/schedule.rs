@@ -2,22 +2,30 @@
 //!
 //! The provider counts every request against 50 a minute per account. Polling each job on a
 //! timer spends most of that on answers that say "still running", and a host with many jobs
-//! in flight then detects each completion late because its polls queue for the budget. This
-//! scheduler reads a job's progress once it has had time to make some (a *probe*), predicts
-//! when the job will end from its progress and age ([`predict_completion_ms`]), and polls it
-//! once more just after that (a *final* poll): about three requests per job, submit included.
+//! in flight then detects each completion late because its polls queue for the budget.
 //!
-//! Final polls are *reserved*: a probe or a submit goes out only if every reserved poll still
-//! fits the budget's window when its time comes ([`RequestBudget::fits`]), so starting a new
-//! job never delays noticing that another one ended. What the scheduler learns from finished
-//! jobs (how long they took, how long they queued) times the next jobs' probes and
-//! predictions.
+//! This scheduler plans each job's next poll from what finished jobs taught
+//! ([`crate::learn`]: per clip length and resolution, the remaining time of jobs seen at a
+//! similar progress, or at the same age when a job reports none): the poll goes at the
+//! early edge of the predicted end plus the lag allowance, or at its late edge if that comes
+//! first, and a job found still running is planned again from its new reading. Until the
+//! learner knows enough (a first run, a new clip class), and with `learn: false` (the
+//! previous scheduler, kept for comparison), it reads a job's progress once it has had time
+//! to make some (a *probe*), predicts the end from progress and age
+//! ([`predict_completion_ms`]) and polls just after it; guesses made that way are planned
+//! again as soon as the learner can.
+//!
+//! Planned polls are *reserved*: a probe or a submit goes out only if every reserved poll
+//! still fits the budget's window when its time comes ([`RequestBudget::fits`]), so starting
+//! a new job never delays noticing that another one ended. Every request carries a
+//! [`Grant`](crate::budget::Grant) from the budget to the wire, counted until its answer.
 //!
 //! Jobs are keyed by job id. A job the scheduler has not seen (one resumed from a journal) is
 //! probed at once. Measured against the alternatives in `BENCHMARKS.md` §5.
 
 use crate::api::{JobState, JobStatus};
 use crate::budget::RequestBudget;
+use crate::learn::{JobClass, Learner, Reading, Record, Remaining};
 use crate::policy::OutboundPolicy;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -59,6 +67,10 @@ pub struct ScheduleConfig {
     pub max_gap: Duration,
     /// How often a blocked turn looks at the budget again even when nothing woke it.
     pub recheck: Duration,
+    /// Plan polls from what finished jobs taught ([`crate::learn`]) once it knows enough;
+    /// `false` keeps the previous scheduler (a line through progress readings), for
+    /// comparison.
+    pub learn: bool,
 }
 
 impl Default for ScheduleConfig {
@@ -72,6 +84,7 @@ impl Default for ScheduleConfig {
             probe_horizon: Duration::from_secs(20),
             max_gap: Duration::from_secs(10 * 60),
             recheck: Duration::from_secs(1),
+            learn: true,
         }
     }
 }
@@ -102,6 +115,7 @@ impl ScheduleConfig {
             probe_horizon: f(self.probe_horizon),
             max_gap: f(self.max_gap),
             recheck: f(self.recheck),
+            learn: self.learn,
         }
     }
 }
@@ -127,7 +141,16 @@ struct Watch {
     submitted: Option<(Instant, Instant)>,
     readings: Vec<ProgressReading>,
     place: Place,
+    /// What it renders, which decides what the learner compares it with.
+    class: JobClass,
+    /// Its latest observation: when, its age then (ms) and its progress, if any.
+    seen: Option<Seen>,
+    /// Whether its next poll was planned by the learner.
+    by_learner: bool,
 }
+
+/// A job's latest observation: when, its age then (ms), and its progress if it had one.
+type Seen = (Instant, f64, Option<f64>);
 
 /// Where a job's next poll stands in the budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +174,9 @@ impl Watch {
             submitted,
             readings: Vec::new(),
             place: Place::Planned,
+            class: JobClass::default(),
+            seen: None,
+            by_learner: false,
         }
     }
 }
@@ -185,6 +211,23 @@ struct Plan {
     learned: Learned,
     /// Submits let out whose grant the budget has not logged yet, each holding a place.
     submits_in_flight: usize,
+    /// What every finished job taught, for planning.
+    learner: Learner,
+    /// Finished jobs' records not yet taken for persisting.
+    outbox: Vec<Record>,
+    /// Polls answered so far, by what they found.
+    counts: PollCounts,
+}
+
+/// How a scheduler's polls turned out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PollCounts {
+    /// Polls that found the job still queued or running: spent on reading it.
+    pub found_running: u64,
+    /// Polls that found the job ended.
+    pub found_ended: u64,
+    /// Polls planned from the learner's prediction.
+    pub planned_by_learner: u64,
 }
 
 impl Plan {
@@ -194,6 +237,9 @@ impl Plan {
             watches: HashMap::new(),
             learned: Learned::default(),
             submits_in_flight: 0,
+            learner: Learner::default(),
+            outbox: Vec::new(),
+            counts: PollCounts::default(),
         }
     }
 
@@ -214,10 +260,58 @@ impl Plan {
             .max(self.config.min_first_probe)
     }
 
+    #[cfg(test)]
     fn submitted(&mut self, job_id: &str, sent: Instant, received: Instant) {
-        let next = received + self.first_probe_age();
-        self.watches
-            .insert(job_id.to_string(), Watch::new(next, Some((sent, received))));
+        self.submitted_as(job_id, JobClass::default(), sent, received);
+    }
+
+    fn submitted_as(&mut self, job_id: &str, class: JobClass, sent: Instant, received: Instant) {
+        let mut next = received + self.first_probe_age();
+        let mut purpose = Purpose::Probe;
+        if let Some((at, p)) = self.learned_poll(&class, 0.0, None, received) {
+            next = at;
+            purpose = p;
+        }
+        let mut watch = Watch::new(next, Some((sent, received)));
+        watch.by_learner = purpose == Purpose::Final && self.config.learn;
+        watch.class = class;
+        watch.purpose = purpose;
+        watch.seen = Some((received, 0.0, None));
+        self.watches.insert(job_id.to_string(), watch);
+    }
+
+    /// When to poll a job of `class`, `age_ms` old at `at`, reporting `progress`, as the
+    /// learner sees it; `None` when learning is off or it knows too little.
+    ///
+    /// The poll goes where one more request stops paying: at the early edge of the
+    /// predicted end (nine jobs in ten end later) plus the lag allowance, so a job that ends
+    /// after that early edge is noticed within the allowance; or at the late edge if that
+    /// comes first (the spread is narrower than the allowance: one poll will do). A job found
+    /// still running there is read again, the new reading narrowing the next prediction.
+    fn learned_poll(
+        &mut self,
+        class: &JobClass,
+        age_ms: f64,
+        progress: Option<f64>,
+        at: Instant,
+    ) -> Option<(Instant, Purpose)> {
+        if !self.config.learn {
+            return None;
+        }
+        let wait_ms = match self.learner.predict(class, age_ms, progress) {
+            Some(Remaining { early, late, .. }) => {
+                (early + ms(self.config.lag_allowance)).min(late)
+            }
+            // Older than nearly every job like it (a straggler): look again after a tenth of
+            // its age, so the lag stays a small share of its own length.
+            None if self.learner.knows(class) => {
+                (age_ms * 0.1).max(ms(self.config.lag_allowance.max(self.config.min_gap)))
+            }
+            None => return None,
+        };
+        self.counts.planned_by_learner += 1;
+        let cap = at + self.config.max_gap;
+        Some((later(at, wait_ms, cap) + self.config.margin, Purpose::Final))
     }
 
     /// The job's watch, created (due now, as a probe) for a job this run did not submit.
@@ -299,6 +393,15 @@ impl Plan {
     ) {
         let config = self.config;
         let queue_range = self.learned.queue_range();
+        let ended = matches!(
+            status.state,
+            JobState::Completed(_) | JobState::Failed(_) | JobState::Cancelled | JobState::Expired
+        );
+        if ended {
+            self.counts.found_ended += 1;
+        } else {
+            self.counts.found_running += 1;
+        }
         let watch = self.watch(job_id, sent);
         watch.place = Place::Planned;
         if watch.created.is_none() {
@@ -313,6 +416,35 @@ impl Plan {
         // The provider read its clock somewhere between sending and receiving.
         let at = sent + (received.saturating_duration_since(sent)) / 2;
         let age_ms = |t: Instant| created.map(|c| ms(t.saturating_duration_since(c)));
+        if let (JobState::Running(Some(p)), Some(age)) = (&status.state, age_ms(at))
+            && *p > 0.0
+            && *p < 1.0
+        {
+            watch.readings.push(ProgressReading {
+                age_ms: age,
+                progress: *p,
+                uncertainty_ms: ms(received.saturating_duration_since(sent)) / 2.0,
+            });
+        }
+        if !ended && let Some(age) = age_ms(at) {
+            let class = watch.class.clone();
+            let progress = match status.state {
+                JobState::Running(p) => p,
+                _ => None,
+            };
+            let planned = self.learned_poll(&class, age, progress, at);
+            let watch = self.watch(job_id, sent);
+            watch.seen = Some((at, age, progress));
+            watch.by_learner = planned.is_some();
+            if let Some((next, purpose)) = planned {
+                watch.next = next
+                    .max(received + config.min_gap)
+                    .min(received + config.max_gap);
+                watch.purpose = purpose;
+                return;
+            }
+        }
+        let watch = self.watch(job_id, sent);
         let (next, purpose) = match &status.state {
             JobState::Completed(_)
             | JobState::Failed(_)
@@ -326,6 +458,29 @@ impl Plan {
                     .unwrap_or(at);
                 if let Some(created) = watch.created.or(watch.submitted.map(|(s, _)| s)) {
                     let total = ms(ended.saturating_duration_since(created));
+                    let ended_unix_ms = wall
+                        .checked_sub(received.saturating_duration_since(ended))
+                        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                    let readings: Vec<Reading> = watch
+                        .readings
+                        .iter()
+                        .map(|r| Reading {
+                            age_ms: r.age_ms,
+                            progress: r.progress,
+                        })
+                        .collect();
+                    if let Some(record) =
+                        Record::new(watch.class.clone(), total, &readings, ended_unix_ms)
+                    {
+                        self.learner.learn(record.clone());
+                        self.relearn();
+                        // Bounded even if nobody takes them.
+                        if self.outbox.len() >= crate::learn::CAPACITY {
+                            self.outbox.remove(0);
+                        }
+                        self.outbox.push(record);
+                    }
                     if let Some(queue) = watch
                         .readings
                         .iter()
@@ -345,16 +500,7 @@ impl Plan {
                     Purpose::Probe,
                 )
             }
-            JobState::Running(progress) => {
-                if let (Some(p), Some(age)) =
-                    (progress.filter(|p| *p > 0.0 && *p < 1.0), age_ms(at))
-                {
-                    watch.readings.push(ProgressReading {
-                        age_ms: age,
-                        progress: p,
-                        uncertainty_ms: ms(received.saturating_duration_since(sent)) / 2.0,
-                    });
-                }
+            JobState::Running(_) => {
                 let predicted =
                     predict_completion_ms(&watch.readings, queue_range, ms(config.lag_allowance));
                 // One reading, and no finished job yet to say how long the queue takes: the
@@ -388,6 +534,33 @@ impl Plan {
         watch.purpose = purpose;
     }
 
+    /// A job has just taught the learner: jobs whose next poll it did not plan (it knew too
+    /// little then) are planned again from their latest observation, if that brings the
+    /// poll forward — a cold start's guess must not keep a job unwatched for long.
+    fn relearn(&mut self) {
+        if !self.config.learn {
+            return;
+        }
+        let pending: Vec<(String, JobClass, Seen)> = self
+            .watches
+            .iter()
+            .filter(|(_, w)| !w.by_learner && w.place == Place::Planned)
+            .filter_map(|(id, w)| Some((id.clone(), w.class.clone(), w.seen?)))
+            .collect();
+        for (id, class, (at, age, progress)) in pending {
+            let Some((next, purpose)) = self.learned_poll(&class, age, progress, at) else {
+                continue;
+            };
+            if let Some(watch) = self.watches.get_mut(&id) {
+                watch.by_learner = true;
+                if next < watch.next {
+                    watch.next = next.max(at + self.config.min_gap);
+                    watch.purpose = purpose;
+                }
+            }
+        }
+    }
+
     /// The poll failed: the same poll again at `at` (a final one keeps its reservation).
     fn retry(&mut self, job_id: &str, at: Instant) {
         let watch = self.watch(job_id, at);
@@ -411,8 +584,7 @@ impl SubmitPermit<'_> {
     /// Call it right before the submit: the provider counts the request when it arrives,
     /// the budget when it is granted.
     pub async fn pay(mut self, plugin: &OutboundPolicy) {
-        self.scheduler.budget.acquire_unpaced().await;
-        plugin.prepay();
+        plugin.prepay(self.scheduler.budget.acquire_unpaced().await);
         // The budget's log counts it now.
         self.give_up_place();
     }
@@ -533,8 +705,53 @@ impl PollScheduler {
     /// A submit sent at `sent` created `job_id`, answered at `received`: plans its first
     /// probe. Call it once the job id is safely recorded.
     pub fn submitted(&self, job_id: &str, sent: Instant, received: Instant) {
-        self.plan().submitted(job_id, sent, received);
+        self.submitted_as(job_id, JobClass::default(), sent, received);
+    }
+
+    /// As [`submitted`](PollScheduler::submitted), for a job rendering a clip of `class`:
+    /// the learner compares it with finished jobs of the same class.
+    pub fn submitted_as(&self, job_id: &str, class: JobClass, sent: Instant, received: Instant) {
+        self.plan().submitted_as(job_id, class, sent, received);
         self.changed.notify_waiters();
+    }
+
+    /// `job_id` renders a clip of `class` (for a job this run did not submit: one resumed
+    /// from a journal).
+    pub fn classify(&self, job_id: &str, class: JobClass) {
+        self.plan().watch(job_id, Instant::now()).class = class;
+    }
+
+    /// Teaches the learner finished jobs from an earlier run (the journal's), oldest first;
+    /// those older than [`crate::learn::MAX_AGE`] are forgotten.
+    pub fn learn_from(&self, records: impl IntoIterator<Item = Record>) {
+        let mut plan = self.plan();
+        for record in records {
+            plan.learner.learn(record);
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        plan.learner.age_out(now);
+    }
+
+    /// Finished jobs' records learned since the last call, for persisting.
+    pub fn take_learned(&self) -> Vec<Record> {
+        std::mem::take(&mut self.plan().outbox)
+    }
+
+    /// How many finished jobs the learner knows.
+    pub fn learned_jobs(&self) -> usize {
+        self.plan().learner.len()
+    }
+
+    /// Jobs it watches: submitted and not yet seen ended.
+    pub fn watching(&self) -> usize {
+        self.plan().watches.len()
+    }
+
+    /// How the polls so far turned out.
+    pub fn counts(&self) -> PollCounts {
+        self.plan().counts
     }
 
     /// Waits until `job_id`'s next poll is due and, for a probe, fits the budget beside the
@@ -545,8 +762,7 @@ impl PollScheduler {
     pub async fn poll_turn(&self, job_id: &str, plugin: &OutboundPolicy) {
         self.take_turn(|plan, now| plan.poll_turn(job_id, now, &self.budget))
             .await;
-        self.budget.acquire_unpaced().await;
-        plugin.prepay();
+        plugin.prepay(self.budget.acquire_unpaced().await);
         // The budget's log counts it now.
         if let Some(watch) = self.plan().watches.get_mut(job_id) {
             watch.place = Place::Logged;
@@ -831,7 +1047,7 @@ mod tests {
     async fn probes_and_submits_yield_to_reserved_polls() {
         // Five requests a minute; one already spent; three polls reserved 10–30 s ahead.
         let budget = budget(5);
-        budget.acquire().await;
+        drop(budget.acquire().await);
         let mut plan = Plan::new(ScheduleConfig::default());
         let now = Instant::now();
         for (i, at) in [10, 20, 30].into_iter().enumerate() {
@@ -842,7 +1058,7 @@ mod tests {
         // 1 spent + 3 reserved + this one = 5: a probe due now fits…
         plan.watch("probe", now);
         assert_eq!(plan.poll_turn("probe", now, &budget), Turn::Go);
-        budget.acquire().await;
+        drop(budget.acquire().await);
         // …but the next one would crowd out a reserved poll, and so would a submit.
         let watch = plan.watch("probe-2", now);
         watch.next = now;
@@ -863,7 +1079,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn submits_also_leave_room_for_probes_due_soon() {
         let budget = budget(2);
-        budget.acquire().await;
+        drop(budget.acquire().await);
         let mut plan = Plan::new(ScheduleConfig::default());
         let now = Instant::now();
         // A probe due in 5 s (within the 20 s horizon) takes the last slot.
@@ -897,9 +1113,12 @@ mod tests {
             "the first probe waits its age"
         );
         scheduler.forget("a");
+        // Handed back unused (nothing was sent), it takes no place; one request sent and
+        // answered does.
+        assert!(budget.fits(Instant::now(), &[Instant::now()]));
+        drop(budget.acquire_unpaced().await);
 
-        // The window holds one request (that probe's); a reserved poll in 30 s holds the
-        // other slot.
+        // The window holds one request; a reserved poll in 30 s holds the other slot.
         scheduler.retry("final", Duration::from_secs(30));
         scheduler.plan().watches.get_mut("final").unwrap().purpose = Purpose::Final;
         let waiting = tokio::spawn({
@@ -1038,5 +1257,159 @@ mod tests {
         assert_eq!(fast.first_probe, SEC);
         assert_eq!(fast.margin, Duration::from_millis(30));
         assert_eq!(fast.max_gap, 60 * SEC);
+    }
+
+    /// A plan whose learner has seen 40 jobs of 3 s clips: created, 60 s in all, progress
+    /// linear after a 10 s queue, read at 20, 30, 40 and 50 s.
+    fn taught(config: ScheduleConfig) -> Plan {
+        let mut plan = Plan::new(config);
+        let class = JobClass::new(3, "720p");
+        for i in 0..40 {
+            let total = 58_000.0 + f64::from(i % 5) * 1_000.0;
+            let readings: Vec<Reading> = [20_000.0, 30_000.0, 40_000.0, 50_000.0]
+                .into_iter()
+                .map(|age| Reading {
+                    age_ms: age,
+                    progress: (age - 10_000.0) / (total - 10_000.0),
+                })
+                .collect();
+            plan.learner
+                .learn(Record::new(class.clone(), total, &readings, 0).unwrap());
+        }
+        plan
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_taught_plan_polls_where_the_learned_end_says() {
+        let mut plan = taught(ScheduleConfig::default());
+        let t0 = Instant::now();
+        let class = JobClass::new(3, "720p");
+        // A new job: nine in ten like it ended after 58 s, all by 62 s; the spread (4 s)
+        // is within the lag allowance (4 s), so the one poll goes at the late edge.
+        plan.submitted_as("a", class.clone(), t0, t0);
+        let first = plan.watches["a"].next;
+        assert_eq!(plan.watches["a"].purpose, Purpose::Final);
+        assert!(
+            (t0 + 61 * SEC..=t0 + 63 * SEC).contains(&first),
+            "{:?}",
+            first - t0
+        );
+        // Halfway through its render at 35 s: ends 24–26 s later.
+        plan.observed(
+            "a",
+            &status(JobState::Running(Some(0.52)), 35 * SEC),
+            t0 + 35 * SEC,
+            t0 + 35 * SEC,
+            wall(),
+        );
+        let next = plan.watches["a"].next - (t0 + 35 * SEC);
+        assert!((22 * SEC..=28 * SEC).contains(&next), "{next:?}");
+        assert_eq!(plan.counts.found_running, 1);
+        // A job of a clip never seen borrows, rescaled (6 s: about twice as long).
+        plan.submitted_as("b", JobClass::new(6, "720p"), t0, t0);
+        let six = plan.watches["b"].next - t0;
+        assert!((110 * SEC..=130 * SEC).contains(&six), "{six:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wider_spread_than_the_allowance_is_read_again_near_its_early_edge() {
+        let mut plan = taught(ScheduleConfig {
+            lag_allowance: Duration::ZERO,
+            ..ScheduleConfig::default()
+        });
+        let t0 = Instant::now();
+        plan.submitted_as("a", JobClass::new(3, "720p"), t0, t0);
+        // The early edge (58 s), no allowance: no later than the spread's start.
+        let first = plan.watches["a"].next - t0;
+        assert!((58 * SEC..=59 * SEC).contains(&first), "{first:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ended_job_teaches_the_learner_and_waits_to_be_persisted() {
+        let mut plan = Plan::new(ScheduleConfig::default());
+        let t0 = Instant::now();
+        plan.submitted_as("a", JobClass::new(3, "720p"), t0, t0);
+        plan.observed(
+            "a",
+            &status(JobState::Running(Some(0.5)), 30 * SEC),
+            t0 + 30 * SEC,
+            t0 + 30 * SEC,
+            wall(),
+        );
+        plan.observed(
+            "a",
+            &status(JobState::Completed(vec!["u".into()]), 60 * SEC),
+            t0 + 60 * SEC,
+            t0 + 60 * SEC,
+            wall(),
+        );
+        assert_eq!(plan.learner.len(), 1);
+        let record = &plan.outbox[0];
+        assert_eq!(record.class, JobClass::new(3, "720p"));
+        assert_eq!(record.readings.len(), 1);
+        assert!((record.total_ms - 60_000.0).abs() < 2.0, "{record:?}");
+        assert_eq!(plan.counts.found_ended, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_previous_scheduler_ignores_what_was_learned() {
+        let mut plan = taught(ScheduleConfig {
+            learn: false,
+            ..ScheduleConfig::default()
+        });
+        let t0 = Instant::now();
+        plan.submitted_as("a", JobClass::new(3, "720p"), t0, t0);
+        assert_eq!(plan.watches["a"].purpose, Purpose::Probe);
+        assert_eq!(plan.counts.planned_by_learner, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cold_start_guess_is_brought_forward_once_the_learner_knows_better() {
+        let mut plan = Plan::new(ScheduleConfig::default());
+        let t0 = Instant::now();
+        // Nothing learned: 0.1 % at 30 s, and a queue of 29.9 s already learned by the old
+        // rule, puts the end at the largest gap.
+        Learned::push(&mut plan.learned.queue, 29_000.0);
+        plan.submitted_as("a", JobClass::new(3, "720p"), t0, t0);
+        plan.observed(
+            "a",
+            &status(JobState::Running(Some(0.001)), 30 * SEC),
+            t0 + 30 * SEC,
+            t0 + 30 * SEC,
+            wall(),
+        );
+        assert_eq!(plan.watches["a"].next, t0 + 630 * SEC);
+        // Then a job finishes while the learner knows 40 of its class: "a" is planned
+        // again from its last observation, far sooner.
+        let taught = taught(ScheduleConfig::default());
+        plan.learner = taught.learner;
+        plan.submitted_as("b", JobClass::default(), t0, t0);
+        plan.observed(
+            "b",
+            &status(JobState::Completed(vec!["u".into()]), 60 * SEC),
+            t0 + 60 * SEC,
+            t0 + 60 * SEC,
+            wall(),
+        );
+        let next = plan.watches["a"].next;
+        assert!(next < t0 + 90 * SEC, "{:?}", next - t0);
+        assert!(plan.watches["a"].by_learner);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_job_older_than_every_job_like_it_is_read_again_after_a_tenth_of_its_age() {
+        let mut plan = taught(ScheduleConfig::default());
+        let t0 = Instant::now();
+        plan.submitted_as("a", JobClass::new(3, "720p"), t0, t0);
+        // 200 s old, no progress: every job like it ended by 62 s.
+        plan.observed(
+            "a",
+            &status(JobState::Running(None), 200 * SEC),
+            t0 + 200 * SEC,
+            t0 + 200 * SEC,
+            wall(),
+        );
+        let gap = plan.watches["a"].next - (t0 + 200 * SEC);
+        assert!((20 * SEC..=21 * SEC).contains(&gap), "{gap:?}");
     }
 }

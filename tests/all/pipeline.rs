@@ -35,13 +35,23 @@ async fn session_with(emu: &Emulator, sandbox: SandboxPolicy) -> Session {
 }
 
 async fn session_keyed(emu: &Emulator, sandbox: SandboxPolicy, key: &str) -> Session {
+    session_scheduled(emu, sandbox, key, ScheduleConfig::default()).await
+}
+
+/// A session whose scheduler uses `schedule` (scaled 100× for the emulator's short jobs).
+async fn session_scheduled(
+    emu: &Emulator,
+    sandbox: SandboxPolicy,
+    key: &str,
+    schedule: ScheduleConfig,
+) -> Session {
     let built = Path::new(video_gen_artifacts::HAPPYHORSE_PATH);
     Session::open(ConnectOptions {
         api_key: Some(key.into()),
         base_url: Some(emu.base_url()),
         wait_deadline: Duration::from_secs(30),
         sandbox,
-        schedule: Some(ScheduleConfig::default().scaled(100.0)),
+        schedule: Some(schedule.scaled(100.0)),
         runtime: RuntimeOptions {
             cache_dir: built.parent().map(|dir| dir.join("cwasm")),
             ..Default::default()
@@ -654,10 +664,13 @@ async fn the_contact_sheet_renders_in_headless_chromium_and_lists_every_shot() -
     Ok(())
 }
 
-/// The scheduler, in a whole run: each job is polled about twice — once to read its
-/// progress, once just after the end that reading predicts — and noticed ended promptly.
-/// A timer cannot do both: one fine enough for the lag polls a dozen times per job, one
-/// coarse enough for the count notices ends late.
+/// The previous scheduler (a line through progress readings, kept as
+/// `ScheduleConfig::learn: false`), in a whole run on linear jobs: each job is polled about
+/// twice — once to read its progress, once just after the end that reading predicts — and
+/// noticed ended promptly. A timer cannot do both: one fine enough for the lag polls a
+/// dozen times per job, one coarse enough for the count notices ends late. (The learning
+/// scheduler assumes no shape, so on jobs this regular it spends more polls for its lag
+/// allowance: `BENCHMARKS.md` §5.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduler_polls_each_job_about_twice_and_notices_its_end_promptly() -> Test {
     let emu = emulator(EmulatorConfig {
@@ -667,7 +680,11 @@ async fn the_scheduler_polls_each_job_about_twice_and_notices_its_end_promptly()
         ..EmulatorConfig::linear()
     })
     .await;
-    let session = session(&emu).await;
+    let line = ScheduleConfig {
+        learn: false,
+        ..ScheduleConfig::default()
+    };
+    let session = session_scheduled(&emu, test_policy(), KEY, line).await;
     let mut text = String::from("[run]\nconcurrency = 12\n\n[defaults]\nduration = 3\n");
     for i in 0..12 {
         text.push_str(&format!(
@@ -703,6 +720,43 @@ async fn the_scheduler_polls_each_job_about_twice_and_notices_its_end_promptly()
         median <= Duration::from_millis(200),
         "median lag {median:?} ({lags:?})"
     );
+    Ok(())
+}
+
+/// What finished jobs taught is kept in the journal, so the next run of the same storyboard
+/// (after an interruption, in a new process) starts with the learned model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_starts_with_what_the_first_learned() -> Test {
+    let emu = emulator(EmulatorConfig {
+        queued_ms: 100,
+        running_ms_range: Some((300, 600)),
+        rate_limit_per_minute: 0,
+        ..EmulatorConfig::linear()
+    })
+    .await;
+    let mut text = String::from("[run]\nconcurrency = 6\n\n[defaults]\nduration = 3\n");
+    for i in 0..6 {
+        text.push_str(&format!(
+            "\n[[shot]]\nname = \"shot-{i:02}\"\nprompt = \"take {i}\"\n"
+        ));
+    }
+    let (dir, path) = storyboard_dir(&text);
+    let config = config(dir.path());
+    let first = session(&emu).await;
+    let summary = finished(run_once(&path, &first, &config).await);
+    assert!(summary.complete(), "{summary:#?}");
+    assert_eq!(first.scheduler.learned_jobs(), 6);
+    let learned = Journal::open(&summary.out_dir)?.learned()?;
+    assert_eq!(learned.len(), 6, "every finished job is journaled");
+    assert!(
+        learned.iter().all(|r| r.class.key() == "3s@720p"),
+        "{learned:?}"
+    );
+    // A new process: a scheduler that has seen nothing, until the run reads the journal.
+    let second = session(&emu).await;
+    assert_eq!(second.scheduler.learned_jobs(), 0);
+    finished(run_once(&path, &second, &config).await);
+    assert_eq!(second.scheduler.learned_jobs(), 6);
     Ok(())
 }
 

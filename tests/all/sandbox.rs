@@ -403,8 +403,9 @@ async fn a_prepaid_request_skips_the_pace_and_is_counted_once() -> Test {
 
     // What the scheduler does: room in the window, so the grant comes at once.
     let started = Instant::now();
-    sandbox.budget().acquire_unpaced().await;
-    plugin.policy().prepay();
+    plugin
+        .policy()
+        .prepay(sandbox.budget().acquire_unpaced().await);
     plugin.poll(&cfg, &job).await??;
     assert!(
         started.elapsed() < Duration::from_secs(5),

@@ -36,6 +36,7 @@ use std::sync::Mutex;
 fn redact(text: &str) -> String {
     crate::redact::redact(text).into_owned()
 }
+use crate::learn::{JobClass, Reading, Record};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The journal's file name inside the output folder.
@@ -69,6 +70,13 @@ CREATE TABLE IF NOT EXISTS shots (
     downloaded_at  INTEGER,
     ended_at       INTEGER,
     updated_at     INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS learned_jobs (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    class     TEXT NOT NULL,
+    total_ms  REAL NOT NULL,
+    readings  TEXT NOT NULL,
+    ended_at  INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS events (
     seq    INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -314,6 +322,67 @@ impl Journal {
             path,
             _lock: Some(lock),
         })
+    }
+
+    /// Remembers finished jobs' timings for the scheduler's learner (see
+    /// [`crate::learn`]), keeping only the most recent [`crate::learn::CAPACITY`].
+    pub fn save_learned(&self, records: &[Record]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for r in records {
+            let readings: Vec<[f64; 2]> =
+                r.readings.iter().map(|x| [x.age_ms, x.progress]).collect();
+            tx.execute(
+                "INSERT INTO learned_jobs (class, total_ms, readings, ended_at) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![
+                    r.class.key(),
+                    r.total_ms,
+                    serde_json::to_string(&readings)?,
+                    i64::try_from(r.ended_unix_ms).unwrap_or(i64::MAX)
+                ],
+            )?;
+        }
+        tx.execute(
+            "DELETE FROM learned_jobs WHERE seq <= (SELECT MAX(seq) FROM learned_jobs) - ?1",
+            [i64::try_from(crate::learn::CAPACITY).unwrap_or(i64::MAX)],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The finished jobs' timings an earlier run saved, oldest first. Rows that do not
+    /// read back as a sane record (a hand-edited journal) are skipped.
+    pub fn learned(&self) -> Result<Vec<Record>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT class, total_ms, readings, ended_at FROM learned_jobs ORDER BY seq")?;
+        let rows = stmt.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, f64>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, i64>(3)?,
+            ))
+        })?;
+        let mut records = Vec::new();
+        for row in rows {
+            let (class, total_ms, readings, ended_at) = row?;
+            let readings: Vec<[f64; 2]> = serde_json::from_str(&readings).unwrap_or_default();
+            let readings: Vec<Reading> = readings
+                .into_iter()
+                .map(|[age_ms, progress]| Reading { age_ms, progress })
+                .collect();
+            records.extend(Record::new(
+                JobClass::from_key(&class),
+                total_ms,
+                &readings,
+                u64::try_from(ended_at).unwrap_or(0),
+            ));
+        }
+        Ok(records)
     }
 
     /// Open an existing journal to read it (`status`); works while a run holds the lock.
@@ -862,5 +931,45 @@ mod tests {
         // Reading is always possible.
         let reader = Journal::open_read_only(&Journal::path_in(dir.path())).unwrap();
         assert!(reader.shots().unwrap().is_empty());
+    }
+
+    #[test]
+    fn what_finished_jobs_taught_survives_the_run_and_stays_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let class = JobClass::new(3, "720p");
+        let record = |total: f64| {
+            Record::new(
+                class.clone(),
+                total,
+                &[Reading {
+                    age_ms: 10_000.0,
+                    progress: 0.25,
+                }],
+                1_700_000_000_000,
+            )
+            .unwrap()
+        };
+        {
+            let journal = Journal::open(dir.path()).unwrap();
+            assert!(journal.learned().unwrap().is_empty());
+            let many: Vec<Record> = (0..crate::learn::CAPACITY + 10)
+                .map(|i| record(40_000.0 + i as f64))
+                .collect();
+            journal.save_learned(&many).unwrap();
+        }
+        // The next run reads them back, the oldest beyond the bound gone.
+        let journal = Journal::open(dir.path()).unwrap();
+        let learned = journal.learned().unwrap();
+        assert_eq!(learned.len(), crate::learn::CAPACITY);
+        assert_eq!(learned[0], record(40_010.0));
+        // A hand-edited row that makes no sense is skipped, not fatal.
+        journal
+            .conn()
+            .execute(
+                "INSERT INTO learned_jobs (class, total_ms, readings, ended_at) VALUES ('x', -1, 'nonsense', -5)",
+                [],
+            )
+            .unwrap();
+        assert_eq!(journal.learned().unwrap().len(), crate::learn::CAPACITY);
     }
 }

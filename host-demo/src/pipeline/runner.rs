@@ -6,11 +6,12 @@
 
 use super::journal::{Failure, FileRecord, Journal, Stage, State};
 use super::plan::{Plan, PlannedShot};
-use super::progress::Progress;
+use super::progress::{BudgetView, Progress};
 use super::registry::Registry;
 use crate::advice::describe;
 use crate::api::{ClientConfig, Error as ApiError, JobState};
 use crate::download::{download, redact_query};
+use crate::learn::JobClass;
 use crate::plugin::Plugin;
 use crate::redact::contains_secret;
 use crate::schedule::PollScheduler;
@@ -27,6 +28,9 @@ use tokio::time::Instant;
 const MAX_PLUGIN_FAILURES: u32 = 3;
 /// Download attempts per run, each after the first with freshly polled URLs.
 const MAX_DOWNLOAD_ATTEMPTS: u32 = 4;
+/// How often the progress display's budget line is refreshed.
+const BUDGET_TICK: Duration = Duration::from_secs(2);
+
 /// Shots in flight at once by default. The scheduler spends about three requests per job
 /// (submit, a progress probe, a poll just after the predicted end) however many are in
 /// flight, so the account's 50 requests a minute carry about 16 jobs a minute; with jobs of
@@ -142,6 +146,13 @@ impl<'a> Runner<'a> {
     /// Returns the errors that stopped shots outside the journal's states (a journal that
     /// cannot be written, a plugin that cannot be created).
     pub async fn run(&self, plan: &Plan) -> Vec<(String, anyhow::Error)> {
+        // Start from what earlier runs of this journal learned about the provider's jobs.
+        match self.journal.learned() {
+            Ok(records) => self.session.scheduler.learn_from(records),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "could not read what earlier runs learned")
+            }
+        }
         let mut order: Vec<(u8, &PlannedShot)> = Vec::new();
         for shot in &plan.shots {
             let state = self
@@ -159,7 +170,7 @@ impl<'a> Runner<'a> {
             order.push((rank, shot));
         }
         order.sort_by_key(|(rank, _)| *rank);
-        futures::stream::iter(order)
+        let shots = futures::stream::iter(order)
             .map(|(_, shot)| async move {
                 let name = shot.shot.name.clone();
                 match self.drive(shot).await {
@@ -172,8 +183,48 @@ impl<'a> Runner<'a> {
             })
             .buffer_unordered(self.options.concurrency.max(1))
             .filter_map(|r| async move { r })
-            .collect()
-            .await
+            .collect();
+        // The budget line runs beside the shots and ends with them.
+        tokio::select! {
+            errors = shots => errors,
+            never = self.show_budget(plan) => match never {},
+        }
+    }
+
+    /// Every couple of seconds, shows the account's budget in use on the progress display.
+    async fn show_budget(&self, plan: &Plan) -> std::convert::Infallible {
+        let started = Instant::now();
+        let budget = self.session.sandbox.budget();
+        let granted_at_start = budget.granted();
+        let finished_at_start = self.finished(plan);
+        loop {
+            tokio::time::sleep(BUDGET_TICK).await;
+            let finished_now = self.finished(plan);
+            let finished = finished_now.saturating_sub(finished_at_start);
+            let spent = budget.granted().saturating_sub(granted_at_start);
+            self.progress.budget(&BudgetView {
+                used: budget.used(),
+                per_minute: budget.per_minute(),
+                in_flight: self.session.scheduler.watching(),
+                remaining: plan.shots.len().saturating_sub(finished_now),
+                finished,
+                elapsed: started.elapsed(),
+                requests_per_job: spent as f64 / finished.max(1) as f64,
+            });
+        }
+    }
+
+    /// Shots of `plan` the journal has at an end (downloaded or failed).
+    fn finished(&self, plan: &Plan) -> usize {
+        let Ok(rows) = self.journal.shots() else {
+            return 0;
+        };
+        let names: std::collections::HashSet<&str> =
+            plan.shots.iter().map(|s| s.shot.name.as_str()).collect();
+        rows.iter()
+            .filter(|r| names.contains(r.plan.name.as_str()))
+            .filter(|r| matches!(r.state, State::Downloaded { .. } | State::Failed { .. }))
+            .count()
     }
 
     fn stopping(&self) -> bool {
@@ -225,7 +276,10 @@ impl<'a> Runner<'a> {
                     }
                     self.submit(planned, &mut plugin).await?
                 }
-                State::Submitted { job_id } => self.wait(name, &job_id, &mut plugin).await?,
+                State::Submitted { job_id } => {
+                    self.session.scheduler.classify(&job_id, class_of(planned));
+                    self.wait(name, &job_id, &mut plugin).await?
+                }
                 State::Completed { job_id, urls } => {
                     self.fetch(name, &row.plan.output, &job_id, urls, &mut plugin)
                         .await?
@@ -387,7 +441,9 @@ impl<'a> Runner<'a> {
         }
         // Only a journaled job is watched: `wait`, which comes next, lets it go again.
         if let State::Submitted { job_id } = &next {
-            self.session.scheduler.submitted(job_id, sent_at, received);
+            self.session
+                .scheduler
+                .submitted_as(job_id, class_of(planned), sent_at, received);
             if let Some((registry, journal, _)) = &self.registry
                 && let Err(e) = registry.record_job(&fingerprint, journal, name, job_id)
             {
@@ -440,6 +496,11 @@ impl<'a> Runner<'a> {
                 Ok(Ok(status)) => {
                     transient = 0;
                     scheduler.observed(job_id, &status, sent, received);
+                    // What the job taught outlives the run: the next one starts informed.
+                    let learned = scheduler.take_learned();
+                    if let Err(e) = self.journal.save_learned(&learned) {
+                        tracing::warn!(error = %format!("{e:#}"), "could not save what finished jobs taught");
+                    }
                     let ended = match status.state {
                         JobState::Queued => {
                             self.progress.progress(name, "queued", Some(0.0));
@@ -705,6 +766,15 @@ fn output_stem(output: &str, index: usize, count: usize) -> String {
     } else {
         format!("{output}-{}", index + 1)
     }
+}
+
+/// The learner's class of a shot's job: its clip length and resolution.
+fn class_of(planned: &PlannedShot) -> JobClass {
+    let request = &planned.request;
+    JobClass::new(
+        request.duration_seconds.unwrap_or(0),
+        request.resolution.as_deref().unwrap_or(""),
+    )
 }
 
 #[cfg(test)]

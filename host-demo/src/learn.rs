@@ -1,0 +1,652 @@
+//! What finished jobs teach about the ones still running: how long a job of a given clip
+//! (length, resolution) takes from creation to its end, and how much of that is left when it
+//! reports a given progress — learned online, from nothing but the jobs this account has
+//! seen, so the poll scheduler does not depend on any one provider's (or emulator's) shape.
+//!
+//! The model is deliberately non-parametric. A prediction is the spread of *remaining time*
+//! seen by finished jobs of the same class in the same situation: at a similar progress
+//! reading (its nearest neighbours), or, when a job says nothing usable, at the same age or
+//! later (the survival of the class's total times). Quantiles, not means, so one straggler
+//! moves a prediction by one sample, not by its size. A class seen too rarely borrows from
+//! every class, rescaled by clip length.
+//!
+//! Progress from the network is distrusted: a reading that a later one of the same job
+//! undercuts (noise, or a 0–100 job's early `0.8` read as 80 %) is dropped from what a
+//! finished job teaches, and a live reading far ahead of what the job's age allows is read as
+//! no progress at all.
+//!
+//! The model is bounded: it keeps the [`CAPACITY`] most recent finished jobs, and none older
+//! than [`MAX_AGE`], so it follows a provider whose speed changes. [`Record`]s are plain data,
+//! persisted by the pipeline's journal so that the next run starts informed.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+/// Finished jobs remembered (the most recent).
+pub const CAPACITY: usize = 400;
+/// Finished jobs older than this (by their end, on the wall clock) are forgotten.
+pub const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// Samples a prediction needs before it is trusted.
+const MIN_SAMPLES: usize = 5;
+/// Neighbours a progress reading is compared with.
+const NEIGHBOURS: usize = 16;
+/// How far a progress reading may sit from a neighbour's and still count as one.
+const NEIGHBOURHOOD: f64 = 0.12;
+/// A later reading this much lower than an earlier one proves the earlier one wrong.
+const UNDERCUT: f64 = 0.15;
+/// A reading is implausible when the job is younger than this share of the age at which
+/// finished jobs of its class reached that progress (their 10th percentile).
+const PLAUSIBLE_AGE_SHARE: f64 = 0.5;
+/// The longest time a record may hold (a day): anything longer is not a render.
+const LONGEST_MS: f64 = 24.0 * 60.0 * 60.0 * 1e3;
+
+/// What a job asks the provider for, the part that decides how long it renders.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct JobClass {
+    /// The clip's length, whole seconds (0 when unknown).
+    pub clip_secs: u32,
+    /// The resolution asked for (empty when unknown).
+    pub resolution: String,
+}
+
+impl JobClass {
+    /// The class of a clip `clip_secs` long at `resolution`.
+    pub fn new(clip_secs: u32, resolution: &str) -> Self {
+        JobClass {
+            clip_secs,
+            resolution: resolution.to_string(),
+        }
+    }
+
+    /// `3s@720p`, the form the journal stores.
+    pub fn key(&self) -> String {
+        format!("{}s@{}", self.clip_secs, self.resolution)
+    }
+
+    /// The class a [`key`](JobClass::key) names; an unreadable key is the unknown class.
+    pub fn from_key(key: &str) -> Self {
+        key.split_once("s@")
+            .and_then(|(secs, res)| Some(JobClass::new(secs.parse().ok()?, res)))
+            .unwrap_or_default()
+    }
+}
+
+/// One progress reading of a job: its age (ms since creation) and the progress it reported.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reading {
+    /// Milliseconds since the job was created.
+    pub age_ms: f64,
+    /// Reported progress, 0–1.
+    pub progress: f64,
+}
+
+/// A finished job, as the model remembers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// What it rendered.
+    pub class: JobClass,
+    /// Creation to end, ms.
+    pub total_ms: f64,
+    /// Its trustworthy progress readings (see [`Record::new`]).
+    pub readings: Vec<Reading>,
+    /// When it ended, ms since the Unix epoch (for ageing out).
+    pub ended_unix_ms: u64,
+}
+
+impl Record {
+    /// A finished job's record, or `None` when its numbers are absurd. Readings that are not
+    /// numbers, lie outside the job's life or progress range, or are undercut by a later
+    /// reading are dropped.
+    pub fn new(
+        class: JobClass,
+        total_ms: f64,
+        readings: &[Reading],
+        ended_unix_ms: u64,
+    ) -> Option<Record> {
+        if !(total_ms.is_finite() && total_ms > 0.0 && total_ms <= LONGEST_MS) {
+            return None;
+        }
+        let sane: Vec<Reading> = readings
+            .iter()
+            .copied()
+            .filter(|r| {
+                r.age_ms.is_finite()
+                    && (0.0..=total_ms).contains(&r.age_ms)
+                    && r.progress.is_finite()
+                    && r.progress > 0.0
+                    && r.progress < 1.0
+            })
+            .collect();
+        let kept = sane
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| {
+                !sane[i + 1..]
+                    .iter()
+                    .any(|later| later.age_ms >= r.age_ms && later.progress + UNDERCUT < r.progress)
+            })
+            .map(|(_, r)| *r)
+            .collect();
+        Some(Record {
+            class,
+            total_ms,
+            readings: kept,
+            ended_unix_ms,
+        })
+    }
+}
+
+/// The spread of a job's remaining time, ms from the moment of the reading it was predicted
+/// from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Remaining {
+    /// Ends later than this in nine cases out of ten.
+    pub early: f64,
+    /// The median.
+    pub median: f64,
+    /// Ends before this in nine cases out of ten.
+    pub late: f64,
+    /// How many finished jobs' samples the prediction rests on.
+    pub samples: usize,
+}
+
+/// The model: finished jobs' records, most recent last.
+#[derive(Debug, Default, Clone)]
+pub struct Learner {
+    records: VecDeque<Record>,
+    /// Each class's typical total time, kept up to date by [`Learner::refresh`] (every
+    /// prediction needs it for every record it pools).
+    scales: HashMap<JobClass, f64>,
+}
+
+impl Learner {
+    /// Remembers a finished job, forgetting the oldest beyond [`CAPACITY`].
+    pub fn learn(&mut self, record: Record) {
+        if self.records.len() >= CAPACITY {
+            self.records.pop_front();
+        }
+        self.records.push_back(record);
+        self.refresh();
+    }
+
+    /// Whether it knows enough to predict for `class` at all.
+    pub fn knows(&self, class: &JobClass) -> bool {
+        self.records.len() >= MIN_SAMPLES && self.scale(class).is_some()
+    }
+
+    /// Recomputes every class's typical total time.
+    fn refresh(&mut self) {
+        let mut by_class: HashMap<JobClass, Vec<f64>> = HashMap::new();
+        for r in &self.records {
+            by_class
+                .entry(r.class.clone())
+                .or_default()
+                .push(r.total_ms);
+        }
+        let scales = by_class
+            .keys()
+            .filter_map(|class| Some((class.clone(), self.compute_scale(class)?)))
+            .collect();
+        self.scales = scales;
+    }
+
+    /// Forgets jobs that ended more than [`MAX_AGE`] before `now_unix_ms`.
+    pub fn age_out(&mut self, now_unix_ms: u64) {
+        let horizon = now_unix_ms.saturating_sub(MAX_AGE.as_millis() as u64);
+        self.records.retain(|r| r.ended_unix_ms >= horizon);
+        self.refresh();
+    }
+
+    /// The records, oldest first.
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
+        self.records.iter()
+    }
+
+    /// How many finished jobs it knows.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether it knows none.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The typical total time of `class`: its own median when it has enough jobs, else
+    /// every job's time per clip second times this clip's length, else every job's median.
+    fn scale(&self, class: &JobClass) -> Option<f64> {
+        match self.scales.get(class) {
+            Some(&scale) => Some(scale),
+            None => self.compute_scale(class),
+        }
+    }
+
+    fn compute_scale(&self, class: &JobClass) -> Option<f64> {
+        let own: Vec<f64> = self
+            .records
+            .iter()
+            .filter(|r| &r.class == class)
+            .map(|r| r.total_ms)
+            .collect();
+        if own.len() >= MIN_SAMPLES.min(3) {
+            return quantile(own, 0.5);
+        }
+        let per_sec: Vec<f64> = self
+            .records
+            .iter()
+            .filter(|r| r.class.clip_secs > 0)
+            .map(|r| r.total_ms / f64::from(r.class.clip_secs))
+            .collect();
+        if class.clip_secs > 0 && !per_sec.is_empty() {
+            return quantile(per_sec, 0.5).map(|s| s * f64::from(class.clip_secs));
+        }
+        quantile(self.records.iter().map(|r| r.total_ms).collect(), 0.5)
+    }
+
+    /// Samples of remaining time for `class`, from `samples(record)` of its own records
+    /// when there are enough, else of every record rescaled to `class`.
+    fn samples<T>(&self, class: &JobClass, of: impl Fn(&Record, f64) -> Vec<T>) -> Option<Vec<T>> {
+        let own: Vec<T> = self
+            .records
+            .iter()
+            .filter(|r| &r.class == class)
+            .flat_map(|r| of(r, 1.0))
+            .collect();
+        if own.len() >= MIN_SAMPLES {
+            return Some(own);
+        }
+        let target = self.scale(class)?;
+        let pooled: Vec<T> = self
+            .records
+            .iter()
+            .filter_map(|r| {
+                let ratio = target / self.scale(&r.class)?;
+                ratio.is_finite().then(|| of(r, ratio))
+            })
+            .flatten()
+            .collect();
+        (pooled.len() >= MIN_SAMPLES).then_some(pooled)
+    }
+
+    /// When a job of `class`, `age_ms` old, reporting `progress` (if any), will end: the
+    /// spread of its remaining time, or `None` when too little is known.
+    pub fn predict(
+        &self,
+        class: &JobClass,
+        age_ms: f64,
+        progress: Option<f64>,
+    ) -> Option<Remaining> {
+        if !age_ms.is_finite() || age_ms < 0.0 {
+            return None;
+        }
+        let progress = progress
+            .filter(|p| p.is_finite() && *p > 0.0 && *p < 1.0)
+            .filter(|&p| self.plausible(class, age_ms, p));
+        let remaining = match progress {
+            Some(p) => self
+                .by_progress(class, p)
+                .or_else(|| self.by_age(class, age_ms)),
+            None => self.by_age(class, age_ms),
+        }?;
+        let samples = remaining.len();
+        Some(Remaining {
+            early: quantile(remaining.clone(), 0.1)?,
+            median: quantile(remaining.clone(), 0.5)?,
+            late: quantile(remaining, 0.9)?,
+            samples,
+        })
+    }
+
+    /// Remaining times of finished jobs' readings nearest `progress`.
+    fn by_progress(&self, class: &JobClass, progress: f64) -> Option<Vec<f64>> {
+        let mut near: Vec<(f64, f64)> = self.samples(class, |r, ratio| {
+            r.readings
+                .iter()
+                .filter(|x| (x.progress - progress).abs() <= NEIGHBOURHOOD)
+                .map(|x| {
+                    (
+                        (x.progress - progress).abs(),
+                        (r.total_ms - x.age_ms) * ratio,
+                    )
+                })
+                .collect()
+        })?;
+        near.sort_by(|a, b| a.0.total_cmp(&b.0));
+        near.truncate(NEIGHBOURS);
+        (near.len() >= MIN_SAMPLES).then(|| near.into_iter().map(|(_, r)| r).collect())
+    }
+
+    /// Remaining times of finished jobs that lived past `age_ms`.
+    fn by_age(&self, class: &JobClass, age_ms: f64) -> Option<Vec<f64>> {
+        // Ages scale with the class too: compare on the record's own scale.
+        let target = self.scale(class)?;
+        let own = self
+            .records
+            .iter()
+            .filter(|r| &r.class == class && r.total_ms > age_ms)
+            .count();
+        let pool_all = own < MIN_SAMPLES;
+        let remaining: Vec<f64> = self
+            .records
+            .iter()
+            .filter(|r| pool_all || &r.class == class)
+            .filter_map(|r| {
+                let ratio = if pool_all {
+                    target / self.scale(&r.class)?
+                } else {
+                    1.0
+                };
+                let total = r.total_ms * ratio;
+                (ratio.is_finite() && total > age_ms).then_some(total - age_ms)
+            })
+            .collect();
+        (remaining.len() >= MIN_SAMPLES).then_some(remaining)
+    }
+
+    /// Whether `progress` at `age_ms` is believable: finished jobs of the class took at
+    /// least about this long to get there (a 0–100 job's `0.8`, meaning 0.8 %, is read by
+    /// the parser as 80 % and arrives far too young).
+    fn plausible(&self, class: &JobClass, age_ms: f64, progress: f64) -> bool {
+        let ages = self.samples(class, |r, ratio| {
+            r.readings
+                .iter()
+                .filter(|x| (x.progress - progress).abs() <= NEIGHBOURHOOD)
+                .map(|x| x.age_ms * ratio)
+                .collect()
+        });
+        match ages.and_then(|ages| quantile(ages, 0.1)) {
+            Some(typical) => age_ms >= typical * PLAUSIBLE_AGE_SHARE,
+            None => true,
+        }
+    }
+}
+
+/// The `q` quantile (0–1) of `values` (nearest rank), `None` for none.
+fn quantile(mut values: Vec<f64>, q: f64) -> Option<f64> {
+    values.retain(|v| v.is_finite());
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((values.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
+    values.get(rank).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A synthetic fleet: a queue of 2–10 s, then a render of `per_sec` × clip length ±20 %,
+    /// a tenth of the jobs straggling at 2.5×, progress an S-curve with ±3 % noise.
+    struct Fleet {
+        state: u64,
+    }
+
+    struct Job {
+        queue_ms: f64,
+        render_ms: f64,
+        noise_seed: u64,
+    }
+
+    impl Fleet {
+        fn new(seed: u64) -> Self {
+            Fleet { state: seed }
+        }
+
+        fn unit(&mut self) -> f64 {
+            // SplitMix64.
+            self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        }
+
+        fn job(&mut self, clip_secs: u32) -> Job {
+            let straggles = self.unit() < 0.1;
+            let render = 12_000.0 * f64::from(clip_secs) * (0.8 + 0.4 * self.unit());
+            Job {
+                queue_ms: 2_000.0 + 8_000.0 * self.unit(),
+                render_ms: if straggles { render * 2.5 } else { render },
+                noise_seed: (self.unit() * 1e9) as u64,
+            }
+        }
+    }
+
+    impl Job {
+        fn total(&self) -> f64 {
+            self.queue_ms + self.render_ms
+        }
+
+        fn progress(&self, age_ms: f64) -> f64 {
+            let t = ((age_ms - self.queue_ms) / self.render_ms).clamp(0.0, 1.0);
+            let curve = t * t * t * (t * (t * 6.0 - 15.0) + 10.0);
+            let wobble = ((self.noise_seed as f64 + age_ms / 250.0).sin()) * 0.03;
+            (curve + wobble).clamp(0.0, 0.99)
+        }
+
+        /// Readings every `every_ms` from `from_ms` while it runs.
+        fn readings(&self, from_ms: f64, every_ms: f64) -> Vec<Reading> {
+            let mut age = from_ms;
+            let mut out = Vec::new();
+            while age < self.total() {
+                out.push(Reading {
+                    age_ms: age,
+                    progress: self.progress(age),
+                });
+                age += every_ms;
+            }
+            out
+        }
+
+        fn record(&self, class: &JobClass) -> Record {
+            Record::new(
+                class.clone(),
+                self.total(),
+                &self.readings(5_000.0, 7_000.0),
+                1_000,
+            )
+            .unwrap()
+        }
+    }
+
+    fn trained(fleet: &mut Fleet, class: &JobClass, jobs: usize) -> Learner {
+        let mut learner = Learner::default();
+        for _ in 0..jobs {
+            let job = fleet.job(class.clip_secs);
+            learner.learn(job.record(class));
+        }
+        learner
+    }
+
+    #[test]
+    fn it_converges_on_a_known_fleet() {
+        let class = JobClass::new(3, "720p");
+        let mut fleet = Fleet::new(7);
+        let learner = trained(&mut fleet, &class, 200);
+        let (mut inside, mut errors, mut n) = (0, Vec::new(), 0);
+        for _ in 0..200 {
+            let job = fleet.job(3);
+            // A reading somewhere in the render's middle.
+            let age = job.queue_ms + job.render_ms * 0.6;
+            let p = job.progress(age);
+            let Some(remaining) = learner.predict(&class, age, Some(p)) else {
+                panic!("no prediction after 200 jobs");
+            };
+            let truth = job.total() - age;
+            n += 1;
+            if (remaining.early..=remaining.late).contains(&truth) {
+                inside += 1;
+            }
+            errors.push((remaining.median - truth).abs() / job.render_ms);
+        }
+        // A 10–90 % band should hold about 80 % of the truths (stragglers excepted).
+        assert!(inside * 100 >= n * 65, "{inside} of {n} inside the band");
+        let median_error = quantile(errors, 0.5).unwrap();
+        assert!(
+            median_error < 0.12,
+            "median error {median_error} of a render"
+        );
+        // Without progress, the age alone still predicts: the class's survival.
+        let remaining = learner.predict(&class, 0.0, None).unwrap();
+        assert!(
+            (30_000.0..55_000.0).contains(&remaining.median),
+            "{remaining:?}"
+        );
+    }
+
+    #[test]
+    fn a_reading_far_ahead_of_the_jobs_age_is_not_believed() {
+        let class = JobClass::new(3, "720p");
+        let learner = trained(&mut Fleet::new(3), &class, 100);
+        // A 0–100 job's "0.8" (0.8 %) six seconds in, read as 80 %: the prediction is the
+        // one for a job that says nothing, not "nearly done".
+        let misread = learner.predict(&class, 6_000.0, Some(0.8)).unwrap();
+        let silent = learner.predict(&class, 6_000.0, None).unwrap();
+        assert_eq!(misread, silent);
+        assert!(misread.early > 15_000.0, "{misread:?}");
+        // The same reading at an age that allows it is believed.
+        let believed = learner.predict(&class, 35_000.0, Some(0.8)).unwrap();
+        assert!(believed.median < 16_000.0, "{believed:?}");
+    }
+
+    #[test]
+    fn a_reading_undercut_later_is_dropped_from_what_a_job_teaches() {
+        let class = JobClass::new(5, "720p");
+        let readings = [
+            // A 0–100 job: 0.8 %, read as 80 %, then 30 % and 60 %.
+            Reading {
+                age_ms: 5_000.0,
+                progress: 0.8,
+            },
+            Reading {
+                age_ms: 20_000.0,
+                progress: 0.3,
+            },
+            // Noise: a little back is fine.
+            Reading {
+                age_ms: 30_000.0,
+                progress: 0.62,
+            },
+            Reading {
+                age_ms: 35_000.0,
+                progress: 0.6,
+            },
+        ];
+        let record = Record::new(class, 60_000.0, &readings, 0).unwrap();
+        let kept: Vec<f64> = record.readings.iter().map(|r| r.progress).collect();
+        assert_eq!(kept, [0.3, 0.62, 0.6]);
+    }
+
+    #[test]
+    fn a_straggler_does_not_poison_it() {
+        let class = JobClass::new(3, "720p");
+        let mut fleet = Fleet::new(11);
+        let mut learner = trained(&mut fleet, &class, 60);
+        let before = learner.predict(&class, 30_000.0, Some(0.5)).unwrap();
+        let job = fleet.job(3);
+        // Ten times as slow: a stuck render that finally ended.
+        let straggler = Job {
+            render_ms: job.render_ms * 10.0,
+            ..job
+        };
+        learner.learn(straggler.record(&class));
+        let after = learner.predict(&class, 30_000.0, Some(0.5)).unwrap();
+        assert!(
+            (after.median - before.median).abs() < before.median * 0.1,
+            "{before:?} → {after:?}"
+        );
+        let silent_before = trained(&mut Fleet::new(11), &class, 60)
+            .predict(&class, 0.0, None)
+            .unwrap();
+        let silent_after = learner.predict(&class, 0.0, None).unwrap();
+        assert!(
+            (silent_after.median - silent_before.median).abs() < silent_before.median * 0.1,
+            "{silent_before:?} → {silent_after:?}"
+        );
+    }
+
+    #[test]
+    fn an_unseen_clip_borrows_from_the_others_rescaled() {
+        let class = JobClass::new(3, "720p");
+        let learner = trained(&mut Fleet::new(5), &class, 60);
+        let three = learner.predict(&class, 0.0, None).unwrap();
+        let six = learner
+            .predict(&JobClass::new(6, "720p"), 0.0, None)
+            .unwrap();
+        let ratio = six.median / three.median;
+        assert!((1.7..2.3).contains(&ratio), "{ratio}");
+    }
+
+    #[test]
+    fn it_is_bounded_and_old_jobs_age_out() {
+        let class = JobClass::new(3, "720p");
+        let mut learner = trained(&mut Fleet::new(1), &class, CAPACITY + 50);
+        assert_eq!(learner.len(), CAPACITY);
+        let week = MAX_AGE.as_millis() as u64;
+        let mut fresh = Fleet::new(2).job(3).record(&class);
+        fresh.ended_unix_ms = week + 10_000;
+        learner.learn(fresh);
+        learner.age_out(week + 5_000);
+        assert_eq!(
+            learner.len(),
+            1,
+            "only the job within a week of now is kept"
+        );
+    }
+
+    #[test]
+    fn absurd_values_never_panic() {
+        let class = JobClass::new(3, "720p");
+        let mut learner = trained(&mut Fleet::new(9), &class, 30);
+        for total in [f64::NAN, f64::INFINITY, -1.0, 0.0, 1e300] {
+            assert!(
+                Record::new(class.clone(), total, &[], 0).is_none(),
+                "{total}"
+            );
+        }
+        let odd = [
+            Reading {
+                age_ms: f64::NAN,
+                progress: 0.5,
+            },
+            Reading {
+                age_ms: 1.0,
+                progress: f64::INFINITY,
+            },
+            Reading {
+                age_ms: -5.0,
+                progress: -0.5,
+            },
+            Reading {
+                age_ms: 1e300,
+                progress: 1e300,
+            },
+        ];
+        let record = Record::new(JobClass::new(u32::MAX, ""), 1.0, &odd, u64::MAX).unwrap();
+        assert!(record.readings.is_empty());
+        learner.learn(record);
+        learner.learn(Record::new(JobClass::new(0, "?"), 1e-300, &[], 0).unwrap());
+        for age in [f64::NAN, -1.0, f64::INFINITY, 1e300, 0.0] {
+            for p in [
+                None,
+                Some(f64::NAN),
+                Some(-1.0),
+                Some(2.0),
+                Some(1e-300),
+                Some(0.5),
+            ] {
+                for class in [&class, &JobClass::new(u32::MAX, "8k"), &JobClass::default()] {
+                    if let Some(r) = learner.predict(class, age, p) {
+                        assert!(r.early <= r.median && r.median <= r.late, "{r:?}");
+                    }
+                }
+            }
+        }
+        learner.age_out(0);
+        learner.age_out(u64::MAX);
+        assert!(Learner::default().predict(&class, 1.0, Some(0.5)).is_none());
+        assert_eq!(JobClass::from_key("garbage"), JobClass::default());
+        assert_eq!(JobClass::from_key(&class.key()), class);
+    }
+}
