@@ -36,11 +36,12 @@ for host in "${hosts[@]}"; do
       ;;
     obelisk)
       # Obelisk's build compiles protobuf definitions and needs protoc.
-      if ! have protoc; then
+      if ! have protoc || [ ! -f /usr/include/google/protobuf/duration.proto ]; then
         if have apt-get; then
           sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo
           $sudo_ apt-get update
-          $sudo_ apt-get install -y --no-install-recommends protobuf-compiler
+          # protoc, and the well-known types (google/protobuf/*.proto) it imports.
+          $sudo_ apt-get install -y --no-install-recommends protobuf-compiler libprotobuf-dev
         else
           echo "obelisk needs protoc: install protobuf-compiler with your package manager" >&2
           exit 1
