@@ -20,17 +20,20 @@ async fn run_host(args: &[&str], key: &str, log: &str, home: &std::path::Path) -
         .expect("host-demo runs")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_key_is_never_printed() {
-    let emulator = Emulator::start(EmulatorConfig {
+/// An emulator whose one accepted key is [`SECRET`], jobs of a quarter second.
+async fn emulator_accepting_secret() -> Emulator {
+    common::emulator_with(EmulatorConfig {
         api_keys: vec![SECRET.into()],
         queued_ms: 50,
         running_ms: 200,
-        rate_limit_per_minute: 0,
         ..EmulatorConfig::linear()
     })
     .await
-    .expect("emulator");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_is_never_printed() {
+    let emulator = emulator_accepting_secret().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out");
     let home = dir.path();
@@ -70,15 +73,7 @@ async fn the_key_is_never_printed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_the_provider_echoes_back_is_never_printed() {
     use happyhorse_emulator::{Fault, Route};
-    let emulator = Emulator::start(EmulatorConfig {
-        api_keys: vec![SECRET.into()],
-        queued_ms: 50,
-        running_ms: 200,
-        rate_limit_per_minute: 0,
-        ..EmulatorConfig::linear()
-    })
-    .await
-    .expect("emulator");
+    let emulator = emulator_accepting_secret().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path();
     let base = emulator.base_url();

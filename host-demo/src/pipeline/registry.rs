@@ -86,21 +86,6 @@ impl Registry {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Record that `shot` of `journal` is about to send the request `fingerprint`.
-    pub fn record(&self, fingerprint: &str, journal: &Path, shot: &str) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO submits (fingerprint, journal, shot, at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT DO UPDATE SET at = excluded.at",
-            params![
-                fingerprint,
-                journal.to_string_lossy(),
-                shot,
-                super::journal::now_ms()
-            ],
-        )?;
-        Ok(())
-    }
-
     /// Record that `shot` of `journal` is about to send `fingerprint` — unless another
     /// journal already did (and `pay_again` is not set): then nothing is recorded and that
     /// earlier submit is returned. The check and the record are one write transaction, so
@@ -193,7 +178,7 @@ mod tests {
             Path::new("/x/a/journal.sqlite"),
             Path::new("/y/journal.sqlite"),
         );
-        r.record("f1", a, "shot").unwrap();
+        assert_eq!(r.claim("f1", a, "shot", false).unwrap(), None);
         r.record_job("f1", a, "shot", "job_1").unwrap();
         assert!(r.elsewhere("f1", a).unwrap().is_empty());
         assert!(r.elsewhere("f2", b).unwrap().is_empty());
