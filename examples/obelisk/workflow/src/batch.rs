@@ -1,0 +1,213 @@
+//! A batch of shots: validated and priced first, then one child execution per shot, at most
+//! `max-in-flight` at once, paced inside `requests-per-minute` (see [`crate::pacing`]).
+
+use std::collections::{HashMap, HashSet};
+
+use crate::empiriolabs::happyhorse_workflow_obelisk_ext::shot as shot_ext;
+use crate::exports::empiriolabs::happyhorse_workflow::batch::{
+    BatchError, BatchLimits, BatchReport, CostOverCap, Shot, ShotRefusal, ShotReport, ShotState,
+};
+use crate::obelisk::workflow::workflow_support;
+use crate::pacing::{self, BatchPacing};
+use crate::shot::one_request_per_call;
+use crate::videogen::api::video_gen::{ClientConfig, Error, JobResult};
+use crate::videogen::api_obelisk_ext::video_gen as activity_ext;
+
+/// `batch.run`: see the WIT.
+pub fn run(
+    config: ClientConfig,
+    shots: Vec<Shot>,
+    limits: BatchLimits,
+) -> Result<BatchReport, BatchError> {
+    check_names(&shots).map_err(BatchError::InvalidBatch)?;
+    let pacing = pacing::plan(
+        shots.len(),
+        limits.max_in_flight,
+        limits.requests_per_minute,
+    )
+    .map_err(BatchError::InvalidBatch)?;
+    let estimated_cost_micros = price(&shots)?;
+    if estimated_cost_micros > limits.max_cost_micros {
+        return Err(BatchError::OverCostCap(CostOverCap {
+            estimated_cost_micros,
+            max_cost_micros: limits.max_cost_micros,
+        }));
+    }
+    let reports = run_shots(&one_request_per_call(config), &shots, pacing)?;
+    Ok(BatchReport {
+        estimated_cost_micros,
+        shots: reports,
+    })
+}
+
+/// Every shot named, no name twice: reports and people refer to shots by name.
+fn check_names(shots: &[Shot]) -> Result<(), String> {
+    if shots.is_empty() {
+        return Err("the batch has no shots".into());
+    }
+    let mut seen = HashSet::new();
+    for (index, shot) in shots.iter().enumerate() {
+        if shot.name.trim().is_empty() {
+            return Err(format!("shot {} has an empty name", index + 1));
+        }
+        if !seen.insert(shot.name.as_str()) {
+            return Err(format!("two shots are named {:?}", shot.name));
+        }
+    }
+    Ok(())
+}
+
+/// The estimated total of every shot, through the component's own rules (`estimate-cost`
+/// validates first); every invalid shot at once if any. No network: the activity prices
+/// locally. All shots are priced at once, as child executions of one join set.
+fn price(shots: &[Shot]) -> Result<u64, BatchError> {
+    let set = workflow_support::join_set_create();
+    let mut index_of = HashMap::new();
+    for (index, shot) in shots.iter().enumerate() {
+        let child = activity_ext::estimate_cost_submit(&set, &shot.request, None);
+        index_of.insert(child.id, index);
+    }
+    let mut costs = vec![None; shots.len()];
+    let mut refusals = Vec::new();
+    for _ in shots {
+        let (child, outcome) = activity_ext::estimate_cost_await_next(&set)
+            .map_err(|_| BatchError::ExecutionFailed)?;
+        let index = *index_of.get(&child.id).ok_or(BatchError::ExecutionFailed)?;
+        match outcome {
+            Ok(estimate) => costs[index] = Some(estimate.total_micros),
+            Err(Error::PermanentInvalidRequest(violations)) => refusals.push((index, violations)),
+            Err(_) => return Err(BatchError::ExecutionFailed),
+        }
+    }
+    if !refusals.is_empty() {
+        refusals.sort_by_key(|(index, _)| *index);
+        return Err(BatchError::InvalidShots(
+            refusals
+                .into_iter()
+                .map(|(index, violations)| ShotRefusal {
+                    name: shots[index].name.clone(),
+                    violations,
+                })
+                .collect(),
+        ));
+    }
+    costs
+        .into_iter()
+        .try_fold(0u64, |total, cost| total.checked_add(cost?))
+        .ok_or(BatchError::ExecutionFailed)
+}
+
+/// Run every shot as a child execution, `pacing.slots` at a time; reports in the shots' order.
+fn run_shots(
+    config: &ClientConfig,
+    shots: &[Shot],
+    pacing: BatchPacing,
+) -> Result<Vec<ShotReport>, BatchError> {
+    let set = workflow_support::join_set_create();
+    let mut index_of = HashMap::new();
+    let mut reports: Vec<Option<ShotReport>> = vec![None; shots.len()];
+    let start = |index: usize, first_in_slot: bool| {
+        let shot_pacing = pacing.shot(first_in_slot);
+        let child = shot_ext::run_submit(
+            &set,
+            config,
+            &shots[index].request,
+            shot_pacing.first_delay_ms,
+            shot_pacing.spacing_ms,
+            shot_pacing.max_submit_attempts,
+        );
+        (child.id, index)
+    };
+    let mut next = 0;
+    while next < shots.len() && next < pacing.slots as usize {
+        let (child, index) = start(next, true);
+        index_of.insert(child, index);
+        next += 1;
+    }
+    for _ in shots {
+        let (child, outcome) =
+            shot_ext::run_await_next(&set).map_err(|_| BatchError::ExecutionFailed)?;
+        let index = *index_of.get(&child.id).ok_or(BatchError::ExecutionFailed)?;
+        reports[index] = Some(report(&shots[index].name, child.id, outcome));
+        // The finished shot's slot goes to the next one, which waits a spacing first.
+        if next < shots.len() {
+            let (child, index) = start(next, false);
+            index_of.insert(child, index);
+            next += 1;
+        }
+    }
+    reports
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or(BatchError::ExecutionFailed)
+}
+
+/// What a shot's child returned, for the report.
+fn report(name: &str, execution_id: String, outcome: Result<JobResult, Error>) -> ShotReport {
+    let report = |state, job_id: Option<String>, message: Option<String>| ShotReport {
+        name: name.to_string(),
+        execution_id: execution_id.clone(),
+        state,
+        job_id,
+        outputs: Vec::new(),
+        message,
+    };
+    match outcome {
+        Ok(result) => ShotReport {
+            outputs: result.outputs,
+            ..report(ShotState::Completed, Some(result.job_id), None)
+        },
+        Err(Error::JobFailed(failed)) => report(
+            ShotState::Failed,
+            Some(failed.job_id),
+            Some(format!(
+                "{}: {}",
+                failed.failure.code, failed.failure.message
+            )),
+        ),
+        Err(Error::Timeout(timeout)) => report(
+            ShotState::Unfinished,
+            Some(timeout.job_id.clone()),
+            Some(format!(
+                "job {} had not ended when the shot's deadline passed; poll it again (it is \
+                 billed if it completes) rather than submitting the shot again",
+                timeout.job_id
+            )),
+        ),
+        Err(Error::PermanentSubmitOutcomeUnknown(unknown)) => {
+            report(ShotState::Unknown, None, Some(unknown.message))
+        }
+        // The child itself failed: it may have submitted. The safe side is "unknown".
+        Err(Error::ExecutionFailed) => report(
+            ShotState::Unknown,
+            None,
+            Some(format!(
+                "the shot's execution {execution_id} failed; it may have submitted a job: see \
+                 `obelisk execution events {execution_id}` and the provider's usage before \
+                 submitting this shot again"
+            )),
+        ),
+        Err(other) => report(ShotState::Failed, None, Some(describe(&other))),
+    }
+}
+
+/// A sentence for an error that ended a shot before a job was accepted.
+fn describe(error: &Error) -> String {
+    match error {
+        Error::PermanentInvalidRequest(violations) => violations
+            .iter()
+            .map(|v| format!("{}: {}", v.field, v.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        Error::PermanentUnauthorized(api)
+        | Error::InsufficientCredits(api)
+        | Error::ServerError(api)
+        | Error::MalformedResponse(api) => {
+            format!("HTTP {}: {}", api.status, api.message)
+        }
+        Error::RateLimited(limit) => format!("rate limited: {}", limit.message),
+        Error::NotFound(job) => format!("the provider does not know job {job}"),
+        Error::TransportError(failure) => format!("no answer: {}", failure.message),
+        _ => "the shot failed".into(),
+    }
+}
