@@ -9,8 +9,9 @@
 //!   `CI` environment variable is set: there a missing dependency fails the test, because a
 //!   skip would hide a broken install step.
 //! - The wasmtime CLI, Obelisk and `wac` take many minutes to build (`scripts/install-hosts.sh`),
-//!   so their tests run only when the binary is found (`WASMTIME_BIN` / `OBELISK_BIN` / `WAC_BIN`,
-//!   or `wasmtime` / `obelisk` / `wac` on `PATH`) and print `SKIPPED` otherwise, in CI too.
+//!   so locally their tests run only when the binary is found (`WASMTIME_BIN` / `OBELISK_BIN` /
+//!   `WAC_BIN`, or `wasmtime` / `obelisk` / `wac` on `PATH`) and print `SKIPPED` otherwise. In
+//!   CI (`CI` set) a missing host fails the test: `.ci/run` installs them when missing.
 
 use happyhorse_emulator::{Emulator, Fault, Route};
 use std::io::{Read, Write};
@@ -23,25 +24,25 @@ type Test = Result<(), Box<dyn std::error::Error>>;
 
 // ---- Finding hosts, and saying why a test did not run ------------------------------------------
 
-fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("tests/ sits in the workspace")
         .to_path_buf()
 }
 
-fn examples() -> PathBuf {
+pub(crate) fn examples() -> PathBuf {
     workspace().join("examples")
 }
 
 /// `CI` set to anything but empty, `0` or `false`.
-fn in_ci() -> bool {
+pub(crate) fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false" | "FALSE" | "False"))
 }
 
 /// Printed straight to the terminal: libtest captures `println!`/`eprintln!` of passing tests,
 /// and a skip must be seen.
-fn announce(line: &str) {
+pub(crate) fn announce(line: &str) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "\n{line}");
 }
@@ -61,7 +62,7 @@ fn missing_cheap_dependency(test: &str, what: &str, install: &str) {
 
 /// An expensive host (wasmtime CLI, Obelisk, wac) is not installed: skip locally, fail in CI
 /// (`.ci/run` installs them with `scripts/install-hosts.sh` when they are missing).
-fn missing_host(test: &str, what: &str) {
+pub(crate) fn missing_host(test: &str, what: &str) {
     if in_ci() {
         panic!(
             "{test}: {what}. CI is set, so this is a failure, not a skip: .ci/run installs the \
@@ -75,7 +76,7 @@ fn missing_host(test: &str, what: &str) {
 }
 
 /// `$env_var` if set (it must exist), else `name` searched on `PATH`.
-fn find_tool(env_var: &str, name: &str) -> Option<PathBuf> {
+pub(crate) fn find_tool(env_var: &str, name: &str) -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(env_var).filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
         assert!(
@@ -94,15 +95,15 @@ fn find_tool(env_var: &str, name: &str) -> Option<PathBuf> {
 // ---- Running a host ------------------------------------------------------------------------------
 
 /// What a finished subprocess printed.
-struct Run {
-    success: bool,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) success: bool,
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
             self.code, self.stdout, self.stderr
@@ -124,7 +125,7 @@ impl Run {
 
 /// Runs `command` to completion on a blocking thread (the emulator keeps serving on the
 /// runtime's others), killing it after `timeout`.
-async fn run(mut command: Command, timeout: Duration) -> Run {
+pub(crate) async fn run(mut command: Command, timeout: Duration) -> Run {
     tokio::task::spawn_blocking(move || {
         let shown = format!("{command:?}");
         let mut child = command
@@ -620,13 +621,13 @@ async fn wasmtime_cli_generate_in_one_invoke_and_err_output() -> Test {
 // ---- A serverless function by composition: wac plug + wasmtime serve -----------------------------
 
 /// A long-running host process, killed when dropped; its output goes to files for diagnosis.
-struct Server {
-    child: std::process::Child,
+pub(crate) struct Server {
+    pub(crate) child: std::process::Child,
     log: PathBuf,
 }
 
 impl Server {
-    fn start(mut command: Command, log: PathBuf) -> Server {
+    pub(crate) fn start(mut command: Command, log: PathBuf) -> Server {
         let out = std::fs::File::create(&log).expect("a log file");
         let err = out.try_clone().expect("a log file");
         let child = command
@@ -638,11 +639,11 @@ impl Server {
         Server { child, log }
     }
 
-    fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -654,7 +655,7 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -662,7 +663,7 @@ fn free_port() -> u16 {
 }
 
 /// Waits until something answers HTTP at `url`.
-async fn wait_for_http(url: &str, server: &mut Server, timeout: Duration) {
+pub(crate) async fn wait_for_http(url: &str, server: &mut Server, timeout: Duration) {
     let started = Instant::now();
     loop {
         if reqwest::get(url).await.is_ok() {
@@ -804,21 +805,9 @@ async fn serverless_function_composed_with_wac_serves_generate_and_jobs() -> Tes
 
 const WORKFLOW_FFQN: &str = "empiriolabs:happyhorse-workflow/generation@0.1.0.generate";
 
-/// The example deployment in a fresh directory: `deployment.toml` as shipped, `wasm/` with the
-/// built component and the workflow (built here), and a `server.toml` on a free port with its
-/// state inside the directory.
-struct ObeliskSite {
-    obelisk: PathBuf,
-    dir: tempfile::TempDir,
-    api: String,
-}
-
-async fn obelisk_site(test: &str) -> Option<ObeliskSite> {
-    let Some(obelisk) = find_tool("OBELISK_BIN", "obelisk") else {
-        missing_host(test, "no obelisk (OBELISK_BIN or `obelisk` on PATH)");
-        return None;
-    };
-    // The workflow, as the README builds it (its own small workspace, a target of its own).
+/// Builds the example workflow as the README does (its own small workspace, a target of its
+/// own) and returns the path of its `.wasm`.
+pub(crate) async fn build_obelisk_workflow() -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target = workspace().join("target/obelisk-workflow");
     let mut build = Command::new(cargo);
@@ -841,6 +830,24 @@ async fn obelisk_site(test: &str) -> Option<ObeliskSite> {
         built.describe()
     );
 
+    target.join("wasm32-unknown-unknown/release/happyhorse_workflow.wasm")
+}
+
+/// The example deployment in a fresh directory: `deployment.toml` as shipped, `wasm/` with the
+/// built component and the workflow (built here), and a `server.toml` on a free port with its
+/// state inside the directory.
+struct ObeliskSite {
+    obelisk: PathBuf,
+    dir: tempfile::TempDir,
+    api: String,
+}
+
+async fn obelisk_site(test: &str) -> Option<ObeliskSite> {
+    let Some(obelisk) = find_tool("OBELISK_BIN", "obelisk") else {
+        missing_host(test, "no obelisk (OBELISK_BIN or `obelisk` on PATH)");
+        return None;
+    };
+    let workflow = build_obelisk_workflow().await;
     let dir = tempfile::tempdir().expect("a deployment directory");
     let wasm = dir.path().join("wasm");
     std::fs::create_dir(&wasm).expect("wasm/");
@@ -849,11 +856,7 @@ async fn obelisk_site(test: &str) -> Option<ObeliskSite> {
         wasm.join("happyhorse_component.wasm"),
     )
     .expect("the component");
-    std::fs::copy(
-        target.join("wasm32-unknown-unknown/release/happyhorse_workflow.wasm"),
-        wasm.join("happyhorse_workflow.wasm"),
-    )
-    .expect("the workflow");
+    std::fs::copy(workflow, wasm.join("happyhorse_workflow.wasm")).expect("the workflow");
     std::fs::copy(
         examples().join("obelisk/deployment.toml"),
         dir.path().join("deployment.toml"),

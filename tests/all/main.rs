@@ -4,6 +4,7 @@
 //! (`video_gen_tests::runtime`). Run one group with a filter: `cargo test -p video-gen-tests
 //! --test all faults::`.
 
+mod cluster;
 mod component;
 mod connections;
 mod faults;
