@@ -610,3 +610,67 @@ async fn cluster_batch_is_refused_whole_before_any_submit() -> Test {
     );
     Ok(())
 }
+
+/// Two batches of `SHOTS` shots started at once through different nodes, each allowed
+/// `rpm` requests a minute: what the emulator saw (busiest window, 429s, shots completed).
+async fn two_batches_at_once(test: &str, rpm: u32) -> Option<(usize, usize, usize)> {
+    const SHOTS: usize = 12;
+    let emu = emulator(farm()).await;
+    let mut cluster = cluster(test).await?;
+    cluster.start(0, &emu).await;
+    cluster.start(1, &emu).await;
+    let params = batch(&emu, SHOTS, limits(100_000_000, 6, rpm));
+    // The second batch's shots must differ from the first's (prompts name the shots).
+    let mut second = params.clone();
+    for shot in second[1].as_array_mut().expect("shots") {
+        let prompt = shot["request"]["prompt"]
+            .as_str()
+            .expect("a prompt")
+            .to_string();
+        shot["request"]["prompt"] = format!("{prompt} (second batch)").into();
+    }
+    let first = cluster.submit(0, &params).await;
+    let second = cluster.submit(1, &second).await;
+    let mut completed = 0;
+    for (node, id) in [(0, first), (1, second)] {
+        let result = cluster.result(node, &id, Duration::from_secs(900)).await;
+        completed += shots_of(&result)
+            .iter()
+            .filter(|s| s["state"] == "completed")
+            .count();
+    }
+    let busiest = busiest_minute(&emu);
+    announce(&format!(
+        "{test}: two batches of {SHOTS} at {rpm} requests/min each: {} requests, busiest 60 s \
+         window {busiest}, 429s {}, shots completed {completed} of {}",
+        emu.requests().len(),
+        emu.count_429(),
+        2 * SHOTS
+    ));
+    Some((busiest, emu.count_429(), completed))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_two_batches_splitting_the_budget_stay_inside_it() -> Test {
+    let test = "cluster_two_batches_splitting_the_budget_stay_inside_it";
+    // The README's rule for two batches at once: split the account's budget between them.
+    let Some((busiest, refused, completed)) = two_batches_at_once(test, 22).await else {
+        return Ok(());
+    };
+    assert!(busiest <= 44, "{busiest} requests in one minute");
+    assert_eq!(refused, 0, "no 429");
+    assert_eq!(completed, 24, "every shot completed");
+    Ok(())
+}
+
+/// A measurement, not a check (run it by hand with `--ignored`; README "Beyond one machine"
+/// records its figures): two batches that each claim the whole budget. Each keeps its own
+/// promise, so together they send up to twice the account's limit; the provider answers the
+/// excess `429`, which costs retries and time but never a second job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement for the README, not a check"]
+async fn cluster_two_batches_each_claiming_the_whole_budget() -> Test {
+    let test = "cluster_two_batches_each_claiming_the_whole_budget";
+    two_batches_at_once(test, 45).await;
+    Ok(())
+}
