@@ -551,13 +551,27 @@ async fn cluster_node_killed_mid_submit_leaves_the_shot_unknown_never_resubmitte
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_batch_is_refused_whole_before_any_submit() -> Test {
-    let test = "cluster_batch_is_refused_whole_before_any_submit";
+async fn cluster_runs_the_shipped_batch_and_refuses_bad_ones_whole() -> Test {
+    let test = "cluster_runs_the_shipped_batch_and_refuses_bad_ones_whole";
     let emu = emulator(farm()).await;
     let Some(mut cluster) = cluster(test).await else {
         return Ok(());
     };
     cluster.start(0, &emu).await;
+
+    // The README's batch, as shipped (its base URL pointed at this emulator).
+    let shipped = std::fs::read_to_string(examples().join("obelisk/cluster/batch.json"))?;
+    let mut shipped: serde_json::Value = serde_json::from_str(&shipped)?;
+    shipped[0]["base-url"] = emu.base_url().into();
+    let shots = shipped[1].as_array().map_or(0, Vec::len);
+    let id = cluster.submit(0, &shipped).await;
+    let result = cluster.result(0, &id, Duration::from_secs(600)).await;
+    assert_eq!(shots_of(&result).len(), shots, "{result:#}");
+    assert!(
+        shots_of(&result).iter().all(|s| s["state"] == "completed"),
+        "{result:#}"
+    );
+    assert_eq!(emu.submits_received(), shots, "one submit per shot");
 
     // An invalid shot among valid ones: every invalid shot named, with its rule.
     let mut invalid = batch(&emu, 3, limits(10_000_000, 2, 45));
@@ -605,8 +619,8 @@ async fn cluster_batch_is_refused_whole_before_any_submit() -> Test {
 
     assert_eq!(
         emu.submits_received(),
-        0,
-        "nothing was sent for a refused batch"
+        shots,
+        "nothing more was sent for the refused batches"
     );
     Ok(())
 }
