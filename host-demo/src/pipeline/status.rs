@@ -1,7 +1,7 @@
 //! Reading the journal for people (`host-demo status`), advising on what to do next, and
 //! settling shots a person must decide about (`host-demo resolve`).
 
-use super::journal::{Journal, ShotRow, Stage, State};
+use super::journal::{Journal, ShotRow, Stage, State, StateKind};
 use crate::advice::money;
 use anyhow::{Result, bail};
 
@@ -36,7 +36,7 @@ pub fn resolve(journal: &Journal, shot: &str, resolution: &Resolution) -> Result
             }
             journal.resolve(
                 shot,
-                &["unknown", "submitting"],
+                &[StateKind::Unknown, StateKind::Submitting],
                 &State::Submitted {
                     job_id: job_id.to_string(),
                 },
@@ -59,14 +59,8 @@ pub fn resolve(journal: &Journal, shot: &str, resolution: &Resolution) -> Result
             };
             journal.resolve(
                 shot,
-                &[
-                    "submitting",
-                    "submitted",
-                    "completed",
-                    "downloaded",
-                    "failed",
-                    "unknown",
-                ],
+                // Any state but `pending`, which `ALL` starts with.
+                &StateKind::ALL[1..],
                 &State::Pending,
                 &format!("forgotten by hand (was {})", row.state.name()),
             )?;
