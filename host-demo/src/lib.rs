@@ -30,6 +30,7 @@ pub mod learn;
 pub mod pipeline;
 pub mod plugin;
 pub mod policy;
+mod predict;
 pub mod redact;
 pub mod runtime;
 pub mod sandbox;

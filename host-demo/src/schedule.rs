@@ -27,14 +27,13 @@ use crate::api::{JobState, JobStatus};
 use crate::budget::RequestBudget;
 use crate::learn::{JobClass, Learner, Reading, Record, Remaining};
 use crate::policy::OutboundPolicy;
+use crate::predict::{ProgressReading, implied_queue_ms, predict_completion_ms};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use video_gen_core::backoff::{
-    ProgressReading, implied_queue_ms, parse_timestamp_ms, predict_completion_ms,
-};
+use video_gen_core::backoff::parse_timestamp_ms;
 
 /// How many finished jobs the scheduler learns from (the most recent ones).
 const LEARN_FROM: usize = 50;
