@@ -594,19 +594,13 @@ fn swap_placeholder(request: &mut http::Request<WasiBody>, credential: &Credenti
     }
 }
 
-/// `Retry-After` in seconds (the provider's dates are rare enough to fall back to a pause).
+/// The pause a `429`'s `Retry-After` asks for, read as the component reads it
+/// ([`video_gen_core::time::parse_retry_after`]: seconds or an HTTP-date, at most an hour;
+/// the budget caps the pause at its window anyway).
 fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
-    headers
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        // Network data: an absurd value must not panic the conversion (the pause is capped
-        // at the budget's window anyway).
-        .map(|s| Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX))
+    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
+    video_gen_core::time::parse_retry_after(value, std::time::SystemTime::now())
+        .map(Duration::from_millis)
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use video_gen_core::backoff::parse_timestamp_ms;
+use video_gen_core::time::parse_timestamp_ms;
 
 /// How many finished jobs the scheduler learns from (the most recent ones).
 const LEARN_FROM: usize = 50;
@@ -202,9 +202,10 @@ impl Learned {
     }
 }
 
-/// The plan for every watched job: the scheduler's pure part, driven by explicit times.
+/// When each watched job is polled next: the scheduler's pure part, driven by explicit times
+/// (the pipeline's `Plan` is the storyboard's shots, checked and priced).
 #[derive(Debug)]
-struct Plan {
+struct PollPlan {
     config: ScheduleConfig,
     watches: HashMap<String, Watch>,
     learned: Learned,
@@ -229,9 +230,9 @@ pub struct PollCounts {
     pub planned_by_learner: u64,
 }
 
-impl Plan {
+impl PollPlan {
     fn new(config: ScheduleConfig) -> Self {
-        Plan {
+        PollPlan {
             config: config.bounded(),
             watches: HashMap::new(),
             learned: Learned::default(),
@@ -652,7 +653,7 @@ fn later(base: Instant, ms: f64, cap: Instant) -> Instant {
 #[derive(Debug)]
 pub struct PollScheduler {
     budget: Arc<RequestBudget>,
-    plan: Mutex<Plan>,
+    plan: Mutex<PollPlan>,
     /// Woken whenever a reservation is made or dropped: a blocked turn may now fit.
     changed: Notify,
 }
@@ -662,17 +663,17 @@ impl PollScheduler {
     pub fn new(budget: Arc<RequestBudget>, config: ScheduleConfig) -> Self {
         PollScheduler {
             budget,
-            plan: Mutex::new(Plan::new(config)),
+            plan: Mutex::new(PollPlan::new(config)),
             changed: Notify::new(),
         }
     }
 
-    fn plan(&self) -> std::sync::MutexGuard<'_, Plan> {
+    fn plan(&self) -> std::sync::MutexGuard<'_, PollPlan> {
         // The plan holds no invariant a panicking holder could break halfway.
         self.plan.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn take_turn(&self, mut decide: impl FnMut(&mut Plan, Instant) -> Turn) {
+    async fn take_turn(&self, mut decide: impl FnMut(&mut PollPlan, Instant) -> Turn) {
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
@@ -836,7 +837,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_new_job_is_probed_once_it_has_had_time_and_later_as_short_jobs_allow() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
         plan.submitted("a", t0, t0 + SEC);
         assert_eq!(plan.watches["a"].next, t0 + SEC + 10 * SEC);
@@ -855,7 +856,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn one_reading_plans_a_reserved_poll_just_after_the_predicted_end() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
         // Created 20 s ago by the provider's stamp; answered instantly; 40 % done.
         plan.observed(
@@ -886,7 +887,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_reading_just_after_the_queue_is_followed_by_a_second_before_any_guess() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
         // 1 % done at age 10 s: with no queue time learned, the end could be anywhere from
         // about 19 s (a 9 s queue) to 1,000 s (none). Read again one age later instead.
@@ -918,7 +919,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn two_readings_extrapolate_the_line() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
         plan.observed(
             "a",
@@ -944,7 +945,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn queued_jobs_are_read_again_as_the_queue_is_likely_to_clear() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
         plan.observed("a", &status(JobState::Queued, 30 * SEC), t0, t0, wall());
         assert_eq!(plan.watches["a"].next, t0 + 15 * SEC);
@@ -959,7 +960,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn without_progress_the_components_hint_is_followed() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
         plan.observed(
             "a",
@@ -974,7 +975,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_stalled_job_is_never_left_longer_than_the_largest_gap() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
         // 0.1 % after an hour: the line says another 41 days.
         plan.observed(
@@ -989,7 +990,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_ended_job_is_let_go_and_teaches_its_length_and_queue() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
         // Read at age 30 s, 25 % done; it completes 60 s after creation.
         plan.observed(
@@ -1047,7 +1048,7 @@ mod tests {
         // Five requests a minute; one already spent; three polls reserved 10–30 s ahead.
         let budget = budget(5);
         drop(budget.acquire().await);
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let now = Instant::now();
         for (i, at) in [10, 20, 30].into_iter().enumerate() {
             let watch = plan.watch(&format!("final-{i}"), now);
@@ -1079,7 +1080,7 @@ mod tests {
     async fn submits_also_leave_room_for_probes_due_soon() {
         let budget = budget(2);
         drop(budget.acquire().await);
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let now = Instant::now();
         // A probe due in 5 s (within the 20 s horizon) takes the last slot.
         plan.watch("soon", now).next = now + 5 * SEC;
@@ -1140,7 +1141,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_job_found_still_running_at_its_end_is_not_polled_again_at_once() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
         // Nearly done at the probe: the end is predicted within milliseconds…
         plan.observed(
@@ -1172,7 +1173,7 @@ mod tests {
         // Three a minute, none spent: a probe let out (not yet logged by the budget) and a
         // submit let out leave room for exactly one more.
         let budget = budget(3);
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let now = Instant::now();
         assert_eq!(plan.poll_turn("a", now, &budget), Turn::Go);
         assert_eq!(plan.submit_turn(now, &budget), Turn::Go);
@@ -1208,7 +1209,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn absurd_progress_or_configuration_never_panics() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         // A queue time learned, so one reading makes a prediction: centuries away.
         Learned::push(&mut plan.learned.queue, 5_000.0);
         let t0 = Instant::now();
@@ -1229,7 +1230,7 @@ mod tests {
             max_gap: SEC,
             ..ScheduleConfig::default()
         };
-        let mut plan = Plan::new(backwards);
+        let mut plan = PollPlan::new(backwards);
         plan.observed(
             "a",
             &status(JobState::Running(Some(0.5)), 10 * SEC),
@@ -1238,7 +1239,7 @@ mod tests {
             wall(),
         );
         assert_eq!(plan.watches["a"].next, t0 + SEC);
-        let mut plan = Plan::new(ScheduleConfig::default().scaled(1e-300));
+        let mut plan = PollPlan::new(ScheduleConfig::default().scaled(1e-300));
         plan.submitted("a", t0, t0);
         assert_eq!(plan.watches["a"].next, t0 + DAY);
         // A factor that is no factor changes nothing.
@@ -1260,8 +1261,8 @@ mod tests {
 
     /// A plan whose learner has seen 40 jobs of 3 s clips: created, 60 s in all, progress
     /// linear after a 10 s queue, read at 20, 30, 40 and 50 s.
-    fn taught(config: ScheduleConfig) -> Plan {
-        let mut plan = Plan::new(config);
+    fn taught(config: ScheduleConfig) -> PollPlan {
+        let mut plan = PollPlan::new(config);
         let class = JobClass::new(3, "720p");
         for i in 0..40 {
             let total = 58_000.0 + f64::from(i % 5) * 1_000.0;
@@ -1325,7 +1326,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_ended_job_teaches_the_learner_and_waits_to_be_persisted() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
         plan.submitted_as("a", JobClass::new(3, "720p"), t0, t0);
         plan.observed(
@@ -1364,7 +1365,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_cold_start_guess_is_brought_forward_once_the_learner_knows_better() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
         // Nothing learned: 0.1 % at 30 s, and a queue of 29.9 s already learned by the old
         // rule, puts the end at the largest gap.

@@ -6,12 +6,15 @@
 //!   format and answers — HappyHorse's are in `happyhorse-core`);
 //! - [`client`]: the protocol driver (submit once, poll, wait; retries, time bounds, "never
 //!   pay twice") over a [`client::Transport`] and a [`client::Env`];
-//! - [`backoff`]: retry delays with jitter, `Retry-After`, poll spacing and time parsing.
+//! - [`backoff`]: retry delays with jitter and poll spacing;
+//! - [`time`]: `Retry-After`, timestamps and civil dates, without a date crate (the host and
+//!   the emulator read and write time through it too).
 
 pub mod backoff;
 pub mod client;
 pub mod model;
 pub mod provider;
+pub mod time;
 
 pub use model::*;
 pub use provider::Provider;

@@ -34,7 +34,7 @@ pub fn resolve(journal: &Journal, shot: &str, resolution: &Resolution) -> Result
                     row.state.name()
                 );
             }
-            journal.resolve(
+            journal.record_decision(
                 shot,
                 &[StateKind::Unknown, StateKind::Submitting],
                 &State::Submitted {
@@ -57,7 +57,7 @@ pub fn resolve(journal: &Journal, shot: &str, resolution: &Resolution) -> Result
                     "its current job is abandoned (and was billed if it completed); the new one is billed again"
                 }
             };
-            journal.resolve(
+            journal.record_decision(
                 shot,
                 // Any state but `pending`, which `ALL` starts with.
                 &StateKind::ALL[1..],
@@ -84,7 +84,7 @@ pub fn advice(row: &ShotRow, storyboard: &str) -> Option<String> {
             let since = row
                 .timings
                 .submitting_at
-                .map(|t| format!(" created around {}", super::reports::rfc3339(t)))
+                .map(|t| format!(" created around {}", video_gen_core::time::rfc3339(t)))
                 .unwrap_or_default();
             Some(format!(
                 "the submit's answer was lost, so a job may exist and be billed: look in the provider's dashboard (or GET /v1/account/usage) for a job{since}, then either \
@@ -144,7 +144,7 @@ pub fn table(rows: &[ShotRow], in_storyboard: &dyn Fn(&str) -> bool) -> String {
             row.state.job_id().unwrap_or("-"),
             money(row.plan.cost_micros, &row.plan.currency),
             bytes,
-            super::reports::rfc3339(row.timings.updated_at),
+            video_gen_core::time::rfc3339(row.timings.updated_at),
             note
         ));
     }

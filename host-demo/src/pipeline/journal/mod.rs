@@ -441,7 +441,7 @@ impl Journal {
             match &row.state {
                 State::Submitting => {
                     let since = row.timings.submitting_at.map_or_else(String::new, |t| {
-                        format!(" (started {})", super::reports::rfc3339(t))
+                        format!(" (started {})", video_gen_core::time::rfc3339(t))
                     });
                     let failure = Failure::new(
                         Stage::Submit,
@@ -514,7 +514,13 @@ impl Journal {
     }
 
     /// Record a person's decision (`resolve`) in the event log as well as the state.
-    pub fn resolve(&self, name: &str, from: &[StateKind], to: &State, detail: &str) -> Result<()> {
+    pub fn record_decision(
+        &self,
+        name: &str,
+        from: &[StateKind],
+        to: &State,
+        detail: &str,
+    ) -> Result<()> {
         self.move_shot(name, from, to, Mover::Person)?;
         let conn = self.conn();
         event(&conn, name, now_ms(), to.name(), Some(detail))?;
