@@ -31,7 +31,7 @@ use std::sync::Mutex;
 fn redact(text: &str) -> String {
     crate::redact::redact(text).into_owned()
 }
-use crate::learn::{JobClass, Reading, Record};
+use crate::pipeline::scheduler::learn::{JobClass, Reading, Record};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod state;
@@ -220,7 +220,7 @@ impl Journal {
     }
 
     /// Remembers finished jobs' timings for the scheduler's learner (see
-    /// [`crate::learn`]), keeping only the most recent [`crate::learn::CAPACITY`].
+    /// `learn`), keeping only the most recent `learn::CAPACITY`.
     pub fn save_learned(&self, records: &[Record]) -> Result<()> {
         if records.is_empty() {
             return Ok(());
@@ -242,7 +242,7 @@ impl Journal {
         }
         tx.execute(
             "DELETE FROM learned_jobs WHERE seq <= (SELECT MAX(seq) FROM learned_jobs) - ?1",
-            [i64::try_from(crate::learn::CAPACITY).unwrap_or(i64::MAX)],
+            [i64::try_from(crate::pipeline::scheduler::learn::CAPACITY).unwrap_or(i64::MAX)],
         )?;
         tx.commit()?;
         Ok(())
@@ -893,7 +893,7 @@ mod tests {
         {
             let journal = Journal::open(dir.path()).unwrap();
             assert!(journal.learned().unwrap().is_empty());
-            let many: Vec<Record> = (0..crate::learn::CAPACITY + 10)
+            let many: Vec<Record> = (0..crate::pipeline::scheduler::learn::CAPACITY + 10)
                 .map(|i| record(40_000.0 + i as f64))
                 .collect();
             journal.save_learned(&many).unwrap();
@@ -901,7 +901,7 @@ mod tests {
         // The next run reads them back, the oldest beyond the bound gone.
         let journal = Journal::open(dir.path()).unwrap();
         let learned = journal.learned().unwrap();
-        assert_eq!(learned.len(), crate::learn::CAPACITY);
+        assert_eq!(learned.len(), crate::pipeline::scheduler::learn::CAPACITY);
         assert_eq!(learned[0], record(40_010.0));
         // A hand-edited row that makes no sense is skipped, not fatal.
         journal
@@ -911,6 +911,9 @@ mod tests {
                 [],
             )
             .unwrap();
-        assert_eq!(journal.learned().unwrap().len(), crate::learn::CAPACITY);
+        assert_eq!(
+            journal.learned().unwrap().len(),
+            crate::pipeline::scheduler::learn::CAPACITY
+        );
     }
 }

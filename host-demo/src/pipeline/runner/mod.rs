@@ -12,12 +12,12 @@ use super::progress::{BudgetView, Progress};
 use super::registry::Registry;
 use crate::advice::describe;
 use crate::api::{ClientConfig, Error as ApiError, JobState};
-use crate::download::{download, redact_query};
-use crate::learn::JobClass;
-use crate::plugin::Plugin;
+use crate::pipeline::download::{download, redact_query};
+use crate::pipeline::scheduler::PollScheduler;
+use crate::pipeline::scheduler::learn::JobClass;
+use crate::pipeline::session::Session;
 use crate::redact::contains_secret;
-use crate::schedule::PollScheduler;
-use crate::session::Session;
+use crate::sandbox::plugin::Plugin;
 use crate::untrusted::check_job_id;
 use anyhow::{Context, Result};
 use futures::StreamExt;
@@ -118,7 +118,7 @@ impl<'a> Runner<'a> {
         }
         // Output URLs come from the provider through the plugin: the download client checks
         // every address it connects to, follows no redirect and times out a stalled transfer.
-        let http = crate::download::client(&session.downloads)?;
+        let http = crate::pipeline::download::client(&session.downloads)?;
         Ok(Runner {
             session,
             journal,

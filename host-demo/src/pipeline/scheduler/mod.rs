@@ -5,7 +5,7 @@
 //! in flight then detects each completion late because its polls queue for the budget.
 //!
 //! This scheduler plans each job's next poll from what finished jobs taught
-//! ([`crate::learn`]: per clip length and resolution, the remaining time of jobs seen at a
+//! ([`crate::pipeline::scheduler::learn`]: per clip length and resolution, the remaining time of jobs seen at a
 //! similar progress, or at the same age when a job reports none): the poll goes at the
 //! early edge of the predicted end plus the lag allowance, or at its late edge if that comes
 //! first, and a job found still running is planned again from its new reading. Until the
@@ -18,16 +18,19 @@
 //! Planned polls are *reserved*: a probe or a submit goes out only if every reserved poll
 //! still fits the budget's window when its time comes ([`RequestBudget::fits`]), so starting
 //! a new job never delays noticing that another one ended. Every request carries a
-//! [`Grant`](crate::budget::Grant) from the budget to the wire, counted until its answer.
+//! [`Grant`](crate::sandbox::egress::budget::Grant) from the budget to the wire, counted until its answer.
 //!
 //! Jobs are keyed by job id. A job the scheduler has not seen (one resumed from a journal) is
 //! probed at once. Measured against the alternatives in `BENCHMARKS.md` §5.
 
+pub(crate) mod learn;
+pub(crate) mod predict;
+
 use crate::api::{JobState, JobStatus};
-use crate::budget::RequestBudget;
-use crate::learn::{JobClass, Learner, Reading, Record, Remaining};
-use crate::policy::OutboundPolicy;
-use crate::predict::{ProgressReading, implied_queue_ms, predict_completion_ms};
+use crate::sandbox::egress::OutboundPolicy;
+use crate::sandbox::egress::budget::RequestBudget;
+use learn::{JobClass, Learner, Reading, Record, Remaining};
+use predict::{ProgressReading, implied_queue_ms, predict_completion_ms};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -49,9 +52,9 @@ pub struct ScheduleConfig {
     /// How long after a predicted completion the final poll goes out (timing noise).
     pub margin: Duration,
     /// How much detection lag to accept rather than spend one more poll on a job whose
-    /// end one reading cannot pin down (see [`predict_completion_ms`]).
+    /// end one reading cannot pin down (see `predict_completion_ms`).
     pub lag_allowance: Duration,
-    /// A new job's first probe, at this age, until [`LEARN_AFTER`] jobs have finished.
+    /// A new job's first probe, at this age, until `LEARN_AFTER` jobs have finished.
     pub first_probe: Duration,
     /// The earliest first probe, however short finished jobs were.
     pub min_first_probe: Duration,
@@ -66,7 +69,7 @@ pub struct ScheduleConfig {
     pub max_gap: Duration,
     /// How often a blocked turn looks at the budget again even when nothing woke it.
     pub recheck: Duration,
-    /// Plan polls from what finished jobs taught ([`crate::learn`]) once it knows enough;
+    /// Plan polls from what finished jobs taught (`learn`) once it knows enough;
     /// `false` keeps the previous scheduler (a line through progress readings), for
     /// comparison.
     pub learn: bool,
@@ -476,7 +479,7 @@ impl PollPlan {
                         self.learner.learn(record.clone());
                         self.relearn();
                         // Bounded even if nobody takes them.
-                        if self.outbox.len() >= crate::learn::CAPACITY {
+                        if self.outbox.len() >= crate::pipeline::scheduler::learn::CAPACITY {
                             self.outbox.remove(0);
                         }
                         self.outbox.push(record);
@@ -691,7 +694,7 @@ impl PollScheduler {
     }
 
     /// Waits until a submit can go out without crowding out a reserved poll (or a probe due
-    /// soon). The permit holds the submit's place until [`SubmitPermit::pay`] takes its
+    /// soon). The permit holds the submit's place until `SubmitPermit::pay` takes its
     /// grant, right before sending.
     pub async fn submit_turn(&self) -> SubmitPermit<'_> {
         self.take_turn(|plan, now| plan.submit_turn(now, &self.budget))
@@ -722,7 +725,7 @@ impl PollScheduler {
     }
 
     /// Teaches the learner finished jobs from an earlier run (the journal's), oldest first;
-    /// those older than [`crate::learn::MAX_AGE`] are forgotten.
+    /// those older than `learn::MAX_AGE` are forgotten.
     pub fn learn_from(&self, records: impl IntoIterator<Item = Record>) {
         let mut plan = self.plan();
         for record in records {
