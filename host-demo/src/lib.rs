@@ -53,6 +53,55 @@
 //!
 //! The library prints nothing: it returns outcomes, reports progress through
 //! [`pipeline::progress`] and logs through `tracing`.
+//!
+//! # Examples
+//!
+//! The sandbox's defaults deny everything but the API, and what the host shows or stores
+//! passes through its checks:
+//!
+//! ```rust
+//! use host_demo::{Origin, SandboxPolicy, check_job_id, money};
+//!
+//! let policy = SandboxPolicy::default();
+//! assert!(policy.allow.is_empty(), "no origin beyond the API's unless configured");
+//! let api = Origin::from_url("https://api.empiriolabs.ai")?;
+//! assert_eq!(api.to_string(), "https://api.empiriolabs.ai:443");
+//! // A job id names files: one that could climb out of the output folder is refused.
+//! assert!(check_job_id("job_0123").is_ok());
+//! assert!(check_job_id("../../etc/passwd").is_err());
+//! assert_eq!(money(700_000, "USD"), "$0.70");
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+//!
+//! One job through the component, against the built-in emulator (no key: nothing billed).
+//! Not run here, as it compiles the component:
+//!
+//! ```no_run
+//! use host_demo::api::VideoRequest;
+//! use host_demo::{ConnectOptions, Session, describe};
+//!
+//! # async fn demo() -> anyhow::Result<()> {
+//! let session = Session::open(ConnectOptions::default()).await?;
+//! let mut plugin = session.plugin().await?;
+//! let request = VideoRequest {
+//!     model: None,
+//!     prompt: "A horse gallops along a beach at dawn".into(),
+//!     mode: None,
+//!     images: vec![],
+//!     aspect_ratio: None,
+//!     resolution: None,
+//!     duration_seconds: Some(5),
+//!     seed: None,
+//!     watermark: None,
+//! };
+//! // The outer error is the plugin's (a trap, a time-out), the inner the contract's.
+//! match plugin.submit(&session.client_config, &request).await? {
+//!     Ok(job_id) => println!("submitted {job_id}"),
+//!     Err(e) => println!("{}", describe(&e)),
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 mod advice;
 pub mod pipeline;
