@@ -8,7 +8,7 @@ use host_demo::RuntimeOptions;
 use host_demo::SandboxPolicy;
 use host_demo::ScheduleConfig;
 use host_demo::pipeline::journal::{Journal, Stage, State};
-use host_demo::pipeline::status::{Resolution, resolve};
+use host_demo::pipeline::status::{Resolution, settle as resolve};
 use host_demo::pipeline::storyboard::Storyboard;
 use host_demo::pipeline::{RunConfig, RunOutcome, RunSummary, run};
 use host_demo::{ConnectOptions, Session};

@@ -5,7 +5,7 @@ use clap::{ArgGroup, Args};
 use host_demo::Session;
 use host_demo::money;
 use host_demo::pipeline::journal::Journal;
-use host_demo::pipeline::status::{Resolution, advice, resolve as settle, table};
+use host_demo::pipeline::status::{Resolution, advice, settle, table};
 use host_demo::pipeline::storyboard::{self, Storyboard};
 use host_demo::pipeline::{RunConfig, RunOutcome, price, registry, reports, run_priced};
 use host_demo::shown;

@@ -16,8 +16,9 @@ pub enum Resolution {
     Forget,
 }
 
-/// Apply `resolution` to `shot`; returns a sentence saying what the next run will do.
-pub fn resolve(journal: &Journal, shot: &str, resolution: &Resolution) -> Result<String> {
+/// Settle `shot` as a person decided (`host-demo resolve`): apply `resolution` and return a
+/// sentence saying what the next run will do.
+pub fn settle(journal: &Journal, shot: &str, resolution: &Resolution) -> Result<String> {
     let Some(row) = journal.shot(shot)? else {
         bail!("the journal has no shot named {shot:?} (`host-demo status` lists them)");
     };
