@@ -875,6 +875,60 @@ mod tests {
     }
 
     #[test]
+    fn rows_written_by_earlier_versions_read_back_as_the_same_states() {
+        // Rows as every earlier host-demo wrote them: the state's name as text, and the
+        // columns it needs.
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let failure = r#"{"stage":"poll","code":"timeout","message":"gave up"}"#;
+        let rows = [
+            ("a", "pending", None, None, None, None),
+            ("b", "submitting", None, None, None, None),
+            ("c", "submitted", Some("job_c"), None, None, None),
+            (
+                "d",
+                "completed",
+                Some("job_d"),
+                Some(r#"["https://x/d.mp4"]"#),
+                None,
+                None,
+            ),
+            (
+                "e",
+                "downloaded",
+                Some("job_e"),
+                None,
+                Some(r#"[{"path":"e.mp4","bytes":3,"sha256":"00"}]"#),
+                None,
+            ),
+            ("f", "failed", Some("job_f"), None, None, Some(failure)),
+            ("g", "unknown", None, None, None, Some(failure)),
+        ];
+        for (position, (name, state, job, urls, files, error)) in rows.into_iter().enumerate() {
+            j.conn()
+                .execute(
+                    "INSERT INTO shots (name, position, output, fingerprint, request, warnings,
+                        currency, cost_micros, billed_seconds, state, job_id, urls, files, error,
+                        created_at, updated_at)
+                     VALUES (?1, ?2, ?1, 'f', '{}', '[]', 'USD', 0, 5, ?3, ?4, ?5, ?6, ?7, 0, 0)",
+                    params![name, position as i64, state, job, urls, files, error],
+                )
+                .unwrap();
+        }
+        let read: Vec<(String, StateKind)> = j
+            .shots()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.state.name().to_string(), r.state.kind()))
+            .collect();
+        let expected: Vec<(String, StateKind)> = StateKind::ALL
+            .iter()
+            .map(|k| (k.as_str().to_string(), *k))
+            .collect();
+        assert_eq!(read, expected);
+    }
+
+    #[test]
     fn what_finished_jobs_taught_survives_the_run_and_stays_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let class = JobClass::new(3, "720p");
