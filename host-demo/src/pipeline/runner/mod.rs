@@ -354,7 +354,7 @@ impl<'a> Runner<'a> {
         forfeit_unused(plugin, name);
         // The host's own count of requests the plugin got past the sandbox: when the plugin
         // died before sending anything, nothing can exist at the provider.
-        let sent_nothing = plugin.policy().sent() == sent_before;
+        let sent = plugin.policy().sent() != sent_before;
         let outcome = match outcome {
             // The id is the plugin's: one that could not be polled (or that names a path, or
             // carries escape sequences or the key) is not journaled; a job may exist.
@@ -376,7 +376,7 @@ impl<'a> Runner<'a> {
             Err(failure) => {
                 *slot = None;
                 Outcome::PluginDied {
-                    sent: !sent_nothing,
+                    sent,
                     failure: failure.to_string(),
                 }
             }
@@ -604,13 +604,11 @@ impl<'a> Runner<'a> {
             match plugin.poll(&self.config, job_id).await {
                 Ok(Ok(status)) => match status.state {
                     JobState::Completed(fresh) if !fresh.is_empty() => {
-                        if let Some(fresh) =
-                            self.apply(name, &here, Outcome::Completed { urls: fresh })?
-                        {
-                            if let State::Completed { urls: fresh, .. } = &fresh {
-                                urls = fresh.clone();
-                            }
-                            here = fresh;
+                        let outcome = Outcome::Completed {
+                            urls: fresh.clone(),
+                        };
+                        if let Some(state) = self.apply(name, &here, outcome)? {
+                            (urls, here) = (fresh, state);
                         }
                     }
                     JobState::Expired | JobState::Cancelled => {
