@@ -4,9 +4,9 @@
 use anyhow::{Context, Result, anyhow, bail};
 use happyhorse_emulator::Emulator;
 use host_demo::api::{ClientConfig, PollPolicy, VideoRequest};
-use host_demo::plugin::{CallResult, Plugin, PluginOptions};
-use host_demo::policy::{Origin, OutboundPolicy};
-use host_demo::runtime::{Runtime, RuntimeOptions};
+use host_demo::{CallResult, Plugin, PluginOptions};
+use host_demo::{Origin, OutboundPolicy};
+use host_demo::{Runtime, RuntimeOptions};
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -27,18 +27,18 @@ use crate::common;
 use crate::stats::Samples;
 use anyhow::{Context, Result};
 use happyhorse_emulator::{Emulator, EmulatorConfig, JobModel, RenderFarm};
+use host_demo::Plugin;
+use host_demo::RequestBudget;
+use host_demo::Runtime;
+use host_demo::SandboxPolicy;
+use host_demo::ScheduleConfig;
 use host_demo::api::{ClientConfig, Error as ApiError, JobState};
-use host_demo::budget::RequestBudget;
 use host_demo::pipeline::journal::Journal;
 use host_demo::pipeline::plan;
 use host_demo::pipeline::progress::Progress;
 use host_demo::pipeline::runner::{DEFAULT_CONCURRENCY, Runner, RunnerOptions};
 use host_demo::pipeline::storyboard::Storyboard;
-use host_demo::plugin::Plugin;
-use host_demo::runtime::Runtime;
-use host_demo::sandbox::SandboxPolicy;
-use host_demo::schedule::ScheduleConfig;
-use host_demo::session::{ConnectOptions, Session};
+use host_demo::{ConnectOptions, Session};
 use std::fmt::Write as _;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -443,7 +443,7 @@ async fn pipeline(
         // The run was interrupted; a new one (a new process: a scheduler that has seen
         // nothing) resumes the same storyboard from the journal, which kept what the first
         // learned. The account's window carries over (same budget).
-        session.scheduler = std::sync::Arc::new(host_demo::schedule::PollScheduler::new(
+        session.scheduler = std::sync::Arc::new(host_demo::PollScheduler::new(
             session.sandbox.budget().clone(),
             schedule.scaled(scale),
         ));
@@ -471,7 +471,7 @@ struct Early {
     /// The longest any request was counted from its grant to its answer (wall time): the
     /// margin a budget counting from grants alone would have needed.
     longest_hold: Duration,
-    counts: host_demo::schedule::PollCounts,
+    counts: host_demo::PollCounts,
 }
 
 /// One run of the pipeline on `plan`'s journal in `out_dir`, `minutes` (emulated) long.

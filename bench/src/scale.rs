@@ -9,7 +9,7 @@ use crate::common::{self, Native};
 use crate::stats::kib;
 use anyhow::{Context, Result, bail};
 use happyhorse_emulator::{Emulator, EmulatorConfig};
-use host_demo::runtime::RuntimeOptions;
+use host_demo::RuntimeOptions;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

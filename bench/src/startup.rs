@@ -7,7 +7,7 @@ use crate::common;
 use crate::stats::{Samples, ns};
 use anyhow::{Context, Result, bail};
 use host_demo::api::VideoRequest;
-use host_demo::runtime::{Runtime, RuntimeOptions, load_component};
+use host_demo::{Runtime, RuntimeOptions, load_component};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use wasmtime::component::Component;

@@ -7,33 +7,11 @@ pub(crate) fn since_epoch(t: SystemTime) -> Duration {
     t.duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
-/// `t` as an RFC 3339 UTC timestamp with milliseconds, e.g. `2025-01-31T08:05:09.042Z`.
+/// `t` as an RFC 3339 UTC timestamp with milliseconds, e.g. `2025-01-31T08:05:09.042Z`
+/// (the civil-date arithmetic is `video_gen_core::time`'s, the one the component parses with).
 pub(crate) fn rfc3339(t: SystemTime) -> String {
-    let since = since_epoch(t);
-    let secs = since.as_secs();
-    let (year, month, day) = civil_from_days(secs / 86_400);
-    let rem = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
-
-// Howard Hinnant's days-to-civil algorithm, restricted to dates after the epoch.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    let ms = since_epoch(t).as_millis();
+    video_gen_core::time::rfc3339(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -6,15 +6,15 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use cli::{say, tell};
 use happyhorse_emulator::{Emulator, EmulatorConfig, JobModel, RenderFarm};
-use host_demo::advice::{describe, is_transient, money};
+use host_demo::Plugin;
+use host_demo::RedactingMakeWriter;
+use host_demo::SandboxPolicy;
 use host_demo::api::{JobState, JobStatus, Mode, VideoRequest};
-use host_demo::download::{download, redact_query};
 use host_demo::pipeline::images;
-use host_demo::plugin::Plugin;
-use host_demo::redact::RedactingMakeWriter;
-use host_demo::sandbox::SandboxPolicy;
-use host_demo::session::{ConnectOptions, EMULATOR_KEY, Session};
-use host_demo::untrusted::{check_job_id, job_file_stem, shown, shown_lines};
+use host_demo::{ConnectOptions, EMULATOR_KEY, Session};
+use host_demo::{check_job_id, job_file_stem, shown, shown_lines};
+use host_demo::{describe, is_transient, money};
+use host_demo::{download, redact_query};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -101,7 +101,7 @@ struct EmulatorArgs {
 #[derive(Args)]
 struct ConnectionArgs {
     /// API key. Without one, the built-in emulator is started and used.
-    #[arg(long, env = host_demo::sandbox::KEY_ENV, hide_env_values = true)]
+    #[arg(long, env = host_demo::KEY_ENV, hide_env_values = true)]
     api_key: Option<String>,
     /// API base URL (default: the real service when a key is given).
     #[arg(long)]
@@ -423,7 +423,7 @@ async fn finish(
         tokio::time::sleep(hint.min(deadline - now)).await;
     };
     bar.finish_with_message("completed");
-    let client = host_demo::download::client(&session.downloads)?;
+    let client = host_demo::download_client(&session.downloads)?;
     // Checked when submitted or resumed; checked again here, where it names files.
     let stem = job_file_stem(job_id).map_err(anyhow::Error::msg)?;
     for (i, url) in outputs.iter().enumerate() {
@@ -470,7 +470,7 @@ fn show(bar: &ProgressBar, status: &JobStatus) {
         other => (bar.position(), shown(&format!("{other:?}")).into_owned()),
     };
     bar.set_position(pos);
-    bar.set_message(host_demo::redact::redact(&label).into_owned());
+    bar.set_message(host_demo::redact(&label).into_owned());
     // On a terminal the bar shows this; elsewhere a log line per reading does.
     if bar.is_hidden() {
         tracing::info!(job = %shown(&status.job_id), state = %label, progress = pos, "job status");

@@ -6,7 +6,7 @@
 //! in the real key on requests to the API origin alone), but the key can still come back:
 //! a provider may echo it in an error message, and the plugin may copy whatever it received
 //! into a job id or a failure message. This module is the one place that knows the secrets;
-//! [`crate::session::Session::open`] registers the API key.
+//! [`crate::pipeline::session::Session::open`] registers the API key.
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -57,7 +57,7 @@ pub fn contains_secret(text: &str) -> bool {
     secrets().iter().any(|s| text.contains(s.as_str()))
 }
 
-/// `text` with every registered secret replaced by [`REDACTED`].
+/// `text` with every registered secret replaced by `REDACTED`.
 pub fn redact(text: &str) -> Cow<'_, str> {
     let list = secrets();
     if !list.iter().any(|s| text.contains(s.as_str())) {
@@ -127,7 +127,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RedactingMakeWriter {
     }
 }
 
-/// Makes a [`RedactingStderr`] per log event (see `main.rs`).
+/// Makes a `RedactingStderr` per log event (see `main.rs`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RedactingMakeWriter;
 

@@ -45,7 +45,7 @@ fn is_unsafe(c: char) -> bool {
         || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
-/// `text` as a person may see it: every control character (see [`is_unsafe`]) written as a
+/// `text` as a person may see it: every control character (see `is_unsafe`) written as a
 /// visible `\u{..}` escape, so nothing from outside can drive the terminal. Text with none is
 /// returned as is.
 pub fn shown(text: &str) -> Cow<'_, str> {

@@ -3,8 +3,8 @@
 //! check would see only the proxy's address and an output URL naming an internal host would
 //! be fetched anyway. Its own process: the test sets the environment.
 
-use host_demo::download::{DownloadPolicy, client, download};
-use host_demo::policy::Origin;
+use host_demo::Origin;
+use host_demo::{DownloadPolicy, download, download_client as client};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -2,8 +2,8 @@
 //! reached the wire, because an extra submit is an extra bill.
 
 use happyhorse_emulator::{EmulatorConfig, Fault, Route, StatusStyle};
+use host_demo::PluginFailure;
 use host_demo::api::{Error, JobState, Mode, TransportKind, VideoRequest};
-use host_demo::plugin::PluginFailure;
 use std::time::{Duration, Instant};
 use video_gen_tests::*;
 
@@ -412,8 +412,8 @@ async fn a_submit_whose_answer_is_lost_is_not_resent() -> Test {
         Fault::ProcessThenHang(Duration::from_secs(30)),
     );
     let mut plugin = runtime()
-        .instantiate(host_demo::plugin::PluginOptions {
-            limits: host_demo::plugin::PluginLimits {
+        .instantiate(host_demo::PluginOptions {
+            limits: host_demo::PluginLimits {
                 call_timeout: Duration::from_secs(2),
                 ..Default::default()
             },

@@ -3,13 +3,13 @@
 
 use happyhorse_emulator::Emulator;
 use host_demo::api::{Error, TransportKind};
-use host_demo::runtime::{Runtime, RuntimeOptions};
+use host_demo::{Runtime, RuntimeOptions};
 use video_gen_tests::*;
 
 type Test = Result<(), Box<dyn std::error::Error>>;
 
 /// A plugin of `runtime` allowed to reach `base_url` only.
-async fn plugin_for(runtime: &Runtime, base_url: &str) -> host_demo::plugin::Plugin {
+async fn plugin_for(runtime: &Runtime, base_url: &str) -> host_demo::Plugin {
     runtime
         .instantiate(options_allowing(base_url))
         .await

@@ -4,14 +4,14 @@
 //! binary, are in `host-demo/tests/crash.rs`.
 
 use happyhorse_emulator::{Emulator, EmulatorConfig, Fault, Route};
+use host_demo::RuntimeOptions;
+use host_demo::SandboxPolicy;
+use host_demo::ScheduleConfig;
 use host_demo::pipeline::journal::{Journal, Stage, State};
-use host_demo::pipeline::status::{Resolution, resolve};
+use host_demo::pipeline::status::{Resolution, settle as resolve};
 use host_demo::pipeline::storyboard::Storyboard;
 use host_demo::pipeline::{RunConfig, RunOutcome, RunSummary, run};
-use host_demo::runtime::RuntimeOptions;
-use host_demo::sandbox::SandboxPolicy;
-use host_demo::schedule::ScheduleConfig;
-use host_demo::session::{ConnectOptions, Session};
+use host_demo::{ConnectOptions, Session};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

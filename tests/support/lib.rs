@@ -3,10 +3,10 @@
 
 use happyhorse_emulator::{Emulator, EmulatorConfig};
 use host_demo::api::{ClientConfig, PollPolicy, VideoRequest};
-use host_demo::plugin::{Plugin, PluginLimits, PluginOptions};
-use host_demo::policy::{Origin, OutboundPolicy};
-use host_demo::runtime::{Runtime, RuntimeOptions};
-use host_demo::sandbox::{Sandbox, SandboxPolicy};
+use host_demo::{Origin, OutboundPolicy};
+use host_demo::{Plugin, PluginLimits, PluginOptions};
+use host_demo::{Runtime, RuntimeOptions};
+use host_demo::{Sandbox, SandboxPolicy};
 use std::sync::OnceLock;
 
 /// The key the emulator accepts by default.

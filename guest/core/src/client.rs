@@ -18,9 +18,10 @@
 //! sleep, end at the wait's deadline, so `wait` returns `timeout` on time whatever the
 //! server does.
 
-use crate::backoff::{next_poll_ms, parse_retry_after, parse_timestamp_ms, retry_delay_ms};
+use crate::backoff::{next_poll_ms, retry_delay_ms};
 use crate::model::*;
 use crate::provider::Provider;
+use crate::time::{parse_retry_after, parse_timestamp_ms};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// Default connect timeout per request.

@@ -6,6 +6,32 @@
 //! - [`cost`]: price estimates from a (overridable) rate card;
 //! - [`wire`]: the submit body and paths as the provider documents them;
 //! - [`parse`]: tolerant reading of its job, submit and error answers.
+//!
+//! # Example
+//!
+//! Checking and pricing a request before anything is sent, as the component's `validate`
+//! and `estimate-cost` do:
+//!
+//! ```rust
+//! use happyhorse_core::{cost::estimate_cost, validate::validate};
+//! use video_gen_core::VideoRequest;
+//!
+//! let request = VideoRequest {
+//!     prompt: "A horse gallops along a beach at dawn".into(),
+//!     duration_seconds: Some(5),
+//!     ..VideoRequest::default()
+//! };
+//! // Every rule checked, the defaults filled in.
+//! let checked = validate(&request).expect("a valid request");
+//! assert_eq!(checked.request.resolution.as_deref(), Some("720p"));
+//! // Priced from the published rate card, in micro-units.
+//! let cost = estimate_cost(&request, None).expect("priced");
+//! assert_eq!((cost.billed_seconds, cost.currency.as_str()), (5, "USD"));
+//! // An impossible request is refused with every violation at once, by field.
+//! let bad = VideoRequest { prompt: String::new(), duration_seconds: Some(99), ..request };
+//! let violations = validate(&bad).unwrap_err();
+//! assert!(violations.len() >= 2, "{violations:?}");
+//! ```
 
 pub mod cost;
 pub mod limits;

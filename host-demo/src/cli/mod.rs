@@ -6,14 +6,14 @@
 /// Print a line to stdout, redacted (the key never reaches a terminal): the CLI's `println!`.
 macro_rules! say {
     ($($arg:tt)*) => {
-        println!("{}", host_demo::redact::redact(&format!($($arg)*)))
+        println!("{}", host_demo::redact(&format!($($arg)*)))
     };
 }
 
 /// Print a line to stderr, redacted: the CLI's `eprintln!`.
 macro_rules! tell {
     ($($arg:tt)*) => {
-        eprintln!("{}", host_demo::redact::redact(&format!($($arg)*)))
+        eprintln!("{}", host_demo::redact(&format!($($arg)*)))
     };
 }
 

@@ -2,13 +2,13 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{ArgGroup, Args};
-use host_demo::advice::money;
+use host_demo::Session;
+use host_demo::money;
 use host_demo::pipeline::journal::Journal;
-use host_demo::pipeline::status::{Resolution, advice, resolve as settle, table};
+use host_demo::pipeline::status::{Resolution, advice, settle, table};
 use host_demo::pipeline::storyboard::{self, Storyboard};
 use host_demo::pipeline::{RunConfig, RunOutcome, price, registry, reports, run_priced};
-use host_demo::session::Session;
-use host_demo::untrusted::shown;
+use host_demo::shown;
 use std::future::Future;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -139,7 +139,7 @@ pub async fn run(
     let outcome = match price(&storyboard, &session, &config).await {
         Ok(Ok(priced)) => {
             // Shown before anything is sent: what each shot costs and where it stands.
-            print!("{}", host_demo::redact::redact(&priced.table));
+            print!("{}", host_demo::redact(&priced.table));
             run_priced(priced, &storyboard, &session, &config, stop).await
         }
         Ok(Err(problems)) => Ok(RunOutcome::Invalid(problems)),

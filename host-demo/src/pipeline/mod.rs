@@ -15,8 +15,13 @@
 //! 5. [`reports`]: `manifest.json` and the `index.html` contact sheet, from the journal.
 //!
 //! [`status`] reads the journal for `host-demo status` and settles shots for
-//! `host-demo resolve`.
+//! `host-demo resolve`. Beside the steps: `session` (what every run shares: the API's
+//! address and key, the compiled component, the sandbox, the scheduler), `scheduler` (when
+//! each job is polled, so the account's request budget is spent where it pays: it learns
+//! the provider's job times and predicts each job's end) and `download` (outputs streamed to
+//! disk with a checksum, from addresses that are checked).
 
+pub(crate) mod download;
 pub mod images;
 pub mod journal;
 pub mod plan;
@@ -24,10 +29,12 @@ pub mod progress;
 pub mod registry;
 pub mod reports;
 pub mod runner;
+pub(crate) mod scheduler;
+pub(crate) mod session;
 pub mod status;
 pub mod storyboard;
 
-use crate::session::Session;
+use crate::pipeline::session::Session;
 use anyhow::{Context, Result};
 use journal::{Journal, ShotRow, State};
 use plan::Plan;

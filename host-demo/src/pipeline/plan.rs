@@ -5,7 +5,7 @@ use super::journal::PlannedRow;
 use super::storyboard::{Problem, Shot, Storyboard};
 use crate::advice::{describe, money};
 use crate::api::{CostEstimate, Error as ApiError, Mode, VideoRequest};
-use crate::session::Session;
+use crate::pipeline::session::Session;
 use anyhow::Result;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

@@ -8,35 +8,12 @@ use crate::advice::money;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use std::path::Path;
+use video_gen_core::time::rfc3339;
 
 /// The manifest's file name.
 pub const MANIFEST: &str = "manifest.json";
 /// The contact sheet's file name.
 pub const INDEX: &str = "index.html";
-
-/// A Unix time in milliseconds as RFC 3339 UTC (`2025-01-31T12:00:00.000Z`).
-pub fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
 
 /// Context for the reports beyond the journal.
 #[derive(Debug, Clone)]
@@ -351,13 +328,6 @@ fn replace(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_formats_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(rfc3339(1_735_689_599_999), "2024-12-31T23:59:59.999Z");
-    }
 
     #[test]
     fn a_hostile_failure_message_cannot_script_the_contact_sheet_or_leak_the_key() {

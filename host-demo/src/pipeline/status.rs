@@ -1,7 +1,7 @@
 //! Reading the journal for people (`host-demo status`), advising on what to do next, and
 //! settling shots a person must decide about (`host-demo resolve`).
 
-use super::journal::{Journal, ShotRow, Stage, State};
+use super::journal::{Journal, ShotRow, Stage, State, StateKind};
 use crate::advice::money;
 use anyhow::{Result, bail};
 
@@ -16,8 +16,9 @@ pub enum Resolution {
     Forget,
 }
 
-/// Apply `resolution` to `shot`; returns a sentence saying what the next run will do.
-pub fn resolve(journal: &Journal, shot: &str, resolution: &Resolution) -> Result<String> {
+/// Settle `shot` as a person decided (`host-demo resolve`): apply `resolution` and return a
+/// sentence saying what the next run will do.
+pub fn settle(journal: &Journal, shot: &str, resolution: &Resolution) -> Result<String> {
     let Some(row) = journal.shot(shot)? else {
         bail!("the journal has no shot named {shot:?} (`host-demo status` lists them)");
     };
@@ -34,9 +35,9 @@ pub fn resolve(journal: &Journal, shot: &str, resolution: &Resolution) -> Result
                     row.state.name()
                 );
             }
-            journal.resolve(
+            journal.record_decision(
                 shot,
-                &["unknown", "submitting"],
+                &[StateKind::Unknown, StateKind::Submitting],
                 &State::Submitted {
                     job_id: job_id.to_string(),
                 },
@@ -57,16 +58,10 @@ pub fn resolve(journal: &Journal, shot: &str, resolution: &Resolution) -> Result
                     "its current job is abandoned (and was billed if it completed); the new one is billed again"
                 }
             };
-            journal.resolve(
+            journal.record_decision(
                 shot,
-                &[
-                    "submitting",
-                    "submitted",
-                    "completed",
-                    "downloaded",
-                    "failed",
-                    "unknown",
-                ],
+                // Any state but `pending`, which `ALL` starts with.
+                &StateKind::ALL[1..],
                 &State::Pending,
                 &format!("forgotten by hand (was {})", row.state.name()),
             )?;
@@ -90,7 +85,7 @@ pub fn advice(row: &ShotRow, storyboard: &str) -> Option<String> {
             let since = row
                 .timings
                 .submitting_at
-                .map(|t| format!(" created around {}", super::reports::rfc3339(t)))
+                .map(|t| format!(" created around {}", video_gen_core::time::rfc3339(t)))
                 .unwrap_or_default();
             Some(format!(
                 "the submit's answer was lost, so a job may exist and be billed: look in the provider's dashboard (or GET /v1/account/usage) for a job{since}, then either \
@@ -150,7 +145,7 @@ pub fn table(rows: &[ShotRow], in_storyboard: &dyn Fn(&str) -> bool) -> String {
             row.state.job_id().unwrap_or("-"),
             money(row.plan.cost_micros, &row.plan.currency),
             bytes,
-            super::reports::rfc3339(row.timings.updated_at),
+            video_gen_core::time::rfc3339(row.timings.updated_at),
             note
         ));
     }

@@ -5,7 +5,7 @@ use crate::api::{
     ValidatedRequest, VideoRequest,
 };
 use crate::bindings::{Happyhorse, HappyhorsePre};
-use crate::policy::OutboundPolicy;
+use crate::sandbox::egress::OutboundPolicy;
 use anyhow::Result;
 use std::future::Future;
 use std::time::Duration;
@@ -17,6 +17,12 @@ use wasmtime_wasi_http::{
     Error as HttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
     WasiHttpView,
 };
+
+/// How often the engine's epoch advances (the runtime's ticker thread), the unit a plugin's
+/// CPU time is counted in: a guest spinning on CPU is interrupted (and made to yield to the
+/// async executor) at most this long after its time is up. Here rather than in the runtime so
+/// that the plugin, which counts in it, does not depend on the runtime that creates it.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// How much of the guest's stderr is kept to explain a trap (a Rust guest that runs out of
 /// memory says "memory allocation of N bytes failed" there just before it aborts). Writes
@@ -71,7 +77,7 @@ impl PluginLimits {
     pub fn host_memory_bound(&self, max_concurrent_requests: usize) -> u64 {
         let per_entry = (self.max_header_bytes as u64)
             .max((1 + OUTGOING_BODY_CHUNKS as u64) * self.max_request_body_chunk_bytes as u64)
-            .max(crate::policy::BUFFERED_RESPONSE_BYTES)
+            .max(crate::sandbox::egress::BUFFERED_RESPONSE_BYTES)
             + ENTRY_OVERHEAD_BYTES;
         self.max_memory_bytes as u64
             + self.max_host_resources as u64 * per_entry
@@ -339,7 +345,7 @@ impl Plugin {
         table.set_max_capacity(limits.max_host_resources);
         let mut http = WasiHttpCtx::new();
         http.set_field_size_limit(limits.max_header_bytes);
-        let tick = crate::runtime::EPOCH_TICK.as_micros().max(1);
+        let tick = EPOCH_TICK.as_micros().max(1);
         let cpu_limit_ticks =
             u64::try_from(options.limits.max_cpu_per_call.as_micros() / tick).unwrap_or(u64::MAX);
         let state = PluginState {

@@ -2,12 +2,12 @@
 //! no key is given), the compiled component, and the sandbox every plugin runs in.
 
 use crate::api::{ClientConfig, PollPolicy};
-use crate::download::DownloadPolicy;
-use crate::plugin::Plugin;
-use crate::policy::Origin;
-use crate::runtime::{Runtime, RuntimeOptions};
+use crate::pipeline::download::DownloadPolicy;
+use crate::pipeline::scheduler::{PollScheduler, ScheduleConfig};
+use crate::sandbox::egress::Origin;
+use crate::sandbox::plugin::Plugin;
+use crate::sandbox::runtime::{Runtime, RuntimeOptions};
 use crate::sandbox::{Sandbox, SandboxPolicy};
-use crate::schedule::{PollScheduler, ScheduleConfig};
 use anyhow::{Context, Result, bail};
 use happyhorse_emulator::{Emulator, EmulatorConfig, JobModel, RenderFarm};
 use std::path::PathBuf;
@@ -63,7 +63,7 @@ impl Default for ConnectOptions {
             },
             runtime: RuntimeOptions::default(),
             schedule: None,
-            rate_window: crate::budget::WINDOW,
+            rate_window: crate::sandbox::egress::budget::WINDOW,
         }
     }
 }

@@ -1,11 +1,7 @@
 //! The journal: every shot's state, in SQLite, committed before the next step starts.
 //!
-//! ```text
-//! pending ──► submitting ──► submitted(job) ──► completed(urls) ──► downloaded(files)
-//!    ▲            │                │                   │
-//!    │            ├─► unknown      └─► failed(error) ◄─┘
-//!    └── failed ◄─┘   (answer lost: never resent automatically)
-//! ```
+//! A shot's states and the one table of moves between them are in [`state`]; this module
+//! stores them and refuses any move the table does not list.
 //!
 //! The rule that keeps a crash from paying twice: `submitting` is committed *before* the
 //! submit is sent, and the job id *immediately* after it returns. A shot found `submitting`
@@ -25,7 +21,6 @@
 
 use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -36,8 +31,11 @@ use std::sync::Mutex;
 fn redact(text: &str) -> String {
     crate::redact::redact(text).into_owned()
 }
-use crate::learn::{JobClass, Reading, Record};
+use crate::pipeline::scheduler::learn::{JobClass, Reading, Record};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+pub mod state;
+pub use state::{Failure, FileRecord, Mover, Stage, State, StateKind};
 
 /// The journal's file name inside the output folder.
 pub const FILE_NAME: &str = "journal.sqlite";
@@ -92,109 +90,6 @@ pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// The step a failure happened at; it decides what the next run does with the shot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stage {
-    /// The provider refused the submit: no job exists, nothing was billed; retried next run.
-    Submit,
-    /// The provider failed, cancelled, expired or forgot the job; a new one would be billed.
-    Job,
-    /// Polling gave up (deadline, key refused, plugin failures); resumed next run.
-    Poll,
-    /// Downloading gave up; resumed next run with fresh URLs.
-    Download,
-}
-
-/// Why a shot failed or is unknown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Failure {
-    /// Where it happened.
-    pub stage: Stage,
-    /// The provider's or the component's error code, when there is one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-    /// A sentence for a person.
-    pub message: String,
-}
-
-/// A downloaded output file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileRecord {
-    /// The path, relative to the output folder.
-    pub path: String,
-    /// Its size.
-    pub bytes: u64,
-    /// Its SHA-256, hex.
-    pub sha256: String,
-}
-
-/// Where a shot stands.
-#[derive(Debug, Clone, PartialEq)]
-pub enum State {
-    /// Not submitted yet.
-    Pending,
-    /// A submit is (or was, when found at start-up) in flight.
-    Submitting,
-    /// The provider accepted it as this job.
-    Submitted {
-        /// The job.
-        job_id: String,
-    },
-    /// The job completed with these (signed, short-lived) output URLs.
-    Completed {
-        /// The job.
-        job_id: String,
-        /// Its output URLs.
-        urls: Vec<String>,
-    },
-    /// Every output is on disk.
-    Downloaded {
-        /// The job.
-        job_id: String,
-        /// The files.
-        files: Vec<FileRecord>,
-    },
-    /// It failed; `job_id` is set when a job exists.
-    Failed {
-        /// The job, if one was created.
-        job_id: Option<String>,
-        /// Why.
-        failure: Failure,
-    },
-    /// A submit's answer was lost: a job may exist. Never resent without a person deciding.
-    Unknown {
-        /// What happened.
-        failure: Failure,
-    },
-}
-
-impl State {
-    /// The state's name as stored.
-    pub fn name(&self) -> &'static str {
-        match self {
-            State::Pending => "pending",
-            State::Submitting => "submitting",
-            State::Submitted { .. } => "submitted",
-            State::Completed { .. } => "completed",
-            State::Downloaded { .. } => "downloaded",
-            State::Failed { .. } => "failed",
-            State::Unknown { .. } => "unknown",
-        }
-    }
-
-    /// The job id, when one is known.
-    pub fn job_id(&self) -> Option<&str> {
-        match self {
-            State::Submitted { job_id }
-            | State::Completed { job_id, .. }
-            | State::Downloaded { job_id, .. } => Some(job_id),
-            State::Failed { job_id, .. } => job_id.as_deref(),
-            _ => None,
-        }
-    }
 }
 
 /// When a shot passed each step (ms since the Unix epoch).
@@ -325,7 +220,7 @@ impl Journal {
     }
 
     /// Remembers finished jobs' timings for the scheduler's learner (see
-    /// [`crate::learn`]), keeping only the most recent [`crate::learn::CAPACITY`].
+    /// `learn`), keeping only the most recent `learn::CAPACITY`.
     pub fn save_learned(&self, records: &[Record]) -> Result<()> {
         if records.is_empty() {
             return Ok(());
@@ -347,7 +242,7 @@ impl Journal {
         }
         tx.execute(
             "DELETE FROM learned_jobs WHERE seq <= (SELECT MAX(seq) FROM learned_jobs) - ?1",
-            [i64::try_from(crate::learn::CAPACITY).unwrap_or(i64::MAX)],
+            [i64::try_from(crate::pipeline::scheduler::learn::CAPACITY).unwrap_or(i64::MAX)],
         )?;
         tx.commit()?;
         Ok(())
@@ -462,7 +357,7 @@ impl Journal {
                 tx.execute(
                     "INSERT INTO shots (name, position, output, fingerprint, request, warnings, currency,
                         cost_micros, billed_seconds, state, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?10)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11, ?10, ?10)",
                     params![
                         plan.name,
                         plan.position,
@@ -473,14 +368,15 @@ impl Journal {
                         plan.currency,
                         plan.cost_micros as i64,
                         plan.billed_seconds,
-                        now
+                        now,
+                        StateKind::Pending.as_str()
                     ],
                 )?;
                 event(
                     &tx,
                     &plan.name,
                     now,
-                    "pending",
+                    StateKind::Pending.as_str(),
                     Some("added from the storyboard"),
                 )?;
                 continue;
@@ -495,10 +391,13 @@ impl Journal {
             };
             if nothing_billed {
                 let requeue = row.state != State::Pending;
+                if requeue {
+                    checked(&row.state, &State::Pending)?;
+                }
                 tx.execute(
                     "UPDATE shots SET position = ?2, output = ?3, fingerprint = ?4, request = ?5,
                         warnings = ?6, currency = ?7, cost_micros = ?8, billed_seconds = ?9,
-                        state = 'pending', error = NULL, updated_at = ?10
+                        state = ?11, error = NULL, updated_at = ?10
                      WHERE name = ?1",
                     params![
                         plan.name,
@@ -510,7 +409,8 @@ impl Journal {
                         plan.currency,
                         plan.cost_micros as i64,
                         plan.billed_seconds,
-                        now
+                        now,
+                        StateKind::Pending.as_str()
                     ],
                 )?;
                 if requeue {
@@ -518,7 +418,7 @@ impl Journal {
                         &tx,
                         &plan.name,
                         now,
-                        "pending",
+                        StateKind::Pending.as_str(),
                         Some("the provider refused the last submit: no job exists, retrying"),
                     )?;
                     out.requeued.push(plan.name.clone());
@@ -541,16 +441,18 @@ impl Journal {
             match &row.state {
                 State::Submitting => {
                     let since = row.timings.submitting_at.map_or_else(String::new, |t| {
-                        format!(" (started {})", super::reports::rfc3339(t))
+                        format!(" (started {})", video_gen_core::time::rfc3339(t))
                     });
-                    let failure = Failure {
-                        stage: Stage::Submit,
-                        code: Some("interrupted".into()),
-                        message: format!(
+                    let failure = Failure::new(
+                        Stage::Submit,
+                        "interrupted",
+                        format!(
                             "the run stopped while this shot's submit was in flight{since}: a job may or may not exist"
                         ),
-                    };
-                    set_state(&tx, &plan.name, &State::Unknown { failure }, now)?;
+                    );
+                    let state = State::Unknown { failure };
+                    checked(&row.state, &state)?;
+                    set_state(&tx, &plan.name, &state, now)?;
                     out.interrupted.push(plan.name.clone());
                 }
                 State::Failed {
@@ -560,6 +462,7 @@ impl Journal {
                     let state = State::Submitted {
                         job_id: job_id.clone(),
                     };
+                    checked(&row.state, &state)?;
                     set_state(&tx, &plan.name, &state, now)?;
                     out.requeued.push(plan.name.clone());
                 }
@@ -576,10 +479,16 @@ impl Journal {
         Ok(out)
     }
 
-    /// Move `name` from one of `from` to `to`, committed before this returns. Refuses (and
-    /// changes nothing) when the shot is not in one of `from`: a transition out of order is a
-    /// bug that must not reach the provider.
-    pub fn transition(&self, name: &str, from: &[&str], to: &State) -> Result<()> {
+    /// Move `name` from `from` to `to` on the runner's behalf, committed before this
+    /// returns. Refuses (and changes nothing) when the shot is not `from`, or when
+    /// [`state::TRANSITIONS`] has no such move: a transition out of order is a bug that must
+    /// not reach the provider.
+    pub fn transition(&self, name: &str, from: StateKind, to: &State) -> Result<()> {
+        self.move_shot(name, &[from], to, Mover::Run)
+    }
+
+    /// Move `name` from one of `from` to `to`, as `by`, checked as [`Journal::transition`].
+    fn move_shot(&self, name: &str, from: &[StateKind], to: &State, by: Mover) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let current: Option<String> = tx
@@ -590,7 +499,9 @@ impl Journal {
         let Some(current) = current else {
             bail!("shot {name:?} is not in the journal");
         };
-        if !from.contains(&current.as_str()) {
+        let current_kind = StateKind::parse(&current);
+        if !current_kind.is_some_and(|k| from.contains(&k) && state::allowed(k, to.kind(), by)) {
+            let from: Vec<&str> = from.iter().map(|k| k.as_str()).collect();
             bail!(
                 "shot {name:?} is {current}, not {}; refusing to make it {}",
                 from.join(" or "),
@@ -603,8 +514,14 @@ impl Journal {
     }
 
     /// Record a person's decision (`resolve`) in the event log as well as the state.
-    pub fn resolve(&self, name: &str, from: &[&str], to: &State, detail: &str) -> Result<()> {
-        self.transition(name, from, to)?;
+    pub fn record_decision(
+        &self,
+        name: &str,
+        from: &[StateKind],
+        to: &State,
+        detail: &str,
+    ) -> Result<()> {
+        self.move_shot(name, from, to, Mover::Person)?;
         let conn = self.conn();
         event(&conn, name, now_ms(), to.name(), Some(detail))?;
         Ok(())
@@ -618,6 +535,19 @@ impl Journal {
         let rows = stmt.query_map([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// A run's start may make this move ([`state::TRANSITIONS`]); an error rolls the whole
+/// reconciliation back.
+fn checked(from: &State, to: &State) -> Result<()> {
+    if !state::allowed(from.kind(), to.kind(), Mover::Start) {
+        bail!(
+            "refusing to make a {} shot {} at the run's start",
+            from.name(),
+            to.name()
+        );
+    }
+    Ok(())
 }
 
 const COLUMNS: &str =
@@ -642,26 +572,28 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ShotRow>> {
                 error.as_deref().context("the error is missing")?,
             )?)
         };
-        let state = match state.as_str() {
-            "pending" => State::Pending,
-            "submitting" => State::Submitting,
-            "submitted" => State::Submitted { job_id: job()? },
-            "completed" => State::Completed {
+        let Some(kind) = StateKind::parse(&state) else {
+            bail!("unknown state {state:?}");
+        };
+        let state = match kind {
+            StateKind::Pending => State::Pending,
+            StateKind::Submitting => State::Submitting,
+            StateKind::Submitted => State::Submitted { job_id: job()? },
+            StateKind::Completed => State::Completed {
                 job_id: job()?,
                 urls: serde_json::from_str(urls.as_deref().unwrap_or("[]"))?,
             },
-            "downloaded" => State::Downloaded {
+            StateKind::Downloaded => State::Downloaded {
                 job_id: job()?,
                 files: serde_json::from_str(files.as_deref().unwrap_or("[]"))?,
             },
-            "failed" => State::Failed {
+            StateKind::Failed => State::Failed {
                 job_id: job_id.clone(),
                 failure: failure()?,
             },
-            "unknown" => State::Unknown {
+            StateKind::Unknown => State::Unknown {
                 failure: failure()?,
             },
-            other => bail!("unknown state {other:?}"),
         };
         Ok((
             state,
@@ -823,8 +755,10 @@ mod tests {
         let j = Journal::open(dir.path()).unwrap();
         j.reconcile(&[plan("a", "f"), plan("b", "f"), plan("c", "f")])
             .unwrap();
-        j.transition("a", &["pending"], &State::Submitting).unwrap();
-        j.transition("b", &["pending"], &State::Submitting).unwrap();
+        j.transition("a", StateKind::Pending, &State::Submitting)
+            .unwrap();
+        j.transition("b", StateKind::Pending, &State::Submitting)
+            .unwrap();
         let refused = State::Failed {
             job_id: None,
             failure: Failure {
@@ -833,11 +767,12 @@ mod tests {
                 message: "no credits".into(),
             },
         };
-        j.transition("b", &["submitting"], &refused).unwrap();
-        j.transition("c", &["pending"], &State::Submitting).unwrap();
+        j.transition("b", StateKind::Submitting, &refused).unwrap();
+        j.transition("c", StateKind::Pending, &State::Submitting)
+            .unwrap();
         j.transition(
             "c",
-            &["submitting"],
+            StateKind::Submitting,
             &State::Submitted {
                 job_id: "job_1".into(),
             },
@@ -862,7 +797,10 @@ mod tests {
         );
         assert!(shots[0].timings.submitting_at.is_some());
         // Out-of-order transitions are refused.
-        assert!(j.transition("a", &["pending"], &State::Submitting).is_err());
+        assert!(
+            j.transition("a", StateKind::Pending, &State::Submitting)
+                .is_err()
+        );
     }
 
     #[test]
@@ -870,16 +808,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(dir.path()).unwrap();
         j.reconcile(&[plan("a", "f1"), plan("b", "f1")]).unwrap();
-        j.transition("a", &["pending"], &State::Submitting).unwrap();
+        j.transition("a", StateKind::Pending, &State::Submitting)
+            .unwrap();
         j.transition(
             "a",
-            &["submitting"],
+            StateKind::Submitting,
             &State::Submitted {
                 job_id: "job_1".into(),
             },
         )
         .unwrap();
-        j.transition("b", &["pending"], &State::Submitting).unwrap();
+        j.transition("b", StateKind::Pending, &State::Submitting)
+            .unwrap();
         let r = j.reconcile(&[plan("a", "f2"), plan("b", "f1")]).unwrap();
         assert_eq!(r.conflicts.len(), 1);
         assert!(r.conflicts[0].1.contains("job_1"));
@@ -902,7 +842,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(dir.path()).unwrap();
         j.reconcile(&[plan("a", "f")]).unwrap();
-        j.transition("a", &["pending"], &State::Submitting).unwrap();
+        j.transition("a", StateKind::Pending, &State::Submitting)
+            .unwrap();
         let failure = State::Unknown {
             failure: Failure {
                 stage: Stage::Submit,
@@ -910,7 +851,7 @@ mod tests {
                 message: format!("the provider said: bad key {secret}"),
             },
         };
-        j.transition("a", &["submitting"], &failure).unwrap();
+        j.transition("a", StateKind::Submitting, &failure).unwrap();
         drop(j);
         let bytes = std::fs::read(Journal::path_in(dir.path())).unwrap();
         let wal = std::fs::read(dir.path().join("journal.sqlite-wal")).unwrap_or_default();
@@ -934,6 +875,60 @@ mod tests {
     }
 
     #[test]
+    fn rows_written_by_earlier_versions_read_back_as_the_same_states() {
+        // Rows as every earlier host-demo wrote them: the state's name as text, and the
+        // columns it needs.
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let failure = r#"{"stage":"poll","code":"timeout","message":"gave up"}"#;
+        let rows = [
+            ("a", "pending", None, None, None, None),
+            ("b", "submitting", None, None, None, None),
+            ("c", "submitted", Some("job_c"), None, None, None),
+            (
+                "d",
+                "completed",
+                Some("job_d"),
+                Some(r#"["https://x/d.mp4"]"#),
+                None,
+                None,
+            ),
+            (
+                "e",
+                "downloaded",
+                Some("job_e"),
+                None,
+                Some(r#"[{"path":"e.mp4","bytes":3,"sha256":"00"}]"#),
+                None,
+            ),
+            ("f", "failed", Some("job_f"), None, None, Some(failure)),
+            ("g", "unknown", None, None, None, Some(failure)),
+        ];
+        for (position, (name, state, job, urls, files, error)) in rows.into_iter().enumerate() {
+            j.conn()
+                .execute(
+                    "INSERT INTO shots (name, position, output, fingerprint, request, warnings,
+                        currency, cost_micros, billed_seconds, state, job_id, urls, files, error,
+                        created_at, updated_at)
+                     VALUES (?1, ?2, ?1, 'f', '{}', '[]', 'USD', 0, 5, ?3, ?4, ?5, ?6, ?7, 0, 0)",
+                    params![name, position as i64, state, job, urls, files, error],
+                )
+                .unwrap();
+        }
+        let read: Vec<(String, StateKind)> = j
+            .shots()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.state.name().to_string(), r.state.kind()))
+            .collect();
+        let expected: Vec<(String, StateKind)> = StateKind::ALL
+            .iter()
+            .map(|k| (k.as_str().to_string(), *k))
+            .collect();
+        assert_eq!(read, expected);
+    }
+
+    #[test]
     fn what_finished_jobs_taught_survives_the_run_and_stays_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let class = JobClass::new(3, "720p");
@@ -952,7 +947,7 @@ mod tests {
         {
             let journal = Journal::open(dir.path()).unwrap();
             assert!(journal.learned().unwrap().is_empty());
-            let many: Vec<Record> = (0..crate::learn::CAPACITY + 10)
+            let many: Vec<Record> = (0..crate::pipeline::scheduler::learn::CAPACITY + 10)
                 .map(|i| record(40_000.0 + i as f64))
                 .collect();
             journal.save_learned(&many).unwrap();
@@ -960,7 +955,7 @@ mod tests {
         // The next run reads them back, the oldest beyond the bound gone.
         let journal = Journal::open(dir.path()).unwrap();
         let learned = journal.learned().unwrap();
-        assert_eq!(learned.len(), crate::learn::CAPACITY);
+        assert_eq!(learned.len(), crate::pipeline::scheduler::learn::CAPACITY);
         assert_eq!(learned[0], record(40_010.0));
         // A hand-edited row that makes no sense is skipped, not fatal.
         journal
@@ -970,6 +965,9 @@ mod tests {
                 [],
             )
             .unwrap();
-        assert_eq!(journal.learned().unwrap().len(), crate::learn::CAPACITY);
+        assert_eq!(
+            journal.learned().unwrap().len(),
+            crate::pipeline::scheduler::learn::CAPACITY
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! in flight then detects each completion late because its polls queue for the budget.
 //!
 //! This scheduler plans each job's next poll from what finished jobs taught
-//! ([`crate::learn`]: per clip length and resolution, the remaining time of jobs seen at a
+//! ([`crate::pipeline::scheduler::learn`]: per clip length and resolution, the remaining time of jobs seen at a
 //! similar progress, or at the same age when a job reports none): the poll goes at the
 //! early edge of the predicted end plus the lag allowance, or at its late edge if that comes
 //! first, and a job found still running is planned again from its new reading. Until the
@@ -18,23 +18,25 @@
 //! Planned polls are *reserved*: a probe or a submit goes out only if every reserved poll
 //! still fits the budget's window when its time comes ([`RequestBudget::fits`]), so starting
 //! a new job never delays noticing that another one ended. Every request carries a
-//! [`Grant`](crate::budget::Grant) from the budget to the wire, counted until its answer.
+//! [`Grant`](crate::sandbox::egress::budget::Grant) from the budget to the wire, counted until its answer.
 //!
 //! Jobs are keyed by job id. A job the scheduler has not seen (one resumed from a journal) is
 //! probed at once. Measured against the alternatives in `BENCHMARKS.md` §5.
 
+pub(crate) mod learn;
+pub(crate) mod predict;
+
 use crate::api::{JobState, JobStatus};
-use crate::budget::RequestBudget;
-use crate::learn::{JobClass, Learner, Reading, Record, Remaining};
-use crate::policy::OutboundPolicy;
+use crate::sandbox::egress::OutboundPolicy;
+use crate::sandbox::egress::budget::RequestBudget;
+use learn::{JobClass, Learner, Reading, Record, Remaining};
+use predict::{ProgressReading, implied_queue_ms, predict_completion_ms};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use video_gen_core::backoff::{
-    ProgressReading, implied_queue_ms, parse_timestamp_ms, predict_completion_ms,
-};
+use video_gen_core::time::parse_timestamp_ms;
 
 /// How many finished jobs the scheduler learns from (the most recent ones).
 const LEARN_FROM: usize = 50;
@@ -50,9 +52,9 @@ pub struct ScheduleConfig {
     /// How long after a predicted completion the final poll goes out (timing noise).
     pub margin: Duration,
     /// How much detection lag to accept rather than spend one more poll on a job whose
-    /// end one reading cannot pin down (see [`predict_completion_ms`]).
+    /// end one reading cannot pin down (see `predict_completion_ms`).
     pub lag_allowance: Duration,
-    /// A new job's first probe, at this age, until [`LEARN_AFTER`] jobs have finished.
+    /// A new job's first probe, at this age, until `LEARN_AFTER` jobs have finished.
     pub first_probe: Duration,
     /// The earliest first probe, however short finished jobs were.
     pub min_first_probe: Duration,
@@ -67,7 +69,7 @@ pub struct ScheduleConfig {
     pub max_gap: Duration,
     /// How often a blocked turn looks at the budget again even when nothing woke it.
     pub recheck: Duration,
-    /// Plan polls from what finished jobs taught ([`crate::learn`]) once it knows enough;
+    /// Plan polls from what finished jobs taught (`learn`) once it knows enough;
     /// `false` keeps the previous scheduler (a line through progress readings), for
     /// comparison.
     pub learn: bool,
@@ -203,9 +205,10 @@ impl Learned {
     }
 }
 
-/// The plan for every watched job: the scheduler's pure part, driven by explicit times.
+/// When each watched job is polled next: the scheduler's pure part, driven by explicit times
+/// (the pipeline's `Plan` is the storyboard's shots, checked and priced).
 #[derive(Debug)]
-struct Plan {
+struct PollPlan {
     config: ScheduleConfig,
     watches: HashMap<String, Watch>,
     learned: Learned,
@@ -230,9 +233,9 @@ pub struct PollCounts {
     pub planned_by_learner: u64,
 }
 
-impl Plan {
+impl PollPlan {
     fn new(config: ScheduleConfig) -> Self {
-        Plan {
+        PollPlan {
             config: config.bounded(),
             watches: HashMap::new(),
             learned: Learned::default(),
@@ -476,7 +479,7 @@ impl Plan {
                         self.learner.learn(record.clone());
                         self.relearn();
                         // Bounded even if nobody takes them.
-                        if self.outbox.len() >= crate::learn::CAPACITY {
+                        if self.outbox.len() >= crate::pipeline::scheduler::learn::CAPACITY {
                             self.outbox.remove(0);
                         }
                         self.outbox.push(record);
@@ -653,7 +656,7 @@ fn later(base: Instant, ms: f64, cap: Instant) -> Instant {
 #[derive(Debug)]
 pub struct PollScheduler {
     budget: Arc<RequestBudget>,
-    plan: Mutex<Plan>,
+    plan: Mutex<PollPlan>,
     /// Woken whenever a reservation is made or dropped: a blocked turn may now fit.
     changed: Notify,
 }
@@ -663,17 +666,17 @@ impl PollScheduler {
     pub fn new(budget: Arc<RequestBudget>, config: ScheduleConfig) -> Self {
         PollScheduler {
             budget,
-            plan: Mutex::new(Plan::new(config)),
+            plan: Mutex::new(PollPlan::new(config)),
             changed: Notify::new(),
         }
     }
 
-    fn plan(&self) -> std::sync::MutexGuard<'_, Plan> {
+    fn plan(&self) -> std::sync::MutexGuard<'_, PollPlan> {
         // The plan holds no invariant a panicking holder could break halfway.
         self.plan.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn take_turn(&self, mut decide: impl FnMut(&mut Plan, Instant) -> Turn) {
+    async fn take_turn(&self, mut decide: impl FnMut(&mut PollPlan, Instant) -> Turn) {
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
@@ -691,7 +694,7 @@ impl PollScheduler {
     }
 
     /// Waits until a submit can go out without crowding out a reserved poll (or a probe due
-    /// soon). The permit holds the submit's place until [`SubmitPermit::pay`] takes its
+    /// soon). The permit holds the submit's place until `SubmitPermit::pay` takes its
     /// grant, right before sending.
     pub async fn submit_turn(&self) -> SubmitPermit<'_> {
         self.take_turn(|plan, now| plan.submit_turn(now, &self.budget))
@@ -722,7 +725,7 @@ impl PollScheduler {
     }
 
     /// Teaches the learner finished jobs from an earlier run (the journal's), oldest first;
-    /// those older than [`crate::learn::MAX_AGE`] are forgotten.
+    /// those older than `learn::MAX_AGE` are forgotten.
     pub fn learn_from(&self, records: impl IntoIterator<Item = Record>) {
         let mut plan = self.plan();
         for record in records {
@@ -837,7 +840,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_new_job_is_probed_once_it_has_had_time_and_later_as_short_jobs_allow() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
         plan.submitted("a", t0, t0 + SEC);
         assert_eq!(plan.watches["a"].next, t0 + SEC + 10 * SEC);
@@ -856,7 +859,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn one_reading_plans_a_reserved_poll_just_after_the_predicted_end() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
         // Created 20 s ago by the provider's stamp; answered instantly; 40 % done.
         plan.observed(
@@ -887,7 +890,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_reading_just_after_the_queue_is_followed_by_a_second_before_any_guess() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
         // 1 % done at age 10 s: with no queue time learned, the end could be anywhere from
         // about 19 s (a 9 s queue) to 1,000 s (none). Read again one age later instead.
@@ -919,7 +922,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn two_readings_extrapolate_the_line() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
         plan.observed(
             "a",
@@ -945,7 +948,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn queued_jobs_are_read_again_as_the_queue_is_likely_to_clear() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
         plan.observed("a", &status(JobState::Queued, 30 * SEC), t0, t0, wall());
         assert_eq!(plan.watches["a"].next, t0 + 15 * SEC);
@@ -960,7 +963,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn without_progress_the_components_hint_is_followed() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
         plan.observed(
             "a",
@@ -975,7 +978,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_stalled_job_is_never_left_longer_than_the_largest_gap() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
         // 0.1 % after an hour: the line says another 41 days.
         plan.observed(
@@ -990,7 +993,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_ended_job_is_let_go_and_teaches_its_length_and_queue() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
         // Read at age 30 s, 25 % done; it completes 60 s after creation.
         plan.observed(
@@ -1048,7 +1051,7 @@ mod tests {
         // Five requests a minute; one already spent; three polls reserved 10–30 s ahead.
         let budget = budget(5);
         drop(budget.acquire().await);
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let now = Instant::now();
         for (i, at) in [10, 20, 30].into_iter().enumerate() {
             let watch = plan.watch(&format!("final-{i}"), now);
@@ -1080,7 +1083,7 @@ mod tests {
     async fn submits_also_leave_room_for_probes_due_soon() {
         let budget = budget(2);
         drop(budget.acquire().await);
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let now = Instant::now();
         // A probe due in 5 s (within the 20 s horizon) takes the last slot.
         plan.watch("soon", now).next = now + 5 * SEC;
@@ -1141,7 +1144,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_job_found_still_running_at_its_end_is_not_polled_again_at_once() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
         // Nearly done at the probe: the end is predicted within milliseconds…
         plan.observed(
@@ -1173,7 +1176,7 @@ mod tests {
         // Three a minute, none spent: a probe let out (not yet logged by the budget) and a
         // submit let out leave room for exactly one more.
         let budget = budget(3);
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let now = Instant::now();
         assert_eq!(plan.poll_turn("a", now, &budget), Turn::Go);
         assert_eq!(plan.submit_turn(now, &budget), Turn::Go);
@@ -1209,7 +1212,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn absurd_progress_or_configuration_never_panics() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         // A queue time learned, so one reading makes a prediction: centuries away.
         Learned::push(&mut plan.learned.queue, 5_000.0);
         let t0 = Instant::now();
@@ -1230,7 +1233,7 @@ mod tests {
             max_gap: SEC,
             ..ScheduleConfig::default()
         };
-        let mut plan = Plan::new(backwards);
+        let mut plan = PollPlan::new(backwards);
         plan.observed(
             "a",
             &status(JobState::Running(Some(0.5)), 10 * SEC),
@@ -1239,7 +1242,7 @@ mod tests {
             wall(),
         );
         assert_eq!(plan.watches["a"].next, t0 + SEC);
-        let mut plan = Plan::new(ScheduleConfig::default().scaled(1e-300));
+        let mut plan = PollPlan::new(ScheduleConfig::default().scaled(1e-300));
         plan.submitted("a", t0, t0);
         assert_eq!(plan.watches["a"].next, t0 + DAY);
         // A factor that is no factor changes nothing.
@@ -1261,8 +1264,8 @@ mod tests {
 
     /// A plan whose learner has seen 40 jobs of 3 s clips: created, 60 s in all, progress
     /// linear after a 10 s queue, read at 20, 30, 40 and 50 s.
-    fn taught(config: ScheduleConfig) -> Plan {
-        let mut plan = Plan::new(config);
+    fn taught(config: ScheduleConfig) -> PollPlan {
+        let mut plan = PollPlan::new(config);
         let class = JobClass::new(3, "720p");
         for i in 0..40 {
             let total = 58_000.0 + f64::from(i % 5) * 1_000.0;
@@ -1326,7 +1329,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_ended_job_teaches_the_learner_and_waits_to_be_persisted() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
         plan.submitted_as("a", JobClass::new(3, "720p"), t0, t0);
         plan.observed(
@@ -1365,7 +1368,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_cold_start_guess_is_brought_forward_once_the_learner_knows_better() {
-        let mut plan = Plan::new(ScheduleConfig::default());
+        let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
         // Nothing learned: 0.1 % at 30 s, and a queue of 29.9 s already learned by the old
         // rule, puts the end at the largest gap.

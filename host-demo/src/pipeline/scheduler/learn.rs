@@ -197,19 +197,9 @@ impl Learner {
         self.refresh();
     }
 
-    /// The records, oldest first.
-    pub fn records(&self) -> impl Iterator<Item = &Record> {
-        self.records.iter()
-    }
-
     /// How many finished jobs it knows.
     pub fn len(&self) -> usize {
         self.records.len()
-    }
-
-    /// Whether it knows none.
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
     }
 
     /// The typical total time of `class`: its own median when it has enough jobs, else

@@ -5,7 +5,7 @@
 //! somewhere harmless ([`DownloadPolicy`]), and the file's name is never taken from them: the
 //! caller chooses the stem, and the extension follows the content type, which must be a video.
 
-use crate::policy::Origin;
+use crate::sandbox::egress::Origin;
 use anyhow::{Context, Result, bail};
 use ipnet::{Ipv4Net, Ipv6Net};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};

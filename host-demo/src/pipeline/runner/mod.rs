@@ -4,23 +4,26 @@
 //! Each shot is driven from its journaled state, so a fresh run and a resumed one are the
 //! same code: `pending` is submitted, `submitted` is polled, `completed` is downloaded.
 
-use super::journal::{Failure, FileRecord, Journal, Stage, State};
+mod step;
+
+use super::journal::{FileRecord, Journal, State, StateKind};
 use super::plan::{Plan, PlannedShot};
 use super::progress::{BudgetView, Progress};
 use super::registry::Registry;
 use crate::advice::describe;
 use crate::api::{ClientConfig, Error as ApiError, JobState};
-use crate::download::{download, redact_query};
-use crate::learn::JobClass;
-use crate::plugin::Plugin;
+use crate::pipeline::download::{download, redact_query};
+use crate::pipeline::scheduler::PollScheduler;
+use crate::pipeline::scheduler::learn::JobClass;
+use crate::pipeline::session::Session;
 use crate::redact::contains_secret;
-use crate::schedule::PollScheduler;
-use crate::session::Session;
+use crate::sandbox::plugin::Plugin;
 use crate::untrusted::check_job_id;
 use anyhow::{Context, Result};
 use futures::StreamExt;
 use std::path::PathBuf;
 use std::time::Duration;
+use step::{Action, Decision, Outcome, action, decide};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -115,7 +118,7 @@ impl<'a> Runner<'a> {
         }
         // Output URLs come from the provider through the plugin: the download client checks
         // every address it connects to, follows no redirect and times out a stalled transfer.
-        let http = crate::download::client(&session.downloads)?;
+        let http = crate::pipeline::download::client(&session.downloads)?;
         Ok(Runner {
             session,
             journal,
@@ -269,44 +272,26 @@ impl<'a> Runner<'a> {
                 .journal
                 .shot(name)?
                 .with_context(|| format!("shot {name:?} is missing from the journal"))?;
-            let flow = match row.state {
-                State::Pending => {
+            let flow = match action(&row.state) {
+                Action::Submit => {
                     if self.stopping() {
                         return Ok(());
                     }
                     self.submit(planned, &mut plugin).await?
                 }
-                State::Submitted { job_id } => {
+                Action::Wait { job_id } => {
                     self.session.scheduler.classify(&job_id, class_of(planned));
                     self.wait(name, &job_id, &mut plugin).await?
                 }
-                State::Completed { job_id, urls } => {
+                Action::Download { job_id, urls } => {
                     self.fetch(name, &row.plan.output, &job_id, urls, &mut plugin)
                         .await?
                 }
-                State::Downloaded { files, .. } => {
-                    let total: u64 = files.iter().map(|f| f.bytes).sum();
-                    self.progress.finish(
-                        name,
-                        true,
-                        &format!("downloaded ({} file(s), {total} bytes)", files.len()),
-                    );
+                Action::End { ok, message } => {
+                    self.progress.finish(name, ok, &message);
                     return Ok(());
                 }
-                State::Failed { failure, .. } => {
-                    self.progress
-                        .finish(name, false, &format!("failed: {}", failure.message));
-                    return Ok(());
-                }
-                State::Unknown { .. } => {
-                    self.progress.finish(
-                        name,
-                        false,
-                        "unknown: the submit's answer was lost (see `host-demo resolve`)",
-                    );
-                    return Ok(());
-                }
-                State::Submitting => {
+                Action::Halt => {
                     // Reconciliation turns these `unknown` before a run starts; finding one
                     // here means something else wrote the journal. Never guess: stop.
                     anyhow::bail!("shot {name:?} is unexpectedly `submitting`");
@@ -360,8 +345,7 @@ impl<'a> Runner<'a> {
         // `unknown` needing a person). Only the commit of `submitting` then separates the
         // grant from the send.
         permit.pay(plugin.policy()).await;
-        self.journal
-            .transition(name, &["pending"], &State::Submitting)?;
+        self.apply(name, &State::Pending, Outcome::Granted)?;
         self.progress.state(name, "submitting", "");
         let sent_before = plugin.policy().sent();
         let sent_at = Instant::now();
@@ -370,63 +354,40 @@ impl<'a> Runner<'a> {
         forfeit_unused(plugin, name);
         // The host's own count of requests the plugin got past the sandbox: when the plugin
         // died before sending anything, nothing can exist at the provider.
-        let sent_nothing = plugin.policy().sent() == sent_before;
-        let next = match outcome {
+        let sent = plugin.policy().sent() != sent_before;
+        let outcome = match outcome {
             // The id is the plugin's: one that could not be polled (or that names a path, or
             // carries escape sequences or the key) is not journaled; a job may exist.
             Ok(Ok(job_id)) if check_job_id(&job_id).is_err() || contains_secret(&job_id) => {
-                State::Unknown {
-                    failure: Failure {
-                        stage: Stage::Submit,
-                        code: Some("invalid-job-id".into()),
-                        message: format!(
-                            "the plugin returned an unusable job id ({}); a job may have been created",
-                            check_job_id(&job_id)
-                                .err()
-                                .unwrap_or_else(|| "it contains a secret".into())
-                        ),
-                    },
+                Outcome::UnusableJobId {
+                    problem: check_job_id(&job_id)
+                        .err()
+                        .unwrap_or_else(|| "it contains a secret".into()),
                 }
             }
-            Ok(Ok(job_id)) => State::Submitted { job_id },
-            Ok(Err(ApiError::PermanentSubmitOutcomeUnknown(u))) => State::Unknown {
-                failure: Failure {
-                    stage: Stage::Submit,
-                    code: Some("permanent-submit-outcome-unknown".into()),
-                    message: u.message,
-                },
-            },
-            Ok(Err(e)) => State::Failed {
-                job_id: None,
-                failure: Failure {
-                    stage: Stage::Submit,
-                    code: Some(error_code(&e)),
-                    message: describe(&e),
-                },
-            },
-            Err(failure) if sent_nothing => {
-                *slot = None;
-                State::Failed {
-                    job_id: None,
-                    failure: Failure {
-                        stage: Stage::Submit,
-                        code: Some("plugin-failure".into()),
-                        message: format!("{failure}; nothing was sent"),
-                    },
-                }
+            Ok(Ok(job_id)) => Outcome::Created { job_id },
+            Ok(Err(ApiError::PermanentSubmitOutcomeUnknown(u))) => {
+                Outcome::AnswerLost { message: u.message }
             }
+            Ok(Err(e)) => Outcome::Refused {
+                code: error_code(&e),
+                message: describe(&e),
+            },
             Err(failure) => {
                 *slot = None;
-                State::Unknown {
-                    failure: Failure {
-                        stage: Stage::Submit,
-                        code: Some("plugin-failure".into()),
-                        message: format!("{failure}; the submit may have reached the provider"),
-                    },
+                Outcome::PluginDied {
+                    sent,
+                    failure: failure.to_string(),
                 }
             }
         };
-        if let Err(e) = self.journal.transition(name, &["submitting"], &next) {
+        let next = match decide(&State::Submitting, outcome) {
+            Decision::To(next) => next,
+            // Never: every submit outcome moves a submitting shot. Left `submitting`, the
+            // next run's start makes it `unknown`, which is the safe side.
+            _ => anyhow::bail!("shot {name:?}: the runner has no move for this submit outcome"),
+        };
+        if let Err(e) = self.journal.transition(name, StateKind::Submitting, &next) {
             if let State::Submitted { job_id } = &next {
                 // The one thing that must not be lost: logged at once (the CLI's log goes to
                 // stderr) and carried in the error the run reports for this shot.
@@ -468,6 +429,9 @@ impl<'a> Runner<'a> {
         let deadline = Instant::now() + self.options.deadline;
         let mut plugin_failures = 0;
         let mut transient = 0u32;
+        let here = State::Submitted {
+            job_id: job_id.to_string(),
+        };
         self.progress.state(name, "submitted", job_id);
         loop {
             if self.stopping() {
@@ -501,55 +465,52 @@ impl<'a> Runner<'a> {
                     if let Err(e) = self.journal.save_learned(&learned) {
                         tracing::warn!(error = %format!("{e:#}"), "could not save what finished jobs taught");
                     }
-                    let ended = match status.state {
+                    let outcome = match status.state {
                         JobState::Queued => {
                             self.progress.progress(name, "queued", Some(0.0));
-                            None
+                            Outcome::Working
                         }
                         JobState::Running(p) => {
                             self.progress.progress(name, "running", p);
-                            None
+                            Outcome::Working
                         }
-                        JobState::Completed(urls) if urls.is_empty() => Some(job_failure(
-                            job_id,
-                            "no_outputs",
-                            "the job completed without any output URL",
-                        )),
-                        JobState::Completed(urls) => Some(State::Completed {
-                            job_id: job_id.to_string(),
-                            urls,
-                        }),
-                        JobState::Failed(f) => Some(job_failure(job_id, &f.code, &f.message)),
-                        JobState::Cancelled | JobState::Expired => Some(job_failure(
-                            job_id,
-                            &status.raw_status,
-                            &format!("the job ended as {}", status.raw_status),
-                        )),
+                        JobState::Completed(urls) => Outcome::Completed { urls },
+                        JobState::Failed(f) => Outcome::JobEnded {
+                            code: f.code,
+                            message: f.message,
+                        },
+                        JobState::Cancelled | JobState::Expired => Outcome::JobEnded {
+                            message: format!("the job ended as {}", status.raw_status),
+                            code: status.raw_status,
+                        },
                     };
-                    if let Some(state) = ended {
-                        self.journal.transition(name, &["submitted"], &state)?;
+                    if let Some(state) = self.apply(name, &here, outcome)? {
                         self.progress.state(name, state.name(), "");
                         return Ok(Flow::Next);
                     }
                 }
                 Ok(Err(e)) => {
-                    let delay = match e {
-                        ApiError::NotFound(_) => {
-                            let state = job_failure(job_id, "not_found", &describe(&e));
-                            self.journal.transition(name, &["submitted"], &state)?;
-                            return Ok(Flow::Next);
-                        }
-                        ApiError::JobFailed(f) => {
-                            let state = job_failure(job_id, &f.failure.code, &f.failure.message);
-                            self.journal.transition(name, &["submitted"], &state)?;
-                            return Ok(Flow::Next);
-                        }
+                    let ended = match &e {
+                        ApiError::NotFound(_) => Some(Outcome::JobEnded {
+                            code: "not_found".into(),
+                            message: describe(&e),
+                        }),
+                        ApiError::JobFailed(f) => Some(Outcome::JobEnded {
+                            code: f.failure.code.clone(),
+                            message: f.failure.message.clone(),
+                        }),
                         ApiError::PermanentUnauthorized(_)
-                        | ApiError::PermanentInvalidRequest(_) => {
-                            let state = poll_failure(job_id, &e, describe(&e));
-                            self.journal.transition(name, &["submitted"], &state)?;
-                            return Ok(Flow::Next);
-                        }
+                        | ApiError::PermanentInvalidRequest(_) => Some(Outcome::GaveUp {
+                            code: error_code(&e),
+                            message: describe(&e),
+                        }),
+                        _ => None,
+                    };
+                    if let Some(outcome) = ended {
+                        self.apply(name, &here, outcome)?;
+                        return Ok(Flow::Next);
+                    }
+                    let delay = match e {
                         ApiError::RateLimited(r) => {
                             Duration::from_millis(r.retry_after_ms.unwrap_or(5_000))
                         }
@@ -569,17 +530,11 @@ impl<'a> Runner<'a> {
                     plugin_failures += 1;
                     tracing::warn!(shot = %name, error = %failure, "plugin failed while polling; starting a new one");
                     if plugin_failures >= MAX_PLUGIN_FAILURES {
-                        let state = State::Failed {
-                            job_id: Some(job_id.to_string()),
-                            failure: Failure {
-                                stage: Stage::Poll,
-                                code: Some("plugin-failure".into()),
-                                message: format!(
-                                    "the plugin kept failing while polling: {failure}"
-                                ),
-                            },
+                        let outcome = Outcome::GaveUp {
+                            code: "plugin-failure".into(),
+                            message: format!("the plugin kept failing while polling: {failure}"),
                         };
-                        self.journal.transition(name, &["submitted"], &state)?;
+                        self.apply(name, &here, outcome)?;
                         return Ok(Flow::Next);
                     }
                     scheduler.retry(job_id, Duration::from_millis(200));
@@ -589,18 +544,14 @@ impl<'a> Runner<'a> {
                 scheduler.not_before(job_id, received + interval);
             }
             if Instant::now() >= deadline {
-                let state = State::Failed {
-                    job_id: Some(job_id.to_string()),
-                    failure: Failure {
-                        stage: Stage::Poll,
-                        code: Some("timeout".into()),
-                        message: format!(
-                            "gave up waiting after {} s; the job goes on at the provider: run again to pick it up",
-                            self.options.deadline.as_secs()
-                        ),
-                    },
+                let outcome = Outcome::GaveUp {
+                    code: "timeout".into(),
+                    message: format!(
+                        "gave up waiting after {} s; the job goes on at the provider: run again to pick it up",
+                        self.options.deadline.as_secs()
+                    ),
                 };
-                self.journal.transition(name, &["submitted"], &state)?;
+                self.apply(name, &here, outcome)?;
                 return Ok(Flow::Next);
             }
         }
@@ -617,6 +568,10 @@ impl<'a> Runner<'a> {
         slot: &mut Option<Plugin>,
     ) -> Result<Flow> {
         let mut attempt = 0;
+        let mut here = State::Completed {
+            job_id: job_id.to_string(),
+            urls: urls.clone(),
+        };
         loop {
             if self.stopping() {
                 return Ok(Flow::Stop);
@@ -625,28 +580,20 @@ impl<'a> Runner<'a> {
             self.progress.state(name, "downloading", "");
             let error = match self.download_all(output, &urls).await {
                 Ok(files) => {
-                    let state = State::Downloaded {
-                        job_id: job_id.to_string(),
-                        files,
-                    };
-                    self.journal.transition(name, &["completed"], &state)?;
+                    self.apply(name, &here, Outcome::Downloaded { files })?;
                     return Ok(Flow::Next);
                 }
                 Err(e) => e,
             };
             tracing::warn!(shot = %name, attempt, error = %crate::untrusted::shown(&format!("{error:#}")), "download failed");
             if attempt >= MAX_DOWNLOAD_ATTEMPTS {
-                let state = State::Failed {
-                    job_id: Some(job_id.to_string()),
-                    failure: Failure {
-                        stage: Stage::Download,
-                        code: Some("download".into()),
-                        message: format!(
-                            "downloading failed {attempt} times: {error:#}; run again to retry"
-                        ),
-                    },
+                let outcome = Outcome::GaveUp {
+                    code: "download".into(),
+                    message: format!(
+                        "downloading failed {attempt} times: {error:#}; run again to retry"
+                    ),
                 };
-                self.journal.transition(name, &["completed"], &state)?;
+                self.apply(name, &here, outcome)?;
                 return Ok(Flow::Next);
             }
             if !self.pause(Duration::from_millis(250 << attempt)).await {
@@ -657,23 +604,22 @@ impl<'a> Runner<'a> {
             match plugin.poll(&self.config, job_id).await {
                 Ok(Ok(status)) => match status.state {
                     JobState::Completed(fresh) if !fresh.is_empty() => {
-                        urls = fresh;
-                        let state = State::Completed {
-                            job_id: job_id.to_string(),
-                            urls: urls.clone(),
+                        let outcome = Outcome::Completed {
+                            urls: fresh.clone(),
                         };
-                        self.journal.transition(name, &["completed"], &state)?;
+                        if let Some(state) = self.apply(name, &here, outcome)? {
+                            (urls, here) = (fresh, state);
+                        }
                     }
                     JobState::Expired | JobState::Cancelled => {
-                        let state = job_failure(
-                            job_id,
-                            &status.raw_status,
-                            &format!(
+                        let outcome = Outcome::JobEnded {
+                            message: format!(
                                 "the job's outputs are gone: it is now {}",
                                 status.raw_status
                             ),
-                        );
-                        self.journal.transition(name, &["completed"], &state)?;
+                            code: status.raw_status,
+                        };
+                        self.apply(name, &here, outcome)?;
                         return Ok(Flow::Next);
                     }
                     other => {
@@ -687,6 +633,22 @@ impl<'a> Runner<'a> {
                     *slot = None;
                     tracing::warn!(shot = %name, error = %failure, "plugin failed while re-polling");
                 }
+            }
+        }
+    }
+
+    /// Journal where `outcome` takes a shot the driver holds in `here` ([`step::decide`]);
+    /// returns the new state, or `None` when the shot stays. An outcome the state cannot
+    /// have is a bug: refused, nothing journaled.
+    fn apply(&self, name: &str, here: &State, outcome: Outcome) -> Result<Option<State>> {
+        match decide(here, outcome) {
+            Decision::To(next) => {
+                self.journal.transition(name, here.kind(), &next)?;
+                Ok(Some(next))
+            }
+            Decision::Stay => Ok(None),
+            Decision::Refuse => {
+                anyhow::bail!("shot {name:?}: the runner has no move from {}", here.name())
             }
         }
     }
@@ -711,28 +673,6 @@ impl<'a> Runner<'a> {
             });
         }
         Ok(files)
-    }
-}
-
-fn job_failure(job_id: &str, code: &str, message: &str) -> State {
-    State::Failed {
-        job_id: Some(job_id.to_string()),
-        failure: Failure {
-            stage: Stage::Job,
-            code: Some(code.to_string()),
-            message: message.to_string(),
-        },
-    }
-}
-
-fn poll_failure(job_id: &str, error: &ApiError, message: String) -> State {
-    State::Failed {
-        job_id: Some(job_id.to_string()),
-        failure: Failure {
-            stage: Stage::Poll,
-            code: Some(error_code(error)),
-            message,
-        },
     }
 }
 

@@ -2,8 +2,8 @@
 //! pre-instantiated component every plugin instance is created from.
 
 use crate::bindings::HappyhorsePre;
-use crate::connections::{self, Connections};
-use crate::plugin::{Plugin, PluginOptions, PluginState};
+use crate::sandbox::egress::connections::{self, Connections};
+use crate::sandbox::plugin::{Plugin, PluginOptions, PluginState};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
@@ -13,10 +13,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
-
-/// How often the epoch advances. A guest spinning on CPU is interrupted (and made to yield
-/// to the async executor) at most this long after its time is up.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// How the engine is set up.
 #[derive(Debug, Clone)]
@@ -44,7 +40,7 @@ impl Default for RuntimeOptions {
             cache_dir: default_cache_dir(),
             pooling: true,
             max_instances: 1_000,
-            max_memory_bytes: crate::plugin::PluginLimits::default().max_memory_bytes,
+            max_memory_bytes: crate::sandbox::plugin::PluginLimits::default().max_memory_bytes,
             keep_alive_idle: Some(connections::DEFAULT_IDLE_TIMEOUT),
         }
     }
@@ -175,7 +171,7 @@ fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) {
         .name("wasm-epoch".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(EPOCH_TICK);
+                std::thread::sleep(crate::sandbox::plugin::EPOCH_TICK);
                 engine.increment_epoch();
             }
         })
