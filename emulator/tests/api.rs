@@ -794,7 +794,10 @@ async fn expired_tampered_and_unknown_urls_are_refused() {
 
 #[tokio::test]
 async fn usage_lists_finished_jobs_with_their_cost() {
-    let emu = Emulator::start(config(0, 100)).await.unwrap();
+    // Jobs run long enough (1.5 s) that the three submits and the first usage read land before
+    // any ends, even on a loaded machine (100 ms was seen to lose that race under a parallel
+    // build).
+    let emu = Emulator::start(config(0, 1_500)).await.unwrap();
     let short = create_job(&emu, &minimal()).await;
     let mut long = minimal();
     long["resolution"] = json!("1080p");

@@ -57,25 +57,39 @@ fn check_names(shots: &[Shot]) -> Result<(), String> {
     Ok(())
 }
 
+/// How many times a shot's `estimate-cost` is asked again when its activity was cut short (a
+/// node died while pricing): pricing sends nothing, so asking again is free.
+const PRICE_ATTEMPTS: u32 = 3;
+
 /// The estimated total of every shot, through the component's own rules (`estimate-cost`
 /// validates first); every invalid shot at once if any. No network: the activity prices
 /// locally. All shots are priced at once, as child executions of one join set.
 fn price(shots: &[Shot]) -> Result<u64, BatchError> {
     let set = workflow_support::join_set_create();
     let mut index_of = HashMap::new();
+    let mut attempts = vec![1u32; shots.len()];
     for (index, shot) in shots.iter().enumerate() {
         let child = activity_ext::estimate_cost_submit(&set, &shot.request, None);
         index_of.insert(child.id, index);
     }
     let mut costs = vec![None; shots.len()];
     let mut refusals = Vec::new();
-    for _ in shots {
+    let mut waiting = shots.len();
+    while waiting > 0 {
         let (child, outcome) = activity_ext::estimate_cost_await_next(&set)
             .map_err(|_| BatchError::ExecutionFailed)?;
         let index = *index_of.get(&child.id).ok_or(BatchError::ExecutionFailed)?;
+        waiting -= 1;
         match outcome {
             Ok(estimate) => costs[index] = Some(estimate.total_micros),
             Err(Error::PermanentInvalidRequest(violations)) => refusals.push((index, violations)),
+            // Cut short (its node died, its lock expired): price the shot again.
+            Err(Error::ExecutionFailed) if attempts[index] < PRICE_ATTEMPTS => {
+                attempts[index] += 1;
+                let child = activity_ext::estimate_cost_submit(&set, &shots[index].request, None);
+                index_of.insert(child.id, index);
+                waiting += 1;
+            }
             Err(_) => return Err(BatchError::ExecutionFailed),
         }
     }
@@ -177,6 +191,15 @@ fn report(name: &str, execution_id: String, outcome: Result<JobResult, Error>) -
         Err(Error::PermanentSubmitOutcomeUnknown(unknown)) => {
             report(ShotState::Unknown, None, Some(unknown.message))
         }
+        // The job was accepted, then the provider lost it: it may still be billed.
+        Err(Error::NotFound(job)) => report(
+            ShotState::Failed,
+            Some(job.clone()),
+            Some(format!(
+                "the provider no longer knows job {job}, which it accepted; check the \
+                 provider's usage before submitting this shot again"
+            )),
+        ),
         // The child itself failed: it may have submitted. The safe side is "unknown".
         Err(Error::ExecutionFailed) => report(
             ShotState::Unknown,
@@ -206,7 +229,6 @@ fn describe(error: &Error) -> String {
             format!("HTTP {}: {}", api.status, api.message)
         }
         Error::RateLimited(limit) => format!("rate limited: {}", limit.message),
-        Error::NotFound(job) => format!("the provider does not know job {job}"),
         Error::TransportError(failure) => format!("no answer: {}", failure.message),
         _ => "the shot failed".into(),
     }
