@@ -386,7 +386,7 @@ fn accepted_submits(emulator: &Emulator) -> usize {
         .count()
 }
 
-/// The most `/v1/*` requests that arrived in any 60 s window, by the emulator's clock.
+/// The most `/v1/*` requests that arrived in any closed 60 s window, by the emulator's clock.
 fn busiest_minute(emulator: &Emulator) -> usize {
     let mut arrivals: Vec<Duration> = emulator
         .requests()
@@ -399,7 +399,7 @@ fn busiest_minute(emulator: &Emulator) -> usize {
         .map(|i| {
             arrivals[i..]
                 .iter()
-                .take_while(|&&at| at < arrivals[i] + Duration::from_secs(60))
+                .take_while(|&&at| at <= arrivals[i] + Duration::from_secs(60))
                 .count()
         })
         .max()
@@ -559,6 +559,19 @@ async fn cluster_runs_the_shipped_batch_and_refuses_bad_ones_whole() -> Test {
     };
     cluster.start(0, &emu).await;
 
+    // A gateway's 403 and a 404 on polls after the submits were accepted: a poll is a read,
+    // and a shot whose job exists never ends without it, so both are polled again.
+    for (status, code) in [(403, "forbidden"), (404, "job_not_found")] {
+        emu.push_fault(
+            Route::Poll,
+            Fault::Status {
+                status,
+                code: code.into(),
+                message: "a gateway's refusal".into(),
+                retry_after: None,
+            },
+        );
+    }
     // The README's batch, as shipped (its base URL pointed at this emulator).
     let shipped = std::fs::read_to_string(examples().join("obelisk/cluster/batch.json"))?;
     let mut shipped: serde_json::Value = serde_json::from_str(&shipped)?;
@@ -652,6 +665,26 @@ async fn two_batches_at_once(test: &str, rpm: u32) -> Option<(usize, usize, usiz
             .iter()
             .filter(|s| s["state"] == "completed")
             .count();
+    }
+    // However the budget went, every shot of both batches was submitted once.
+    let requests = emu.requests();
+    let submits: Vec<_> = requests.iter().filter(|r| r.method == "POST").collect();
+    let accepted = |r: &&&happyhorse_emulator::RequestRecord| (200..300).contains(&r.status);
+    for batch in 0..2 {
+        for i in 1..=SHOTS {
+            let prompt = match batch {
+                0 => prompt(i),
+                _ => format!("{} (second batch)", prompt(i)),
+            };
+            let mine = submits.iter().filter(|r| {
+                r.body.as_ref().and_then(|b| b["prompt"].as_str()) == Some(prompt.as_str())
+            });
+            assert_eq!(
+                mine.filter(accepted).count(),
+                1,
+                "{prompt}: one accepted submit"
+            );
+        }
     }
     let busiest = busiest_minute(&emu);
     announce(&format!(

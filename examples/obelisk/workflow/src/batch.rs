@@ -7,6 +7,7 @@ use crate::empiriolabs::happyhorse_workflow_obelisk_ext::shot as shot_ext;
 use crate::exports::empiriolabs::happyhorse_workflow::batch::{
     BatchError, BatchLimits, BatchReport, CostOverCap, Shot, ShotRefusal, ShotReport, ShotState,
 };
+use crate::job;
 use crate::obelisk::workflow::workflow_support;
 use crate::pacing::{self, BatchPacing};
 use crate::shot::one_request_per_call;
@@ -20,12 +21,21 @@ pub fn run(
     limits: BatchLimits,
 ) -> Result<BatchReport, BatchError> {
     check_names(&shots).map_err(BatchError::InvalidBatch)?;
+    if config.api_key.is_some() {
+        return Err(BatchError::InvalidBatch(
+            "client-config.api-key is set: a batch's parameters are stored in Obelisk's \
+             database (and copied to every shot), so the key must come from the deployment's \
+             secret; leave api-key null"
+                .into(),
+        ));
+    }
     let pacing = pacing::plan(
         shots.len(),
         limits.max_in_flight,
         limits.requests_per_minute,
     )
     .map_err(BatchError::InvalidBatch)?;
+    check_deadline(&config, pacing)?;
     let estimated_cost_micros = price(&shots)?;
     if estimated_cost_micros > limits.max_cost_micros {
         return Err(BatchError::OverCostCap(CostOverCap {
@@ -38,6 +48,21 @@ pub fn run(
         estimated_cost_micros,
         shots: reports,
     })
+}
+
+/// A shot sleeps a spacing before its submit and another before its first poll: a deadline
+/// shorter than a few spacings would end shots before they could finish.
+fn check_deadline(config: &ClientConfig, pacing: BatchPacing) -> Result<(), BatchError> {
+    let deadline_ms = job::poll_policy(config).deadline_ms;
+    let least_ms = pacing.spacing_ms.saturating_mul(4);
+    if deadline_ms < least_ms {
+        return Err(BatchError::InvalidBatch(format!(
+            "poll.deadline-ms ({deadline_ms}) is too short for this pacing: each shot waits \
+             {} ms between requests, so allow at least {least_ms} ms",
+            pacing.spacing_ms
+        )));
+    }
+    Ok(())
 }
 
 /// Every shot named, no name twice: reports and people refer to shots by name.
@@ -120,8 +145,8 @@ fn run_shots(
     let set = workflow_support::join_set_create();
     let mut index_of = HashMap::new();
     let mut reports: Vec<Option<ShotReport>> = vec![None; shots.len()];
-    let start = |index: usize, first_in_slot: bool| {
-        let shot_pacing = pacing.shot(first_in_slot);
+    let start = |index: usize| {
+        let shot_pacing = pacing.shot();
         let child = shot_ext::run_submit(
             &set,
             config,
@@ -134,7 +159,7 @@ fn run_shots(
     };
     let mut next = 0;
     while next < shots.len() && next < pacing.slots as usize {
-        let (child, index) = start(next, true);
+        let (child, index) = start(next);
         index_of.insert(child, index);
         next += 1;
     }
@@ -143,9 +168,9 @@ fn run_shots(
             shot_ext::run_await_next(&set).map_err(|_| BatchError::ExecutionFailed)?;
         let index = *index_of.get(&child.id).ok_or(BatchError::ExecutionFailed)?;
         reports[index] = Some(report(&shots[index].name, child.id, outcome));
-        // The finished shot's slot goes to the next one, which waits a spacing first.
+        // The finished shot's slot goes to the next one (which waits a spacing first).
         if next < shots.len() {
-            let (child, index) = start(next, false);
+            let (child, index) = start(next);
             index_of.insert(child, index);
             next += 1;
         }
@@ -229,7 +254,7 @@ fn describe(error: &Error) -> String {
             format!("HTTP {}: {}", api.status, api.message)
         }
         Error::RateLimited(limit) => format!("rate limited: {}", limit.message),
-        Error::TransportError(failure) => format!("no answer: {}", failure.message),
+        Error::TransportError(failure) => failure.message.clone(),
         _ => "the shot failed".into(),
     }
 }

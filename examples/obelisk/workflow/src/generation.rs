@@ -30,23 +30,18 @@ pub fn generate(config: ClientConfig, request: VideoRequest) -> Result<JobResult
                     next
                 }
             },
-            // Transient: the component already retried within the call; wait and poll
-            // again. A poll is a read, so repeating it never costs a job. That includes
-            // `execution-failed`: Obelisk's answer when the poll activity itself was cut
-            // short (a server crash mid-call, its lock expired).
+            // The component already retried within the call; wait and poll again. A poll is
+            // a read, so repeating it never costs a job, and once a job exists no error may
+            // end the generation without its id (a key rotated mid-job, a gateway's 403): the
+            // deadline ends it with `timeout`, which carries the id. That includes
+            // `execution-failed`: Obelisk's answer when the poll activity itself was cut short
+            // (a server crash mid-call, its lock expired).
             Err(Error::RateLimited(limit)) => {
                 limit.retry_after_ms.map_or(policy.max_interval_ms, |ms| {
                     ms.min(u64::from(u32::MAX)) as u32
                 })
             }
-            Err(
-                Error::ServerError(_)
-                | Error::TransportError(_)
-                | Error::MalformedResponse(_)
-                | Error::ExecutionFailed,
-            ) => policy.max_interval_ms,
-            // Not found, unauthorized, …: polling again will not help.
-            Err(other) => return Err(other),
+            Err(_) => policy.max_interval_ms,
         };
         // A deadline reached or a cancelled sleep: stop here, naming the job so it can be
         // resumed.

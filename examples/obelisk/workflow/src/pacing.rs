@@ -28,6 +28,14 @@ pub const MARGIN_MS: u64 = 1_000;
 /// connection).
 pub const MAX_SUBMIT_ATTEMPTS: u32 = 4;
 
+/// The provider's limit per account. A batch may not claim more: anything above is a `429`
+/// waiting to happen.
+pub const ACCOUNT_LIMIT_PER_MINUTE: u32 = 50;
+
+/// The least spacing any shot runs with, even called directly: the whole account's budget on
+/// one slot.
+pub const MIN_SPACING_MS: u64 = WINDOW_MS / ACCOUNT_LIMIT_PER_MINUTE as u64 + 1;
+
 /// How one shot spaces its requests (the `shot.run` parameters).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ShotPacing {
@@ -48,11 +56,26 @@ pub struct BatchPacing {
     pub spacing_ms: u64,
 }
 
-impl BatchPacing {
-    /// The pacing of a shot that starts a slot (`first` in its slot) or takes one over.
-    pub fn shot(&self, first: bool) -> ShotPacing {
+impl ShotPacing {
+    /// Within the floor every shot keeps: at least [`MIN_SPACING_MS`] apart (and as long
+    /// before the first request), at most [`MAX_SUBMIT_ATTEMPTS`] submits.
+    pub fn bounded(self) -> ShotPacing {
         ShotPacing {
-            first_delay_ms: if first { 0 } else { self.spacing_ms },
+            first_delay_ms: self.first_delay_ms.max(MIN_SPACING_MS),
+            spacing_ms: self.spacing_ms.max(MIN_SPACING_MS),
+            max_submit_attempts: self.max_submit_attempts.clamp(1, MAX_SUBMIT_ATTEMPTS),
+        }
+    }
+}
+
+impl BatchPacing {
+    /// The pacing of every shot. Even a slot's first shot waits a spacing before its first
+    /// request: whatever used the key just before (the previous batch, run by a script the
+    /// moment this one's predecessor returned) may have spent its slot's share in the last
+    /// minute.
+    pub fn shot(&self) -> ShotPacing {
+        ShotPacing {
+            first_delay_ms: self.spacing_ms,
             spacing_ms: self.spacing_ms,
             max_submit_attempts: MAX_SUBMIT_ATTEMPTS,
         }
@@ -68,6 +91,12 @@ pub fn plan(
 ) -> Result<BatchPacing, String> {
     if max_in_flight == 0 {
         return Err("max-in-flight must be at least 1".into());
+    }
+    if requests_per_minute > ACCOUNT_LIMIT_PER_MINUTE {
+        return Err(format!(
+            "requests-per-minute ({requests_per_minute}) is over the provider's limit of \
+             {ACCOUNT_LIMIT_PER_MINUTE} per account: the excess would be refused with 429"
+        ));
     }
     if requests_per_minute < max_in_flight {
         return Err(format!(
@@ -96,11 +125,13 @@ mod tests {
 
     #[test]
     fn a_batch_never_plans_more_than_its_budget_in_a_window() {
-        for rpm in 1..=120u32 {
-            for in_flight in 1..=rpm.min(40) {
+        for rpm in 1..=ACCOUNT_LIMIT_PER_MINUTE {
+            for in_flight in 1..=rpm {
                 for shots in [1usize, 2, 3, 7, 30, 1000] {
                     let pacing = plan(shots, in_flight, rpm).unwrap();
-                    let slot = most_in_window(pacing.spacing_ms, WINDOW_MS);
+                    // Every slot's requests may arrive up to MARGIN_MS early (a node's clock
+                    // running ahead): still within the budget.
+                    let slot = most_in_window(pacing.spacing_ms - MARGIN_MS, WINDOW_MS);
                     assert!(
                         u64::from(pacing.slots) * slot <= u64::from(rpm),
                         "rpm {rpm}, in flight {in_flight}, shots {shots}: {pacing:?} allows {slot} per slot"
@@ -130,6 +161,25 @@ mod tests {
     fn impossible_limits_are_refused() {
         assert!(plan(3, 0, 45).unwrap_err().contains("max-in-flight"));
         assert!(plan(3, 10, 5).unwrap_err().contains("requests-per-minute"));
+        assert!(plan(3, 9, 51).unwrap_err().contains("limit of 50"));
+    }
+
+    #[test]
+    fn a_shot_called_directly_keeps_the_floor() {
+        let wild = ShotPacing {
+            first_delay_ms: 0,
+            spacing_ms: 0,
+            max_submit_attempts: u32::MAX,
+        };
+        assert_eq!(
+            wild.bounded(),
+            ShotPacing {
+                first_delay_ms: MIN_SPACING_MS,
+                spacing_ms: MIN_SPACING_MS,
+                max_submit_attempts: MAX_SUBMIT_ATTEMPTS,
+            }
+        );
+        assert_eq!(most_in_window(MIN_SPACING_MS, WINDOW_MS), 50);
     }
 
     #[test]

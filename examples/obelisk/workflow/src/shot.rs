@@ -4,8 +4,8 @@
 use crate::job::{self, NoSleep, Sleeps};
 use crate::pacing::ShotPacing;
 use crate::videogen::api::video_gen::{
-    self, ClientConfig, Error, JobResult, JobStatus, PollPolicy, SubmitUnknown, TransportKind,
-    VideoRequest, WaitTimeout,
+    self, ClientConfig, Error, JobResult, JobStatus, PollPolicy, SubmitUnknown, TransportFailure,
+    TransportKind, VideoRequest, WaitTimeout,
 };
 
 /// `shot.run`: see the WIT.
@@ -14,6 +14,16 @@ pub fn run(
     request: VideoRequest,
     pacing: ShotPacing,
 ) -> Result<JobResult, Error> {
+    if config.api_key.is_some() {
+        // Parameters are stored in Obelisk's database and shown by `obelisk execution`.
+        return Err(nothing_sent(
+            "client-config.api-key is set: parameters are stored in Obelisk's database, so the \
+             key must come from the deployment's secret (leave api-key null)",
+        ));
+    }
+    // Whoever calls `shot.run` directly gets the same floor as a batch's shot: never faster
+    // than the account allows on its own, never more submits than a batch allows.
+    let pacing = pacing.bounded();
     let config = one_request_per_call(config);
     let mut sleeps = Sleeps::new(job::poll_policy(&config).deadline_ms);
     let job = submit(&config, &request, pacing, &mut sleeps)?;
@@ -40,18 +50,16 @@ pub fn run(
                 last = Some(status);
                 pacing.spacing_ms.max(hint)
             }
-            // A poll is a read: repeating it never costs a job. `execution-failed` is the poll
-            // activity cut short (its node died, its lock expired).
+            // A poll is a read: repeating it never costs a job, and once a job exists no error
+            // may end the shot without its id (a key rotated mid-batch, a gateway's 403, a 404
+            // from a lagging replica: the job may still render and be billed). So every error
+            // is polled again, spaced, until the job ends or the deadline returns `timeout`
+            // with the job id. `execution-failed` is the poll activity cut short (its node
+            // died, its lock expired).
             Err(Error::RateLimited(limit)) => {
                 pacing.spacing_ms.max(limit.retry_after_ms.unwrap_or(0))
             }
-            Err(
-                Error::ServerError(_)
-                | Error::TransportError(_)
-                | Error::MalformedResponse(_)
-                | Error::ExecutionFailed,
-            ) => pacing.spacing_ms,
-            Err(other) => return Err(other),
+            Err(_) => pacing.spacing_ms,
         };
     }
 }
@@ -67,9 +75,11 @@ fn submit(
     let mut attempt = 1;
     loop {
         // Nothing has been sent yet (or every earlier attempt was provably refused): a deadline
-        // or a cancellation here leaves no job behind.
+        // or a cancellation here leaves no job behind, and says so.
         if sleeps.sleep(delay_ms).is_err() {
-            return Err(Error::ExecutionFailed);
+            return Err(nothing_sent(
+                "the shot reached its deadline or was cancelled before its submit was sent",
+            ));
         }
         match video_gen::submit(config, request) {
             Ok(job) => return Ok(job),
@@ -98,17 +108,27 @@ fn submit(
     }
 }
 
-/// Whether a `submit` error says the provider provably did not accept the job: the component
-/// returns a `429`, a `503` and a connection that never opened as themselves (any other
-/// failure after sending is `permanent-submit-outcome-unknown`).
+/// Whether a `submit` error says the provider provably did not accept the job for a reason
+/// that may pass: a `429`, a `503`, a connection that never opened (any failure after sending
+/// is `permanent-submit-outcome-unknown`; other refusals will not pass by retrying).
 fn provably_refused(error: &Error) -> bool {
     match error {
-        Error::RateLimited(_) | Error::ServerError(_) => true,
+        Error::RateLimited(_) => true,
+        Error::ServerError(api) => api.status == 503,
         Error::TransportError(failure) => {
             matches!(failure.kind, TransportKind::Dns | TransportKind::Connect)
         }
         _ => false,
     }
+}
+
+/// The error of a shot that ended before anything was sent: the batch reports it `failed`
+/// (submitting again is safe), never `unknown`.
+pub fn nothing_sent(message: &str) -> Error {
+    Error::TransportError(TransportFailure {
+        kind: TransportKind::Denied,
+        message: format!("nothing was sent: {message}"),
+    })
 }
 
 /// The caller's config with the component's own retries off: every activity call is then
