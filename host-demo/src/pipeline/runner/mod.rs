@@ -3,6 +3,10 @@
 //!
 //! Each shot is driven from its journaled state, so a fresh run and a resumed one are the
 //! same code: `pending` is submitted, `submitted` is polled, `completed` is downloaded.
+//!
+//! `host-demo generate` and `resume` drive their one job here too, as a one-shot plan
+//! ([`Runner::run_one`], from [`super::one_shot`]): one driver and one set of rules for a
+//! job's life, whichever command started it.
 
 mod step;
 
