@@ -51,8 +51,8 @@
 //! - [`redact`]: the API key removed from a text; [`RedactingMakeWriter`]: the same for logs;
 //! - [`api`]: the contract's types, generated from the WIT.
 //!
-//! The library prints nothing: it returns outcomes, reports progress through
-//! [`pipeline::progress`] and logs through `tracing`.
+//! The library prints nothing: it returns outcomes, reports progress to an observer the
+//! caller gives it ([`pipeline::progress::Observer`]) and logs through `tracing`.
 //!
 //! # Examples
 //!

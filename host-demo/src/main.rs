@@ -2,20 +2,17 @@
 
 mod cli;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use cli::{say, tell};
 use happyhorse_emulator::{Emulator, EmulatorConfig, JobModel, RenderFarm};
-use host_demo::Plugin;
 use host_demo::RedactingMakeWriter;
 use host_demo::SandboxPolicy;
-use host_demo::api::{JobState, JobStatus, Mode, VideoRequest};
-use host_demo::pipeline::images;
+use host_demo::api::{Mode, VideoRequest};
+use host_demo::pipeline::{images, one_shot};
 use host_demo::{ConnectOptions, EMULATOR_KEY, Session};
-use host_demo::{check_job_id, job_file_stem, shown, shown_lines};
-use host_demo::{describe, is_transient, money};
-use host_demo::{download, redact_query};
-use indicatif::{ProgressBar, ProgressStyle};
+use host_demo::{check_job_id, shown, shown_lines};
+use host_demo::{describe, money};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -313,26 +310,11 @@ async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
         money(cost.micros_per_second, &cost.currency),
         validated.request.resolution.as_deref().unwrap_or("720p"),
     );
-    let job_id = match plugin
-        .submit(&session.client_config, &validated.request)
-        .await?
-    {
-        Ok(id) => id,
-        Err(e) => {
-            tell!("{}", describe(&e));
-            return Ok(ExitCode::FAILURE);
-        }
-    };
-    // The id names the output files and is shown: a plugin could return anything.
-    if let Err(problem) = check_job_id(&job_id) {
-        tell!(
-            "the plugin returned an unusable job id ({problem}); a job may have been created: \
-             check the provider's dashboard before generating again"
-        );
-        return Ok(ExitCode::FAILURE);
-    }
-    say!("Submitted job {job_id} (if interrupted: host-demo resume {job_id})");
-    finish(&session, &out_dir, plugin, &job_id).await
+    // Checked and priced by this instance; the run makes its own, as every shot does.
+    drop(plugin);
+    let bar = cli::job::JobBar::default();
+    let ended = one_shot::generate(&session, validated.request, cost, &out_dir, &bar).await?;
+    Ok(cli::job::report(ended, &out_dir))
 }
 
 async fn resume(job_id: String, conn: ConnectionArgs, verbose: bool) -> Result<ExitCode> {
@@ -342,139 +324,9 @@ async fn resume(job_id: String, conn: ConnectionArgs, verbose: bool) -> Result<E
     }
     let (session, out_dir) = open_session(conn, verbose).await?;
     let out_dir = out_dir.unwrap_or_else(|| PathBuf::from("out"));
-    let plugin = session.plugin().await?;
-    finish(&session, &out_dir, plugin, &job_id).await
-}
-
-/// Poll with a progress bar until the job ends, then download its outputs.
-async fn finish(
-    session: &Session,
-    out_dir: &std::path::Path,
-    mut plugin: Plugin,
-    job_id: &str,
-) -> Result<ExitCode> {
-    let bar = progress_bar();
-    let deadline = Instant::now()
-        + Duration::from_millis(
-            session
-                .client_config
-                .poll
-                .map_or(900_000, |p| p.deadline_ms),
-        );
-    let gave_up = |bar: &ProgressBar| {
-        bar.abandon();
-        tell!("gave up waiting; the job goes on: host-demo resume {job_id}");
-        Ok(ExitCode::FAILURE)
-    };
-    let outputs = loop {
-        // Each poll (its retries and its requests' timeouts included) ends by the deadline.
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return gave_up(&bar);
-        }
-        let mut config = session.client_config.clone();
-        if let Some(poll) = config.poll.as_mut() {
-            poll.deadline_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
-        }
-        let status = match plugin.poll(&config, job_id).await? {
-            Ok(s) => s,
-            // The job goes on whatever one poll met: a hung, refused or garbled answer is
-            // polled again until the deadline.
-            Err(e) if is_transient(&e) => {
-                tracing::info!(job = %shown(job_id), "poll failed, polling again: {}", describe(&e));
-                let pause = Duration::from_millis(
-                    config.poll.map_or(5_000, |p| u64::from(p.min_interval_ms)),
-                );
-                tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now())))
-                    .await;
-                continue;
-            }
-            Err(e) => {
-                bar.abandon();
-                tell!("{}", describe(&e));
-                return Ok(ExitCode::FAILURE);
-            }
-        };
-        show(&bar, &status);
-        match status.state {
-            JobState::Completed(urls) => break urls,
-            JobState::Queued | JobState::Running(_) => {}
-            JobState::Failed(f) => {
-                bar.abandon();
-                tell!(
-                    "job {job_id} failed ({}): {}",
-                    shown(&f.code),
-                    shown(&f.message)
-                );
-                return Ok(ExitCode::FAILURE);
-            }
-            JobState::Cancelled | JobState::Expired => {
-                bar.abandon();
-                tell!("job {job_id} ended as {}", shown(&status.raw_status));
-                return Ok(ExitCode::FAILURE);
-            }
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return gave_up(&bar);
-        }
-        // The plugin's hint, but never past the deadline: one last look happens on time.
-        let hint = Duration::from_millis(u64::from(status.next_poll_ms));
-        tokio::time::sleep(hint.min(deadline - now)).await;
-    };
-    bar.finish_with_message("completed");
-    let client = host_demo::download_client(&session.downloads)?;
-    // Checked when submitted or resumed; checked again here, where it names files.
-    let stem = job_file_stem(job_id).map_err(anyhow::Error::msg)?;
-    for (i, url) in outputs.iter().enumerate() {
-        let file = download(
-            &client,
-            &session.downloads,
-            url,
-            out_dir,
-            &format!("{stem}-{i}"),
-        )
-        .await
-        .with_context(|| format!("downloading {}", redact_query(url)))?;
-        say!(
-            "Downloaded {} ({} bytes, sha256 {})",
-            file.path.display(),
-            file.bytes,
-            file.sha256
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn progress_bar() -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(100);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos:>3}% {msg}")
-            .expect("a valid template"),
-    );
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
-}
-
-fn show(bar: &ProgressBar, status: &JobStatus) {
-    let (pos, label) = match &status.state {
-        JobState::Queued => (0, "queued".to_string()),
-        JobState::Running(p) => (
-            p.map_or(0, |p| (p * 100.0).round() as u64),
-            "running".into(),
-        ),
-        JobState::Completed(_) => (100, "completed".into()),
-        other => (bar.position(), shown(&format!("{other:?}")).into_owned()),
-    };
-    bar.set_position(pos);
-    bar.set_message(host_demo::redact(&label).into_owned());
-    // On a terminal the bar shows this; elsewhere a log line per reading does.
-    if bar.is_hidden() {
-        tracing::info!(job = %shown(&status.job_id), state = %label, progress = pos, "job status");
-    }
+    let bar = cli::job::JobBar::default();
+    let ended = one_shot::resume(&session, &job_id, &out_dir, &bar).await?;
+    Ok(cli::job::report(ended, &out_dir))
 }
 
 async fn emulator(args: EmulatorArgs) -> Result<ExitCode> {

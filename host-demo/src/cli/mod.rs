@@ -19,4 +19,5 @@ macro_rules! tell {
 
 pub(crate) use {say, tell};
 
+pub mod job;
 pub mod pipeline;

@@ -14,6 +14,9 @@
 //!    plugin instance, shown by [`progress`];
 //! 5. [`reports`]: `manifest.json` and the `index.html` contact sheet, from the journal.
 //!
+//! [`one_shot`] runs one job through the same runner, journaled in memory: `host-demo
+//! generate` and `resume`.
+//!
 //! [`status`] reads the journal for `host-demo status` and settles shots for
 //! `host-demo resolve`. Beside the steps: `session` (what every run shares: the API's
 //! address and key, the compiled component, the sandbox, the scheduler), `scheduler` (when
@@ -24,6 +27,7 @@
 pub(crate) mod download;
 pub mod images;
 pub mod journal;
+pub mod one_shot;
 pub mod plan;
 pub mod progress;
 pub mod registry;
@@ -137,6 +141,17 @@ pub struct Priced {
     pub table: String,
 }
 
+/// How long a run waits for one job unless told otherwise: the session's poll deadline
+/// (`--timeout-secs`), else 15 minutes.
+fn wait_deadline(session: &Session) -> Duration {
+    Duration::from_millis(
+        session
+            .client_config
+            .poll
+            .map_or(15 * 60 * 1000, |p| p.deadline_ms),
+    )
+}
+
 /// Run `storyboard` in `session`: check, price, journal, generate, download, report.
 /// `stop` turning `true` (Ctrl-C) lets in-flight submits finish and starts nothing new.
 /// A caller that shows the price table first calls [`price`] and [`run_priced`] instead.
@@ -240,14 +255,7 @@ pub async fn run_priced(
         .filter(|r| matches!(r.state, State::Downloaded { .. }))
         .count() as u64;
     let progress = Progress::new(&shots, done, config.terminal);
-    let deadline = config.deadline.unwrap_or_else(|| {
-        Duration::from_millis(
-            session
-                .client_config
-                .poll
-                .map_or(15 * 60 * 1000, |p| p.deadline_ms),
-        )
-    });
+    let deadline = config.deadline.unwrap_or_else(|| wait_deadline(session));
     let runner = Runner::new(
         session,
         &journal,

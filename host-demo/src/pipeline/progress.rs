@@ -12,6 +12,23 @@ fn clean(text: &str) -> String {
     crate::redact::redact(&crate::untrusted::shown(text)).into_owned()
 }
 
+/// What a run reports as its shots move, for whoever shows it: [`Progress`] for a
+/// storyboard, the CLI's own bar for `generate` and `resume`. The runner calls these and
+/// prints nothing itself, so the caller decides what a person sees.
+pub trait Observer: Send + Sync {
+    /// A shot moved to `state` (with an optional detail such as the job id).
+    fn state(&self, shot: &str, state: &str, detail: &str);
+    /// The job's progress, 0.0 to 1.0 (`None`: not reported).
+    fn progress(&self, shot: &str, state: &str, fraction: Option<f64>);
+    /// A shot ended for this run: downloaded (`ok`) or not, with a last word.
+    fn finish(&self, shot: &str, ok: bool, message: &str);
+    /// The account's budget in use, every couple of seconds of a storyboard's run.
+    fn budget(&self, _view: &BudgetView) {}
+    /// A shot's submit created `job_id`, journaled: from here a crash loses nothing, so
+    /// this is the moment to tell a person the id to resume by.
+    fn submitted(&self, _shot: &str, _job_id: &str) {}
+}
+
 /// The display of one run.
 pub struct Progress {
     bars: Option<Bars>,
@@ -79,8 +96,22 @@ impl Progress {
         }
     }
 
+    /// Leave the display as it stands: unfinished bars are abandoned, not cleared.
+    pub fn close(&self) {
+        if let Some(b) = &self.bars {
+            for bar in b.shots.values() {
+                if !bar.is_finished() {
+                    bar.abandon();
+                }
+            }
+            b.total.finish();
+        }
+    }
+}
+
+impl Observer for Progress {
     /// A shot moved to `state` (with an optional detail such as the job id).
-    pub fn state(&self, shot: &str, state: &str, detail: &str) {
+    fn state(&self, shot: &str, state: &str, detail: &str) {
         let detail = &clean(detail);
         match &self.bars {
             Some(b) => {
@@ -98,7 +129,7 @@ impl Progress {
     }
 
     /// The job's progress, 0.0 to 1.0 (`None`: not reported).
-    pub fn progress(&self, shot: &str, state: &str, fraction: Option<f64>) {
+    fn progress(&self, shot: &str, state: &str, fraction: Option<f64>) {
         let percent = fraction.map_or(0, |p| (p.clamp(0.0, 1.0) * 100.0).round() as u64);
         match &self.bars {
             Some(b) => {
@@ -112,7 +143,7 @@ impl Progress {
     }
 
     /// A shot ended: downloaded (`ok`) or not, with a last word.
-    pub fn finish(&self, shot: &str, ok: bool, message: &str) {
+    fn finish(&self, shot: &str, ok: bool, message: &str) {
         let message = &clean(message);
         match &self.bars {
             Some(b) => {
@@ -131,10 +162,9 @@ impl Progress {
         }
     }
 
-    /// Stop drawing (the summary is printed after this).
     /// Shows the account's budget in use beside the total: requests in the last window
     /// against the limit, jobs in flight, and when the batch should be done.
-    pub fn budget(&self, view: &BudgetView) {
+    fn budget(&self, view: &BudgetView) {
         let line = view.line();
         match &self.bars {
             Some(b) => b.total.set_message(line),
@@ -145,18 +175,6 @@ impl Progress {
                     tracing::info!(budget = %line, "account");
                 }
             }
-        }
-    }
-
-    /// Leave the display as it stands: unfinished bars are abandoned, not cleared.
-    pub fn close(&self) {
-        if let Some(b) = &self.bars {
-            for bar in b.shots.values() {
-                if !bar.is_finished() {
-                    bar.abandon();
-                }
-            }
-            b.total.finish();
         }
     }
 }

@@ -20,6 +20,7 @@
 //! committed transition survives a crash of the process or the machine.
 
 use anyhow::{Context, Result, bail};
+use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde_json::Value;
 use std::fs::File;
@@ -219,6 +220,36 @@ impl Journal {
         })
     }
 
+    /// A journal in memory, gone with the process: the one-shot plan of `generate` and
+    /// `resume`, which leave no file beside their outputs (and take no folder lock, so two of
+    /// them may write into one output folder, as they always could). Their crash safety is
+    /// the job id they print as soon as it exists.
+    pub fn in_memory() -> Result<Journal> {
+        let conn = Connection::open_in_memory().context("opening an in-memory journal")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Journal {
+            conn: Mutex::new(conn),
+            path: PathBuf::from(":memory:"),
+            _lock: None,
+        })
+    }
+
+    /// Journal a job submitted elsewhere (`host-demo resume <job-id>`, an earlier
+    /// `generate`'s) as a new shot that starts `submitted`: it is polled and downloaded,
+    /// never submitted. Refused when a shot of that name is journaled already, so nothing
+    /// a run did is overwritten.
+    pub fn adopt(&self, plan: &PlannedRow, job_id: &str) -> Result<()> {
+        let conn = self.conn();
+        insert(
+            &conn,
+            plan,
+            Some(job_id),
+            now_ms(),
+            "a job submitted earlier, picked up by its id",
+        )
+        .with_context(|| format!("journaling job {job_id} as shot {:?}", plan.name))
+    }
+
     /// Remembers finished jobs' timings for the scheduler's learner (see
     /// `learn`), keeping only the most recent `learn::CAPACITY`.
     pub fn save_learned(&self, records: &[Record]) -> Result<()> {
@@ -354,31 +385,7 @@ impl Journal {
                 .optional()?
                 .transpose()?;
             let Some(row) = existing else {
-                tx.execute(
-                    "INSERT INTO shots (name, position, output, fingerprint, request, warnings, currency,
-                        cost_micros, billed_seconds, state, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11, ?10, ?10)",
-                    params![
-                        plan.name,
-                        plan.position,
-                        plan.output,
-                        plan.fingerprint,
-                        redact(&plan.request.to_string()),
-                        serde_json::to_string(&plan.warnings)?,
-                        plan.currency,
-                        plan.cost_micros as i64,
-                        plan.billed_seconds,
-                        now,
-                        StateKind::Pending.as_str()
-                    ],
-                )?;
-                event(
-                    &tx,
-                    &plan.name,
-                    now,
-                    StateKind::Pending.as_str(),
-                    Some("added from the storyboard"),
-                )?;
+                insert(&tx, plan, None, now, "added from the storyboard")?;
                 continue;
             };
             let nothing_billed = match &row.state {
@@ -399,19 +406,10 @@ impl Journal {
                         warnings = ?6, currency = ?7, cost_micros = ?8, billed_seconds = ?9,
                         state = ?11, error = NULL, updated_at = ?10
                      WHERE name = ?1",
-                    params![
-                        plan.name,
-                        plan.position,
-                        plan.output,
-                        plan.fingerprint,
-                        redact(&plan.request.to_string()),
-                        serde_json::to_string(&plan.warnings)?,
-                        plan.currency,
-                        plan.cost_micros as i64,
-                        plan.billed_seconds,
-                        now,
-                        StateKind::Pending.as_str()
-                    ],
+                    rusqlite::params_from_iter(planned_values(plan)?.into_iter().chain([
+                        Sql::Integer(now),
+                        Sql::Text(StateKind::Pending.as_str().into()),
+                    ])),
                 )?;
                 if requeue {
                     event(
@@ -723,6 +721,50 @@ fn set_state(conn: &Connection, name: &str, state: &State, now: i64) -> Result<(
     event(conn, name, now, state.name(), c.detail.as_deref())
 }
 
+/// A plan's columns as `?1`–`?9` of the statements that write them (a new shot, a shot
+/// refreshed from the storyboard), in the table's order.
+fn planned_values(plan: &PlannedRow) -> Result<Vec<Sql>> {
+    Ok(vec![
+        Sql::Text(plan.name.clone()),
+        Sql::Integer(plan.position),
+        Sql::Text(plan.output.clone()),
+        Sql::Text(plan.fingerprint.clone()),
+        Sql::Text(redact(&plan.request.to_string())),
+        Sql::Text(serde_json::to_string(&plan.warnings)?),
+        Sql::Text(plan.currency.clone()),
+        Sql::Integer(plan.cost_micros as i64),
+        Sql::Integer(plan.billed_seconds.into()),
+    ])
+}
+
+/// A new shot from its plan, with the event that says why: `pending`, or `submitted` as
+/// `job_id` when the job exists already ([`Journal::adopt`]). A shot of that name already
+/// journaled is refused by the table's key.
+fn insert(
+    conn: &Connection,
+    plan: &PlannedRow,
+    job_id: Option<&str>,
+    now: i64,
+    why: &str,
+) -> Result<()> {
+    let state = match job_id {
+        Some(_) => StateKind::Submitted,
+        None => StateKind::Pending,
+    };
+    conn.execute(
+        "INSERT INTO shots (name, position, output, fingerprint, request, warnings, currency,
+            cost_micros, billed_seconds, state, job_id, created_at, submitted_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?12)",
+        rusqlite::params_from_iter(planned_values(plan)?.into_iter().chain([
+            Sql::Text(state.as_str().into()),
+            job_id.map_or(Sql::Null, |j| Sql::Text(j.into())),
+            Sql::Integer(now),
+            job_id.map_or(Sql::Null, |_| Sql::Integer(now)),
+        ])),
+    )?;
+    event(conn, &plan.name, now, state.as_str(), Some(why))
+}
+
 fn event(conn: &Connection, shot: &str, at: i64, state: &str, detail: Option<&str>) -> Result<()> {
     conn.execute(
         "INSERT INTO events (shot, at, state, detail) VALUES (?1, ?2, ?3, ?4)",
@@ -747,6 +789,28 @@ mod tests {
             cost_micros: 700_000,
             billed_seconds: 5,
         }
+    }
+
+    #[test]
+    fn an_adopted_job_starts_submitted_in_a_journal_that_leaves_no_file() {
+        let j = Journal::in_memory().unwrap();
+        j.adopt(&plan("job", "f"), "job_7").unwrap();
+        let row = j.shot("job").unwrap().unwrap();
+        assert_eq!(
+            row.state,
+            State::Submitted {
+                job_id: "job_7".into()
+            }
+        );
+        assert!(row.timings.submitted_at.is_some());
+        // Adopted once: a second adoption would overwrite what the first run did.
+        assert!(j.adopt(&plan("job", "f"), "job_8").is_err());
+        // From here it moves as any shot does.
+        let done = State::Completed {
+            job_id: "job_7".into(),
+            urls: vec!["https://cdn.example/a.mp4".into()],
+        };
+        j.transition("job", StateKind::Submitted, &done).unwrap();
     }
 
     #[test]

@@ -3,12 +3,16 @@
 //!
 //! Each shot is driven from its journaled state, so a fresh run and a resumed one are the
 //! same code: `pending` is submitted, `submitted` is polled, `completed` is downloaded.
+//!
+//! `host-demo generate` and `resume` drive their one job here too, as a one-shot plan
+//! ([`Runner::run_one`], from [`super::one_shot`]): one driver and one set of rules for a
+//! job's life, whichever command started it.
 
 mod step;
 
 use super::journal::{FileRecord, Journal, State, StateKind};
 use super::plan::{Plan, PlannedShot};
-use super::progress::{BudgetView, Progress};
+use super::progress::{BudgetView, Observer};
 use super::registry::Registry;
 use crate::advice::describe;
 use crate::api::{ClientConfig, Error as ApiError, JobState};
@@ -18,12 +22,12 @@ use crate::pipeline::scheduler::learn::JobClass;
 use crate::pipeline::session::Session;
 use crate::redact::contains_secret;
 use crate::sandbox::plugin::Plugin;
-use crate::untrusted::check_job_id;
+use crate::untrusted::{check_job_id, job_file_stem};
 use anyhow::{Context, Result};
 use futures::StreamExt;
 use std::path::PathBuf;
 use std::time::Duration;
-use step::{Action, Decision, Outcome, action, decide};
+use step::{Action, Decision, Outcome, action, after_poll_error, decide};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -56,6 +60,52 @@ pub struct RunnerOptions {
     pub out_dir: PathBuf,
 }
 
+/// How a shot's output files are named.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OutputNames {
+    /// `<output>`, or `<output>-<n>` (from 1) when a job has several: a storyboard's names.
+    #[default]
+    Shot,
+    /// `<job id>-<i>` (from 0) whatever their number: what `generate` and `resume` have
+    /// always written, so a job's files are found by its id.
+    Job,
+}
+
+/// What ended a shot's run, as the component or the provider said it: the journal keeps a
+/// sentence, a caller that words its own lines (`generate`) needs the facts.
+#[derive(Debug, Clone)]
+pub enum Cause {
+    /// The component answered a submit or a poll with this error (refused, lost, unknown).
+    Error(ApiError),
+    /// The plugin returned a job id the host will not use; a job may exist.
+    UnusableJobId(String),
+    /// The provider's job failed with this code and message.
+    JobFailed {
+        /// The provider's code.
+        code: String,
+        /// The provider's message.
+        message: String,
+    },
+    /// The job ended without outputs as this status (cancelled, expired).
+    JobEnded(String),
+    /// The run's deadline passed while the job went on at the provider.
+    Deadline,
+    /// The plugin died (a trap, a time-out) as often as a shot allows.
+    PluginFailed(String),
+    /// Downloading failed as often as a shot allows; the last error.
+    Download(String),
+}
+
+/// How [`Runner::run_one`] left its shot.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    /// The shot's last journaled state.
+    pub state: State,
+    /// What ended it, when it did not end downloaded and the runner knows more than the
+    /// journaled failure's sentence.
+    pub cause: Option<Cause>,
+}
+
 /// Drops the budget grant a call was prepaid and did not use (it sent nothing), noting it:
 /// the budget keeps counting it, which errs on the safe side.
 fn forfeit_unused(plugin: &Plugin, shot: &str) {
@@ -85,11 +135,18 @@ enum Flow {
     Stop,
 }
 
+/// The shot a download is for, and what names its files.
+struct Fetch<'s> {
+    name: &'s str,
+    output: &'s str,
+    job_id: &'s str,
+}
+
 /// Runs a plan's shots.
 pub struct Runner<'a> {
     session: &'a Session,
     journal: &'a Journal,
-    progress: &'a Progress,
+    progress: &'a dyn Observer,
     config: ClientConfig,
     options: RunnerOptions,
     http: reqwest::Client,
@@ -97,6 +154,8 @@ pub struct Runner<'a> {
     /// The per-user registry of submits, this journal's canonical path in it, and whether
     /// a request another journal sent may be paid for again (`--pay-again`).
     registry: Option<(&'a Registry, PathBuf, bool)>,
+    /// How output files are named.
+    names: OutputNames,
 }
 
 impl<'a> Runner<'a> {
@@ -104,7 +163,7 @@ impl<'a> Runner<'a> {
     pub fn new(
         session: &'a Session,
         journal: &'a Journal,
-        progress: &'a Progress,
+        progress: &'a dyn Observer,
         options: RunnerOptions,
         stop: watch::Receiver<bool>,
     ) -> Result<Runner<'a>> {
@@ -128,7 +187,14 @@ impl<'a> Runner<'a> {
             http,
             stop,
             registry: None,
+            names: OutputNames::Shot,
         })
+    }
+
+    /// Name output files as `names` says (a storyboard's by default).
+    pub fn with_output_names(mut self, names: OutputNames) -> Runner<'a> {
+        self.names = names;
+        self
     }
 
     /// Record every submit in `registry` (under `journal`, this journal's canonical path)
@@ -149,13 +215,7 @@ impl<'a> Runner<'a> {
     /// Returns the errors that stopped shots outside the journal's states (a journal that
     /// cannot be written, a plugin that cannot be created).
     pub async fn run(&self, plan: &Plan) -> Vec<(String, anyhow::Error)> {
-        // Start from what earlier runs of this journal learned about the provider's jobs.
-        match self.journal.learned() {
-            Ok(records) => self.session.scheduler.learn_from(records),
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "could not read what earlier runs learned")
-            }
-        }
+        self.learn();
         let mut order: Vec<(u8, &PlannedShot)> = Vec::new();
         for shot in &plan.shots {
             let state = self
@@ -177,7 +237,7 @@ impl<'a> Runner<'a> {
             .map(|(_, shot)| async move {
                 let name = shot.shot.name.clone();
                 match self.drive(shot).await {
-                    Ok(()) => None,
+                    Ok(_) => None,
                     Err(e) => {
                         self.progress.finish(&name, false, &format!("error: {e:#}"));
                         Some((name, e))
@@ -191,6 +251,40 @@ impl<'a> Runner<'a> {
         tokio::select! {
             errors = shots => errors,
             never = self.show_budget(plan) => match never {},
+        }
+    }
+
+    /// Drive one shot, already in the journal, to wherever it ends this run: a one-shot plan
+    /// (`generate`, `resume`), by the same steps and rules as a storyboard's shots. Returns
+    /// its last state and what ended it; an error is one outside the journal's states (a
+    /// journal that cannot be written, a plugin that cannot be created).
+    pub async fn run_one(&self, planned: &PlannedShot) -> Result<Ended> {
+        self.learn();
+        let name = &planned.shot.name;
+        let cause = match self.drive(planned).await {
+            Ok(cause) => cause,
+            Err(e) => {
+                self.progress.finish(name, false, &format!("error: {e:#}"));
+                return Err(e);
+            }
+        };
+        let row = self
+            .journal
+            .shot(name)?
+            .with_context(|| format!("shot {name:?} is missing from the journal"))?;
+        Ok(Ended {
+            state: row.state,
+            cause,
+        })
+    }
+
+    /// Start from what earlier runs of this journal learned about the provider's jobs.
+    fn learn(&self) {
+        match self.journal.learned() {
+            Ok(records) => self.session.scheduler.learn_from(records),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "could not read what earlier runs learned")
+            }
         }
     }
 
@@ -262,11 +356,13 @@ impl<'a> Runner<'a> {
         Ok(slot.as_mut().expect("just set"))
     }
 
-    /// Take a shot from wherever the journal has it to wherever it ends.
-    async fn drive(&self, planned: &PlannedShot) -> Result<()> {
+    /// Take a shot from wherever the journal has it to wherever it ends; returns what ended
+    /// it, when this run ended it otherwise than downloaded.
+    async fn drive(&self, planned: &PlannedShot) -> Result<Option<Cause>> {
         let name = &planned.shot.name;
         // This shot's own instance: a trap in one shot's plugin cannot touch another's.
         let mut plugin: Option<Plugin> = None;
+        let mut cause = None;
         loop {
             let row = self
                 .journal
@@ -275,21 +371,25 @@ impl<'a> Runner<'a> {
             let flow = match action(&row.state) {
                 Action::Submit => {
                     if self.stopping() {
-                        return Ok(());
+                        return Ok(cause);
                     }
-                    self.submit(planned, &mut plugin).await?
+                    self.submit(planned, &mut plugin, &mut cause).await?
                 }
                 Action::Wait { job_id } => {
                     self.session.scheduler.classify(&job_id, class_of(planned));
-                    self.wait(name, &job_id, &mut plugin).await?
+                    self.wait(name, &job_id, &mut plugin, &mut cause).await?
                 }
                 Action::Download { job_id, urls } => {
-                    self.fetch(name, &row.plan.output, &job_id, urls, &mut plugin)
-                        .await?
+                    let fetch = Fetch {
+                        name,
+                        output: &row.plan.output,
+                        job_id: &job_id,
+                    };
+                    self.fetch(fetch, urls, &mut plugin, &mut cause).await?
                 }
                 Action::End { ok, message } => {
                     self.progress.finish(name, ok, &message);
-                    return Ok(());
+                    return Ok(cause);
                 }
                 Action::Halt => {
                     // Reconciliation turns these `unknown` before a run starts; finding one
@@ -300,13 +400,18 @@ impl<'a> Runner<'a> {
             if let Flow::Stop = flow {
                 self.progress
                     .state(name, "stopped", "(run again to resume)");
-                return Ok(());
+                return Ok(cause);
             }
         }
     }
 
     /// `pending` → `submitting` (committed) → one submit → `submitted` / `failed` / `unknown`.
-    async fn submit(&self, planned: &PlannedShot, slot: &mut Option<Plugin>) -> Result<Flow> {
+    async fn submit(
+        &self,
+        planned: &PlannedShot,
+        slot: &mut Option<Plugin>,
+        cause: &mut Option<Cause>,
+    ) -> Result<Flow> {
         let name = &planned.shot.name;
         // The instance first: failing to make one must not leave the shot `submitting`.
         let plugin = self.plugin(slot).await?;
@@ -359,22 +464,28 @@ impl<'a> Runner<'a> {
             // The id is the plugin's: one that could not be polled (or that names a path, or
             // carries escape sequences or the key) is not journaled; a job may exist.
             Ok(Ok(job_id)) if check_job_id(&job_id).is_err() || contains_secret(&job_id) => {
-                Outcome::UnusableJobId {
-                    problem: check_job_id(&job_id)
-                        .err()
-                        .unwrap_or_else(|| "it contains a secret".into()),
-                }
+                let problem = check_job_id(&job_id)
+                    .err()
+                    .unwrap_or_else(|| "it contains a secret".into());
+                *cause = Some(Cause::UnusableJobId(problem.clone()));
+                Outcome::UnusableJobId { problem }
             }
             Ok(Ok(job_id)) => Outcome::Created { job_id },
-            Ok(Err(ApiError::PermanentSubmitOutcomeUnknown(u))) => {
-                Outcome::AnswerLost { message: u.message }
+            Ok(Err(e)) => {
+                *cause = Some(Cause::Error(e.clone()));
+                match e {
+                    ApiError::PermanentSubmitOutcomeUnknown(u) => {
+                        Outcome::AnswerLost { message: u.message }
+                    }
+                    e => Outcome::Refused {
+                        code: error_code(&e),
+                        message: describe(&e),
+                    },
+                }
             }
-            Ok(Err(e)) => Outcome::Refused {
-                code: error_code(&e),
-                message: describe(&e),
-            },
             Err(failure) => {
                 *slot = None;
+                *cause = Some(Cause::PluginFailed(failure.to_string()));
                 Outcome::PluginDied {
                     sent,
                     failure: failure.to_string(),
@@ -402,6 +513,7 @@ impl<'a> Runner<'a> {
         }
         // Only a journaled job is watched: `wait`, which comes next, lets it go again.
         if let State::Submitted { job_id } = &next {
+            self.progress.submitted(name, job_id);
             self.session
                 .scheduler
                 .submitted_as(job_id, class_of(planned), sent_at, received);
@@ -422,7 +534,13 @@ impl<'a> Runner<'a> {
     /// Poll `submitted` until the job ends (→ `completed` / `failed`) or this run's deadline,
     /// when the session's scheduler says: a probe of its progress, then a poll just after
     /// the predicted end.
-    async fn wait(&self, name: &str, job_id: &str, slot: &mut Option<Plugin>) -> Result<Flow> {
+    async fn wait(
+        &self,
+        name: &str,
+        job_id: &str,
+        slot: &mut Option<Plugin>,
+        cause: &mut Option<Cause>,
+    ) -> Result<Flow> {
         let scheduler = &self.session.scheduler;
         // However this returns, the scheduler stops holding budget for the job.
         let _watch = Watching { scheduler, job_id };
@@ -444,10 +562,12 @@ impl<'a> Runner<'a> {
                 _ = self.stopped() => return Ok(Flow::Stop),
             }
             // A poll is a read: on Ctrl-C it is abandoned (with its instance) rather than
-            // waited for.
+            // waited for. Its retries and its requests' timeouts end by the deadline, so a
+            // silent server costs the run its deadline and no more.
+            let config = self.until(deadline);
             let sent = Instant::now();
             let polled = tokio::select! {
-                polled = plugin.poll(&self.config, job_id) => Some(polled),
+                polled = plugin.poll(&config, job_id) => Some(polled),
                 _ = self.stopped() => None,
             };
             forfeit_unused(plugin, name);
@@ -475,14 +595,23 @@ impl<'a> Runner<'a> {
                             Outcome::Working
                         }
                         JobState::Completed(urls) => Outcome::Completed { urls },
-                        JobState::Failed(f) => Outcome::JobEnded {
-                            code: f.code,
-                            message: f.message,
-                        },
-                        JobState::Cancelled | JobState::Expired => Outcome::JobEnded {
-                            message: format!("the job ended as {}", status.raw_status),
-                            code: status.raw_status,
-                        },
+                        JobState::Failed(f) => {
+                            *cause = Some(Cause::JobFailed {
+                                code: f.code.clone(),
+                                message: f.message.clone(),
+                            });
+                            Outcome::JobEnded {
+                                code: f.code,
+                                message: f.message,
+                            }
+                        }
+                        JobState::Cancelled | JobState::Expired => {
+                            *cause = Some(Cause::JobEnded(status.raw_status.clone()));
+                            Outcome::JobEnded {
+                                message: format!("the job ended as {}", status.raw_status),
+                                code: status.raw_status,
+                            }
+                        }
                     };
                     if let Some(state) = self.apply(name, &here, outcome)? {
                         self.progress.state(name, state.name(), "");
@@ -490,23 +619,8 @@ impl<'a> Runner<'a> {
                     }
                 }
                 Ok(Err(e)) => {
-                    let ended = match &e {
-                        ApiError::NotFound(_) => Some(Outcome::JobEnded {
-                            code: "not_found".into(),
-                            message: describe(&e),
-                        }),
-                        ApiError::JobFailed(f) => Some(Outcome::JobEnded {
-                            code: f.failure.code.clone(),
-                            message: f.failure.message.clone(),
-                        }),
-                        ApiError::PermanentUnauthorized(_)
-                        | ApiError::PermanentInvalidRequest(_) => Some(Outcome::GaveUp {
-                            code: error_code(&e),
-                            message: describe(&e),
-                        }),
-                        _ => None,
-                    };
-                    if let Some(outcome) = ended {
+                    if let Some(outcome) = after_poll_error(&e) {
+                        *cause = Some(Cause::Error(e));
                         self.apply(name, &here, outcome)?;
                         return Ok(Flow::Next);
                     }
@@ -530,6 +644,7 @@ impl<'a> Runner<'a> {
                     plugin_failures += 1;
                     tracing::warn!(shot = %name, error = %failure, "plugin failed while polling; starting a new one");
                     if plugin_failures >= MAX_PLUGIN_FAILURES {
+                        *cause = Some(Cause::PluginFailed(failure.to_string()));
                         let outcome = Outcome::GaveUp {
                             code: "plugin-failure".into(),
                             message: format!("the plugin kept failing while polling: {failure}"),
@@ -544,6 +659,7 @@ impl<'a> Runner<'a> {
                 scheduler.not_before(job_id, received + interval);
             }
             if Instant::now() >= deadline {
+                *cause = Some(Cause::Deadline);
                 let outcome = Outcome::GaveUp {
                     code: "timeout".into(),
                     message: format!(
@@ -561,11 +677,14 @@ impl<'a> Runner<'a> {
     /// for fresh URLs (they are signed and expire) and retries.
     async fn fetch(
         &self,
-        name: &str,
-        output: &str,
-        job_id: &str,
+        Fetch {
+            name,
+            output,
+            job_id,
+        }: Fetch<'_>,
         mut urls: Vec<String>,
         slot: &mut Option<Plugin>,
+        cause: &mut Option<Cause>,
     ) -> Result<Flow> {
         let mut attempt = 0;
         let mut here = State::Completed {
@@ -578,7 +697,7 @@ impl<'a> Runner<'a> {
             }
             attempt += 1;
             self.progress.state(name, "downloading", "");
-            let error = match self.download_all(output, &urls).await {
+            let error = match self.download_all(output, job_id, &urls).await {
                 Ok(files) => {
                     self.apply(name, &here, Outcome::Downloaded { files })?;
                     return Ok(Flow::Next);
@@ -587,6 +706,7 @@ impl<'a> Runner<'a> {
             };
             tracing::warn!(shot = %name, attempt, error = %crate::untrusted::shown(&format!("{error:#}")), "download failed");
             if attempt >= MAX_DOWNLOAD_ATTEMPTS {
+                *cause = Some(Cause::Download(format!("{error:#}")));
                 let outcome = Outcome::GaveUp {
                     code: "download".into(),
                     message: format!(
@@ -612,6 +732,7 @@ impl<'a> Runner<'a> {
                         }
                     }
                     JobState::Expired | JobState::Cancelled => {
+                        *cause = Some(Cause::JobEnded(status.raw_status.clone()));
                         let outcome = Outcome::JobEnded {
                             message: format!(
                                 "the job's outputs are gone: it is now {}",
@@ -653,10 +774,33 @@ impl<'a> Runner<'a> {
         }
     }
 
-    async fn download_all(&self, output: &str, urls: &[String]) -> Result<Vec<FileRecord>> {
+    /// The session's client settings for a poll that must end by `deadline`: the
+    /// component's own retries and its requests' timeouts included.
+    fn until(&self, deadline: Instant) -> ClientConfig {
+        let mut config = self.config.clone();
+        if let Some(poll) = config.poll.as_mut() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let left = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
+            poll.deadline_ms = poll.deadline_ms.min(left);
+        }
+        config
+    }
+
+    async fn download_all(
+        &self,
+        output: &str,
+        job_id: &str,
+        urls: &[String],
+    ) -> Result<Vec<FileRecord>> {
         let mut files = Vec::new();
         for (i, url) in urls.iter().enumerate() {
-            let stem = output_stem(output, i, urls.len());
+            let stem = match self.names {
+                OutputNames::Shot => output_stem(output, i, urls.len()),
+                // Checked when journaled; checked again here, where it names files.
+                OutputNames::Job => {
+                    format!("{}-{i}", job_file_stem(job_id).map_err(anyhow::Error::msg)?)
+                }
+            };
             let file = download(
                 &self.http,
                 &self.session.downloads,
@@ -677,7 +821,7 @@ impl<'a> Runner<'a> {
 }
 
 /// The error's case name, in the contract's spelling.
-fn error_code(error: &ApiError) -> String {
+pub(crate) fn error_code(error: &ApiError) -> String {
     match error {
         ApiError::PermanentInvalidRequest(_) => "permanent-invalid-request".into(),
         ApiError::PermanentUnauthorized(e) => {

@@ -3,6 +3,8 @@
 //! ([`super::Runner`]) does the waiting, the calls and the journaling; every rule about a
 //! job's life is here, tested on every (state, outcome) pair.
 
+use crate::advice::{describe, is_transient};
+use crate::api::Error as ApiError;
 use crate::pipeline::journal::state::{self, Mover};
 use crate::pipeline::journal::{Failure, FileRecord, Stage, State};
 
@@ -240,6 +242,29 @@ pub(crate) fn decide(state: &State, outcome: Outcome) -> Decision {
     Decision::To(decision)
 }
 
+/// What a poll's error means for the wait: `None` to poll again (the job goes on at the
+/// provider whatever one poll met: a hung, refused, garbled or rate-limited answer), else the
+/// outcome that ends this run's wait. The job is gone when the provider says so; an error
+/// retrying cannot mend ([`is_transient`]: a refused key, a request the sandbox denies, TLS)
+/// gives up at once rather than spend the deadline on it, and the next run resumes the job.
+pub(crate) fn after_poll_error(error: &ApiError) -> Option<Outcome> {
+    match error {
+        ApiError::NotFound(_) => Some(Outcome::JobEnded {
+            code: "not_found".into(),
+            message: describe(error),
+        }),
+        ApiError::JobFailed(f) => Some(Outcome::JobEnded {
+            code: f.failure.code.clone(),
+            message: f.failure.message.clone(),
+        }),
+        e if is_transient(e) => None,
+        e => Some(Outcome::GaveUp {
+            code: super::error_code(e),
+            message: describe(e),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,6 +447,40 @@ mod tests {
                     assert!(matches!(action, Action::End { ok: false, .. }))
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_poll_error_ends_the_wait_only_when_polling_again_cannot_help() {
+        use crate::api::{ApiError as Answer, RateLimit};
+        let refused = |status| Answer {
+            status,
+            code: Some("invalid_api_key".into()),
+            message: "no".into(),
+        };
+        // The job goes on whatever one poll met: polled again.
+        for again in [
+            ApiError::RateLimited(RateLimit {
+                retry_after_ms: Some(1_000),
+                message: "slow down".into(),
+            }),
+            ApiError::ServerError(refused(502)),
+            ApiError::MalformedResponse(refused(200)),
+        ] {
+            assert!(after_poll_error(&again).is_none(), "{again:?}");
+        }
+        // The provider forgot the job: it is gone.
+        let gone = after_poll_error(&ApiError::NotFound("job_1".into()));
+        assert!(matches!(gone, Some(Outcome::JobEnded { code, .. }) if code == "not_found"));
+        // Polling again cannot mend these: this run gives up, the next resumes the job.
+        for stuck in [
+            ApiError::PermanentUnauthorized(refused(401)),
+            ApiError::ExecutionFailed,
+        ] {
+            assert!(
+                matches!(after_poll_error(&stuck), Some(Outcome::GaveUp { .. })),
+                "{stuck:?}"
+            );
         }
     }
 

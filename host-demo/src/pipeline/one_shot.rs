@@ -1,0 +1,113 @@
+//! One job as a one-shot plan: what `host-demo generate` and `host-demo resume` run. The
+//! shot goes through the same [`Runner`] as a storyboard's — the same decisions
+//! ([`runner`](super::runner)'s `step.rs`), the same scheduler, the same retries — journaled
+//! in memory ([`Journal::in_memory`]): these commands leave no journal file, their job id
+//! is what resumes them.
+//!
+//! The caller checks and prices the request first (and shows what it likes); this submits,
+//! waits and downloads, and hands back how the shot ended ([`Ended`]) for the caller to word.
+
+use super::journal::Journal;
+use super::plan::PlannedShot;
+use super::progress::Observer;
+use super::runner::{Ended, OutputNames, Runner, RunnerOptions};
+use super::storyboard::Shot;
+use crate::api::{CostEstimate, VideoRequest};
+use crate::pipeline::session::Session;
+use crate::untrusted::check_job_id;
+use anyhow::Result;
+use std::path::Path;
+use tokio::sync::watch;
+
+/// The one shot's name: what the observer is told about. Its files are named by the job
+/// ([`OutputNames::Job`]), never by this.
+pub const SHOT: &str = "job";
+
+/// Submit `request` (validated, as `validate` returned it) priced at `cost`, wait for its
+/// job until the session's deadline and download its outputs into `out_dir` as
+/// `<job id>-<i>`. `observer` is told the job id as soon as it is journaled.
+pub async fn generate(
+    session: &Session,
+    request: VideoRequest,
+    cost: CostEstimate,
+    out_dir: &Path,
+    observer: &dyn Observer,
+) -> Result<Ended> {
+    let planned = planned(request, cost);
+    let journal = Journal::in_memory()?;
+    journal.reconcile(&[planned.journal_row(0)])?;
+    run(session, &journal, &planned, out_dir, observer).await
+}
+
+/// Pick up `job_id`, submitted earlier: wait for it until the session's deadline and download
+/// its outputs into `out_dir` as `<job id>-<i>`. Nothing is submitted.
+pub async fn resume(
+    session: &Session,
+    job_id: &str,
+    out_dir: &Path,
+    observer: &dyn Observer,
+) -> Result<Ended> {
+    // It names files and is sent: the caller checked it, and so does this, before either.
+    check_job_id(job_id).map_err(anyhow::Error::msg)?;
+    // The request and its price are the earlier run's, unknown here: the journal row
+    // records an empty request priced at nothing, which only this process ever reads.
+    let unknown = CostEstimate {
+        currency: "USD".into(),
+        billed_seconds: 0,
+        micros_per_second: 0,
+        total_micros: 0,
+    };
+    let request = VideoRequest {
+        model: None,
+        prompt: String::new(),
+        mode: None,
+        images: vec![],
+        aspect_ratio: None,
+        resolution: None,
+        duration_seconds: None,
+        seed: None,
+        watermark: None,
+    };
+    let planned = planned(request, unknown);
+    let journal = Journal::in_memory()?;
+    journal.adopt(&planned.journal_row(0), job_id)?;
+    run(session, &journal, &planned, out_dir, observer).await
+}
+
+/// The one-shot plan's shot.
+fn planned(request: VideoRequest, cost: CostEstimate) -> PlannedShot {
+    PlannedShot {
+        shot: Shot {
+            name: SHOT.into(),
+            output: SHOT.into(),
+            request: request.clone(),
+            // Recorded only in the in-memory journal, which nothing else reads.
+            images: vec![],
+        },
+        request,
+        warnings: vec![],
+        cost,
+    }
+}
+
+/// Drive the journaled shot through the runner, alone.
+async fn run(
+    session: &Session,
+    journal: &Journal,
+    planned: &PlannedShot,
+    out_dir: &Path,
+    observer: &dyn Observer,
+) -> Result<Ended> {
+    let options = RunnerOptions {
+        concurrency: 1,
+        poll_interval: None,
+        deadline: super::wait_deadline(session),
+        out_dir: out_dir.to_path_buf(),
+    };
+    // Nobody tells a one-shot plan to stop: Ctrl-C ends the process, and the job id it
+    // printed resumes the job.
+    let (_, stop) = watch::channel(false);
+    let runner =
+        Runner::new(session, journal, observer, options, stop)?.with_output_names(OutputNames::Job);
+    runner.run_one(planned).await
+}
