@@ -2,9 +2,9 @@
 //! component's `validate` and `estimate-cost`, every problem collected.
 
 use super::journal::PlannedRow;
-use super::storyboard::{Problem, Shot, Storyboard};
+use super::storyboard::{Problem, Shot, Storyboard, mode_name};
 use crate::advice::{describe, money};
-use crate::api::{CostEstimate, Error as ApiError, Mode, VideoRequest};
+use crate::api::{CostEstimate, Error as ApiError, VideoRequest};
 use crate::pipeline::session::Session;
 use anyhow::Result;
 use serde_json::{Value, json};
@@ -81,15 +81,6 @@ impl Plan {
             .enumerate()
             .map(|(i, s)| s.journal_row(i))
             .collect()
-    }
-}
-
-fn mode_name(mode: Option<Mode>) -> &'static str {
-    match mode {
-        None | Some(Mode::Auto) => "auto",
-        Some(Mode::T2v) => "t2v",
-        Some(Mode::I2v) => "i2v",
-        Some(Mode::R2v) => "r2v",
     }
 }
 

@@ -566,15 +566,7 @@ impl ShotReader<'_> {
             }
         };
         let mode = field("mode").and_then(|v| {
-            let mode = v
-                .as_str()
-                .and_then(|s| match s.to_ascii_lowercase().as_str() {
-                    "auto" => Some(Mode::Auto),
-                    "t2v" => Some(Mode::T2v),
-                    "i2v" => Some(Mode::I2v),
-                    "r2v" => Some(Mode::R2v),
-                    _ => None,
-                });
+            let mode = v.as_str().and_then(|s| parse_mode(&s.to_ascii_lowercase()));
             if mode.is_none() {
                 self.push(&who, "mode", "must be one of auto, t2v, i2v, r2v");
             }
@@ -709,6 +701,31 @@ impl ShotReader<'_> {
         }
         (urls, sources)
     }
+}
+
+/// The modes' names in storyboards, journals and reports: one table, read both ways.
+const MODE_NAMES: [(Mode, &str); 4] = [
+    (Mode::Auto, "auto"),
+    (Mode::T2v, "t2v"),
+    (Mode::I2v, "i2v"),
+    (Mode::R2v, "r2v"),
+];
+
+/// A mode's name; no mode is `auto`, as the provider reads it.
+pub(crate) fn mode_name(mode: Option<Mode>) -> &'static str {
+    let mode = mode.unwrap_or(Mode::Auto);
+    MODE_NAMES
+        .iter()
+        .find(|(m, _)| *m == mode)
+        .map_or("auto", |(_, name)| name)
+}
+
+/// The mode a (lower-case) name means, if any.
+pub(crate) fn parse_mode(name: &str) -> Option<Mode> {
+    MODE_NAMES
+        .iter()
+        .find(|(_, n)| *n == name)
+        .map(|(mode, _)| *mode)
 }
 
 #[cfg(test)]
