@@ -11,7 +11,7 @@
 //! both), as the other host tests do.
 
 use crate::hosts::{
-    Server, announce, build_obelisk_workflow, examples, find_tool, free_port, missing_host, run,
+    Server, announce, examples, find_tool, free_port, missing_host, obelisk_deployment, run,
     wait_for_http,
 };
 use happyhorse_emulator::{Emulator, EmulatorConfig, Fault, JobModel, RenderFarm, Route};
@@ -130,21 +130,7 @@ async fn cluster(test: &str) -> Option<Cluster> {
         return None;
     };
     let postgres = Postgres::start(test).await?;
-    let workflow = build_obelisk_workflow().await;
-    let site = tempfile::tempdir().expect("a cluster directory");
-    let wasm = site.path().join("wasm");
-    std::fs::create_dir(&wasm).expect("wasm/");
-    std::fs::copy(
-        video_gen_artifacts::HAPPYHORSE_PATH,
-        wasm.join("happyhorse_component.wasm"),
-    )
-    .expect("the component");
-    std::fs::copy(workflow, wasm.join("happyhorse_workflow.wasm")).expect("the workflow");
-    std::fs::copy(
-        examples().join("obelisk/deployment.toml"),
-        site.path().join("deployment.toml"),
-    )
-    .expect("the deployment");
+    let site = obelisk_deployment().await;
     let mut apis = [String::new(), String::new()];
     for (index, (api, shipped_port)) in apis.iter_mut().zip([5005, 5006]).enumerate() {
         let name = format!("node-{}.toml", index + 1);

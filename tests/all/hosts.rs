@@ -833,20 +833,9 @@ pub(crate) async fn build_obelisk_workflow() -> PathBuf {
     target.join("wasm32-unknown-unknown/release/happyhorse_workflow.wasm")
 }
 
-/// The example deployment in a fresh directory: `deployment.toml` as shipped, `wasm/` with the
-/// built component and the workflow (built here), and a `server.toml` on a free port with its
-/// state inside the directory.
-struct ObeliskSite {
-    obelisk: PathBuf,
-    dir: tempfile::TempDir,
-    api: String,
-}
-
-async fn obelisk_site(test: &str) -> Option<ObeliskSite> {
-    let Some(obelisk) = find_tool("OBELISK_BIN", "obelisk") else {
-        missing_host(test, "no obelisk (OBELISK_BIN or `obelisk` on PATH)");
-        return None;
-    };
+/// A fresh directory laid out as the example deployment expects: `deployment.toml` as shipped
+/// and `wasm/` with the built component and workflow (the workflow built here).
+pub(crate) async fn obelisk_deployment() -> tempfile::TempDir {
     let workflow = build_obelisk_workflow().await;
     let dir = tempfile::tempdir().expect("a deployment directory");
     let wasm = dir.path().join("wasm");
@@ -862,6 +851,24 @@ async fn obelisk_site(test: &str) -> Option<ObeliskSite> {
         dir.path().join("deployment.toml"),
     )
     .expect("the deployment");
+    dir
+}
+
+/// The example deployment in a fresh directory: `deployment.toml` as shipped, `wasm/` with the
+/// built component and the workflow (built here), and a `server.toml` on a free port with its
+/// state inside the directory.
+struct ObeliskSite {
+    obelisk: PathBuf,
+    dir: tempfile::TempDir,
+    api: String,
+}
+
+async fn obelisk_site(test: &str) -> Option<ObeliskSite> {
+    let Some(obelisk) = find_tool("OBELISK_BIN", "obelisk") else {
+        missing_host(test, "no obelisk (OBELISK_BIN or `obelisk` on PATH)");
+        return None;
+    };
+    let dir = obelisk_deployment().await;
     let port = free_port();
     std::fs::write(
         dir.path().join("server.toml"),
