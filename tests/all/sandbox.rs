@@ -698,3 +698,30 @@ async fn memory_attack_child() -> Test {
     println!("HOST-MEMORY {report}");
     Ok(())
 }
+
+/// A plugin instance is meant to be reused (the runner keeps one per shot, the benchmark one
+/// for thousands of calls): what each call makes the host hold must be given back when the
+/// call ends, or a long-lived plugin runs into its own `max-host-resources` limit and dies
+/// mid-run. 400 submit + poll pairs would need ~5× the table's 256 entries if any request,
+/// response, stream or pollable of a call outlived it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_gives_back_every_host_object_when_a_call_ends() -> Test {
+    let api = emulator(EmulatorConfig {
+        rate_limit_per_minute: 0,
+        ..fast()
+    })
+    .await;
+    let mut plugin = plugin(&api).await;
+    let config = config(&api, 5_000);
+    for call in 0..400 {
+        let job = plugin
+            .submit(&config, &t2v("A horse."))
+            .await
+            .map_err(|e| format!("submit {call}: {e:?}"))??;
+        plugin
+            .poll(&config, &job)
+            .await
+            .map_err(|e| format!("poll {call}: {e:?}"))??;
+    }
+    Ok(())
+}

@@ -71,7 +71,7 @@ impl Runtime {
         let component = load_component(&engine, wasm, options.cache_dir.as_deref())?;
         let mut linker = Linker::<PluginState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        super::http_linker::add_to_linker(&mut linker)?;
         let pre = HappyhorsePre::new(linker.instantiate_pre(&component)?)?;
         let connections = options
             .keep_alive_idle
