@@ -307,9 +307,12 @@ pub async fn run(args: Args) -> Result<()> {
             if met { "MET" } else { "no" }
         );
         println!(
-            "    {} jobs detected in the window; busiest 60 s window at the server: {} requests",
+            "    {} jobs detected in the window; busiest 60 s window at the server: {} requests; \
+             polls per job that found it unfinished: {:.2} queued, {:.2} rendering",
             outcome.lag_s.len(),
-            outcome.busiest_window
+            outcome.busiest_window,
+            outcome.early_polls.0,
+            outcome.early_polls.1
         );
         for (run, early) in [("run", outcome.counts), ("second run", outcome.second)] {
             if let Some(e) = early {
@@ -341,6 +344,8 @@ struct Outcome {
     count_429: usize,
     /// The most API requests any one rate window held, by arrival at the server.
     busiest_window: usize,
+    /// Polls per counted job that found it unfinished: before its render began, during it.
+    early_polls: (f64, f64),
     /// A pipeline's scheduler counts early in its (first) run.
     counts: Option<Early>,
     /// The same for a second run resuming the first's journal.
@@ -360,6 +365,27 @@ impl Outcome {
             }
         }
         let log = emulator.requests();
+        let (mut queued, mut rendering, mut counted) = (0usize, 0usize, 0usize);
+        let timings = emulator.job_timings();
+        let mut polls: std::collections::HashMap<&str, Vec<Duration>> = Default::default();
+        for r in &log {
+            if let Some(id) = r.path.strip_prefix("/v1/jobs/") {
+                polls.entry(id).or_default().push(r.at);
+            }
+        }
+        for job in &timings {
+            if job.first_seen_ended_at.is_some_and(inside) {
+                counted += 1;
+                for &at in polls.get(job.id.as_str()).into_iter().flatten() {
+                    if at < job.started_at {
+                        queued += 1;
+                    } else if at < job.ended_at {
+                        rendering += 1;
+                    }
+                }
+            }
+        }
+        let per_job = |n: usize| n as f64 / counted.max(1) as f64;
         let arrivals: Vec<Duration> = log
             .iter()
             .filter(|r| r.path.starts_with("/v1/"))
@@ -377,6 +403,7 @@ impl Outcome {
             lag_s,
             count_429: emulator.count_429(),
             busiest_window: busiest_window(&arrivals, window),
+            early_polls: (per_job(queued), per_job(rendering)),
             counts: None,
             second: None,
         }

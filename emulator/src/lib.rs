@@ -120,6 +120,8 @@ pub struct JobTiming {
     pub id: String,
     /// When the submit created it.
     pub created_at: Duration,
+    /// When it left the queue and began to render.
+    pub started_at: Duration,
     /// When it completed (or failed).
     pub ended_at: Duration,
     /// When a poll first answered with it ended; `None` if none has yet.
@@ -271,6 +273,7 @@ impl Emulator {
                     .first_seen_ended
                     .map(|t| t.saturating_duration_since(self.shared.started)),
                 created_at: job.created.saturating_duration_since(self.shared.started),
+                started_at: job.created.saturating_duration_since(self.shared.started) + job.queued,
                 id: job.id,
             })
             .collect()
