@@ -33,11 +33,9 @@ use host_demo::Runtime;
 use host_demo::SandboxPolicy;
 use host_demo::ScheduleConfig;
 use host_demo::api::{ClientConfig, Error as ApiError, JobState};
-use host_demo::pipeline::journal::Journal;
-use host_demo::pipeline::plan;
-use host_demo::pipeline::progress::Progress;
-use host_demo::pipeline::runner::{DEFAULT_CONCURRENCY, Runner, RunnerOptions};
-use host_demo::pipeline::storyboard::Storyboard;
+use host_demo::pipeline::{
+    DEFAULT_CONCURRENCY, Journal, Plan, Progress, Runner, RunnerOptions, Storyboard, check_plan,
+};
 use host_demo::{ConnectOptions, Session};
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -455,7 +453,7 @@ async fn pipeline(
     let path = dir.path().join("economy.toml");
     std::fs::write(&path, toml)?;
     let storyboard = Storyboard::load(&path)?;
-    let plan = plan::check(&session, &storyboard)
+    let plan = check_plan(&session, &storyboard)
         .await?
         .map_err(|problems| {
             anyhow::anyhow!("the generated storyboard was refused: {problems:?}")
@@ -505,7 +503,7 @@ struct Early {
 async fn run_pipeline(
     args: &Args,
     session: &Session,
-    plan: &plan::Plan,
+    plan: &Plan,
     out_dir: &std::path::Path,
     minutes: f64,
     early: Duration,

@@ -40,8 +40,11 @@
 //! - [`download`]: one output streamed to disk with its SHA-256;
 //! - [`download_client`]: the HTTP client downloads use (checked addresses, no redirects);
 //! - [`redact_query`]: a URL without its query (signed URLs carry credentials there);
-//! - [`pipeline`]: storyboards run concurrently, journaled, resumable (its own docs list
-//!   its steps).
+//! - [`pipeline`]: storyboards run concurrently, journaled, resumable — its entry points
+//!   ([`pipeline::run`], [`pipeline::price`], [`pipeline::run_priced`], and
+//!   [`pipeline::generate`] / [`pipeline::resume`] for one job) and the types they take and
+//!   give back (storyboard, journal, runner, progress, status), re-exported from private
+//!   modules; its own docs list the steps.
 //!
 //! **Words for people**
 //! - [`describe`]: a contract error as advice; [`is_transient`]: whether retrying may help;
@@ -52,7 +55,7 @@
 //! - [`api`]: the contract's types, generated from the WIT.
 //!
 //! The library prints nothing: it returns outcomes, reports progress to an observer the
-//! caller gives it ([`pipeline::progress::Observer`]) and logs through `tracing`.
+//! caller gives it ([`pipeline::Observer`]) and logs through `tracing`.
 //!
 //! # Examples
 //!

@@ -9,7 +9,7 @@ use happyhorse_emulator::{Emulator, EmulatorConfig, JobModel, RenderFarm};
 use host_demo::RedactingMakeWriter;
 use host_demo::SandboxPolicy;
 use host_demo::api::{Mode, VideoRequest};
-use host_demo::pipeline::{images, one_shot};
+use host_demo::pipeline::{self, check_shot_total, request_image};
 use host_demo::{ConnectOptions, EMULATOR_KEY, Session};
 use host_demo::{check_job_id, shown, shown_lines};
 use host_demo::{describe, money};
@@ -313,7 +313,7 @@ async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
     // Checked and priced by this instance; the run makes its own, as every shot does.
     drop(plugin);
     let bar = cli::job::JobBar::default();
-    let ended = one_shot::generate(&session, validated.request, cost, &out_dir, &bar).await?;
+    let ended = pipeline::generate(&session, validated.request, cost, &out_dir, &bar).await?;
     Ok(cli::job::report(ended, &out_dir))
 }
 
@@ -325,7 +325,7 @@ async fn resume(job_id: String, conn: ConnectionArgs, verbose: bool) -> Result<E
     let (session, out_dir) = open_session(conn, verbose).await?;
     let out_dir = out_dir.unwrap_or_else(|| PathBuf::from("out"));
     let bar = cli::job::JobBar::default();
-    let ended = one_shot::resume(&session, &job_id, &out_dir, &bar).await?;
+    let ended = pipeline::resume(&session, &job_id, &out_dir, &bar).await?;
     Ok(cli::job::report(ended, &out_dir))
 }
 
@@ -363,16 +363,16 @@ async fn emulator(args: EmulatorArgs) -> Result<ExitCode> {
 }
 
 /// `--image` values as the request carries them: URLs as given, local files read, checked
-/// and inlined by the same code a storyboard's images go through ([`images::request_image`]).
+/// and inlined by the same code a storyboard's images go through ([`request_image`]).
 fn local_images(entries: &[String]) -> Result<Vec<String>> {
     let mut sent = Vec::new();
     let mut local_bytes = 0u64;
     for entry in entries {
         let (url, bytes) =
-            images::request_image(std::path::Path::new("."), entry).map_err(anyhow::Error::msg)?;
+            request_image(std::path::Path::new("."), entry).map_err(anyhow::Error::msg)?;
         local_bytes += bytes;
         sent.push(url);
     }
-    images::check_shot_total(local_bytes).map_err(anyhow::Error::msg)?;
+    check_shot_total(local_bytes).map_err(anyhow::Error::msg)?;
     Ok(sent)
 }

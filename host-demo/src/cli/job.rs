@@ -1,10 +1,8 @@
 //! What `generate` and `resume` show while their one-shot plan runs
-//! ([`host_demo::pipeline::one_shot`]): the job id once it exists, one progress bar, and a
+//! ([`host_demo::pipeline::generate`] and [`resume`](host_demo::pipeline::resume)): the job id once it exists, one progress bar, and a
 //! last line saying how the job ended — worded as these commands always have.
 
-use host_demo::pipeline::journal::State;
-use host_demo::pipeline::progress::Observer;
-use host_demo::pipeline::runner::{Cause, Ended};
+use host_demo::pipeline::{Cause, Ended, Observer, State};
 use host_demo::{describe, shown, shown_lines};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;

@@ -4,10 +4,11 @@ use anyhow::{Context, Result, bail};
 use clap::{ArgGroup, Args};
 use host_demo::Session;
 use host_demo::money;
-use host_demo::pipeline::journal::Journal;
-use host_demo::pipeline::status::{Resolution, advice, settle, table};
-use host_demo::pipeline::storyboard::{self, Storyboard};
-use host_demo::pipeline::{RunConfig, RunOutcome, price, registry, reports, run_priced};
+use host_demo::pipeline::{
+    INDEX_FILE, Journal, MANIFEST_FILE, Resolution, RunConfig, RunOutcome, Storyboard,
+    default_state_dir, output_dir, price, resolution_advice, run_priced, settle, shot_json,
+    status_table,
+};
 use host_demo::shown;
 use std::future::Future;
 use std::io::IsTerminal;
@@ -110,7 +111,7 @@ pub async fn run(
 ) -> Result<ExitCode> {
     let max_cost_micros = args.max_cost.as_deref().map(parse_money).transpose()?;
     let storyboard = Storyboard::load(&args.storyboard)?;
-    let state_dir = registry::default_state_dir()?;
+    let state_dir = default_state_dir()?;
     let (session, out_root) = open.await?;
     let config = RunConfig {
         out_root,
@@ -211,14 +212,14 @@ pub fn print_outcome(outcome: RunOutcome, storyboard: &str) -> ExitCode {
                 "{done}/{} shot(s) downloaded into {} (contact sheet: {}, manifest: {}).",
                 summary.rows.len(),
                 summary.out_dir.display(),
-                summary.out_dir.join(reports::INDEX).display(),
-                summary.out_dir.join(reports::MANIFEST).display(),
+                summary.out_dir.join(INDEX_FILE).display(),
+                summary.out_dir.join(MANIFEST_FILE).display(),
             );
             for (name, error) in &summary.errors {
                 tell!("  - {name}: error: {}", shown(error));
             }
             for row in &summary.rows {
-                if let Some(hint) = advice(row, storyboard) {
+                if let Some(hint) = resolution_advice(row, storyboard) {
                     tell!(
                         "  - {} is {}: {}",
                         row.plan.name,
@@ -245,7 +246,7 @@ fn journal_path(
 ) -> Result<PathBuf> {
     match (journal, storyboard) {
         (Some(j), _) => Ok(j.to_path_buf()),
-        (None, Some(s)) => Ok(Journal::path_in(&storyboard::output_dir(s, out_dir)?)),
+        (None, Some(s)) => Ok(Journal::path_in(&output_dir(s, out_dir)?)),
         (None, None) => bail!("give a storyboard or --journal"),
     }
 }
@@ -266,7 +267,7 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
         .and_then(|s| Storyboard::load(s).ok())
         .map(|sb| sb.shots.into_iter().map(|s| s.name).collect());
     if args.json {
-        let shots: Vec<_> = rows.iter().map(reports::shot_json).collect();
+        let shots: Vec<_> = rows.iter().map(shot_json).collect();
         say!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "journal": path, "shots": shots }))?
@@ -274,7 +275,7 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     say!("Journal: {}", path.display());
-    let shown_table = table(&rows, &|name: &str| {
+    let shown_table = status_table(&rows, &|name: &str| {
         listed.as_ref().is_none_or(|l| l.iter().any(|n| n == name))
     });
     // Failure messages in the table are the provider's: inert, line by line.
@@ -286,7 +287,7 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
         .as_deref()
         .map_or_else(|| "<storyboard>".to_string(), |s| s.display().to_string());
     for row in &rows {
-        if let Some(hint) = advice(row, &storyboard_shown) {
+        if let Some(hint) = resolution_advice(row, &storyboard_shown) {
             say!("  - {}: {}", row.plan.name, shown(&hint));
         }
     }
@@ -295,7 +296,7 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
 
 /// `host-demo resolve`: settle one shot (takes the journal's lock: not during a run).
 pub fn resolve(args: ResolveArgs) -> Result<ExitCode> {
-    let dir = storyboard::output_dir(&args.storyboard, args.out_dir.as_deref())?;
+    let dir = output_dir(&args.storyboard, args.out_dir.as_deref())?;
     if !Journal::path_in(&dir).is_file() {
         bail!(
             "no journal in {}: the storyboard has not been run yet",

@@ -93,7 +93,7 @@ fn read_capped(reader: impl Read, cap: u64) -> std::io::Result<Option<Vec<u8>>> 
 }
 
 /// One image entry (a storyboard's `images`, `generate --image`) as the request carries it:
-/// a URL as written, or a local file (relative to `base`) loaded by [`load`]. Also returns
+/// a URL as written, or a local file (relative to `base`) loaded by `load`. Also returns
 /// the local file's size (0 for a URL), for [`check_shot_total`].
 pub fn request_image(base: &Path, entry: &str) -> Result<(String, u64), String> {
     if is_url(entry) {
@@ -103,7 +103,7 @@ pub fn request_image(base: &Path, entry: &str) -> Result<(String, u64), String> 
     Ok((image.data_url, image.bytes))
 }
 
-/// Refuse a request whose local images together exceed [`MAX_SHOT_IMAGE_BYTES`].
+/// Refuse a request whose local images together exceed `MAX_SHOT_IMAGE_BYTES`.
 pub fn check_shot_total(local_bytes: u64) -> Result<(), String> {
     if local_bytes > MAX_SHOT_IMAGE_BYTES {
         return Err(format!(

@@ -2,62 +2,73 @@
 //! twice. `host-demo run storyboard.toml` is [`price`] then [`run_priced`] (or [`run`],
 //! both at once); the steps are:
 //!
-//! 1. [`storyboard`]: read the file (TOML or JSON), apply run-wide defaults, load local
-//!    images as data URLs ([`images`] holds that assumption, in one place);
-//! 2. [`plan`]: validate every shot with the component and price it — any problem anywhere
-//!    and nothing is submitted; `--max-cost` and `--dry-run` stop here;
-//! 3. [`journal`]: bring the SQLite journal in line with the storyboard (an interrupted
-//!    submit becomes `unknown`, never resent); a shot whose exact request was already
-//!    submitted under another name, or from another journal per the per-user [`registry`],
-//!    is refused unless the run is told to pay again;
-//! 4. [`runner`]: drive each shot from its journaled state, a few at a time, each with its own
-//!    plugin instance, shown by [`progress`];
-//! 5. [`reports`]: `manifest.json` and the `index.html` contact sheet, from the journal.
+//! 1. `storyboard` ([`Storyboard`]): read the file (TOML or JSON), apply run-wide defaults,
+//!    load local images as data URLs (`images` holds that assumption, in one place:
+//!    [`request_image`]);
+//! 2. `plan` ([`check_plan`]): validate every shot with the component and price it — any
+//!    problem anywhere and nothing is submitted; `--max-cost` and `--dry-run` stop here;
+//! 3. `journal` ([`Journal`]): bring the SQLite journal in line with the storyboard (an
+//!    interrupted submit becomes `unknown`, never resent); a shot whose exact request was
+//!    already submitted under another name, or from another journal per the per-user
+//!    `registry`, is refused unless the run is told to pay again;
+//! 4. `runner` ([`Runner`]): drive each shot from its journaled state, a few at a time, each
+//!    with its own plugin instance, shown by `progress` ([`Progress`], or any [`Observer`]);
+//! 5. `reports`: `manifest.json` and the `index.html` contact sheet, from the journal.
 //!
-//! [`one_shot`] runs one job through the same runner, journaled in memory: `host-demo
-//! generate` and `resume`.
+//! `one_shot` runs one job through the same runner, journaled in memory: [`generate`] and
+//! [`resume`], for `host-demo generate` and `resume`.
 //!
-//! [`status`] reads the journal for `host-demo status` and settles shots for
-//! `host-demo resolve`. Beside the steps: `session` (what every run shares: the API's
+//! `status` reads the journal for `host-demo status` ([`status_table`]) and settles shots
+//! for `host-demo resolve` ([`settle`]).
+//!
+//! The modules are private; what the command line, the tests and the benchmark use is
+//! re-exported here, by names that say what each is at this level. Beside the steps: `session` (what every run shares: the API's
 //! address and key, the compiled component, the sandbox, the scheduler), `scheduler` (when
 //! each job is polled, so the account's request budget is spent where it pays: it learns
 //! the provider's job times and predicts each job's end) and `download` (outputs streamed to
 //! disk with a checksum, from addresses that are checked).
 
 pub(crate) mod download;
-pub mod images;
-pub mod journal;
-pub mod one_shot;
-pub mod plan;
-pub mod progress;
-pub mod registry;
-pub mod reports;
-pub mod runner;
+mod images;
+mod journal;
+mod one_shot;
+mod plan;
+mod progress;
+mod registry;
+mod reports;
+mod runner;
 pub(crate) mod scheduler;
 pub(crate) mod session;
-pub mod status;
-pub mod storyboard;
+mod status;
+mod storyboard;
+
+pub use images::{check_shot_total, request_image};
+pub use journal::{Journal, ShotRow, Stage, State};
+pub use one_shot::{generate, resume};
+pub use plan::{Plan, check as check_plan};
+pub use progress::{Observer, Progress};
+pub use registry::default_state_dir;
+pub use reports::{INDEX as INDEX_FILE, MANIFEST as MANIFEST_FILE, shot_json};
+pub use runner::{Cause, DEFAULT_CONCURRENCY, Ended, Runner, RunnerOptions};
+pub use status::{Resolution, advice as resolution_advice, settle, table as status_table};
+pub use storyboard::{Storyboard, output_dir};
 
 use crate::pipeline::session::Session;
 use anyhow::{Context, Result};
-use journal::{Journal, ShotRow, State};
-use plan::Plan;
-use progress::Progress;
 use reports::ReportContext;
-use runner::{DEFAULT_CONCURRENCY, Runner, RunnerOptions};
 use std::path::PathBuf;
 use std::time::Duration;
-use storyboard::{Problem, Storyboard};
+use storyboard::Problem;
 use tokio::sync::watch;
 
 /// How to run a storyboard (the storyboard's `[run]` settings fill in what is `None`).
 #[derive(Debug, Clone, Default)]
 pub struct RunConfig {
     /// Where outputs go when the storyboard names no `output`: `<out_root>/<file stem>`.
-    /// `None`: `out` next to the storyboard ([`storyboard::default_out_root`]), never the
+    /// `None`: `out` next to the storyboard (`storyboard::default_out_root`), never the
     /// working directory, so every run of one storyboard finds the same journal.
     pub out_root: Option<PathBuf>,
-    /// The per-user registry's folder ([`registry`]): every submit is recorded there, and a
+    /// The per-user registry's folder (`registry`): every submit is recorded there, and a
     /// pending shot whose request was already submitted from another journal is refused.
     /// `None` keeps no registry (the CLI always keeps one).
     pub state_dir: Option<PathBuf>,

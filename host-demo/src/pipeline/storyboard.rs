@@ -202,7 +202,7 @@ pub fn default_out_root(path: &Path) -> PathBuf {
 
 /// Where a storyboard's outputs (and journal) go: its `[run] output`, resolved against the
 /// storyboard's folder, or else `<root>/<the file's stem>`, `root` being `out_root` (an
-/// explicit `--out-dir`) or [`default_out_root`].
+/// explicit `--out-dir`) or `default_out_root`.
 pub fn output_dir(path: &Path, out_root: Option<&Path>) -> Result<PathBuf> {
     let tree = read_tree(path)?;
     let mut problems = Vec::new();

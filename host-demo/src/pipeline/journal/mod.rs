@@ -479,7 +479,7 @@ impl Journal {
 
     /// Move `name` from `from` to `to` on the runner's behalf, committed before this
     /// returns. Refuses (and changes nothing) when the shot is not `from`, or when
-    /// [`state::TRANSITIONS`] has no such move: a transition out of order is a bug that must
+    /// `state::TRANSITIONS` has no such move: a transition out of order is a bug that must
     /// not reach the provider.
     pub fn transition(&self, name: &str, from: StateKind, to: &State) -> Result<()> {
         self.move_shot(name, &[from], to, Mover::Run)
