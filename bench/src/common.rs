@@ -3,15 +3,12 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use happyhorse_emulator::Emulator;
-use host_demo::api::{ClientConfig, PollPolicy, VideoRequest};
-use host_demo::{CallResult, Plugin, PluginOptions};
-use host_demo::{Origin, OutboundPolicy};
+use host_demo::api::PollPolicy;
+use host_demo::{CallResult, Plugin};
 use host_demo::{Runtime, RuntimeOptions};
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// The key the emulator accepts by default.
-pub const KEY: &str = "emulator-key";
+pub use video_gen_tests::{KEY, client_config, options_allowing, t2v_of};
 
 /// Where the benchmark caches precompiled components: next to the built component, so a
 /// `cargo clean` clears it and a run never touches the user's own cache.
@@ -36,49 +33,11 @@ pub fn runtime(options: &RuntimeOptions) -> Result<Runtime> {
     Runtime::new(video_gen_artifacts::HAPPYHORSE, options)
 }
 
-/// What a plugin aimed at `base_url` is given: the key and that one origin.
-pub fn plugin_options(base_url: &str) -> Result<PluginOptions> {
-    let origin = Origin::from_url(base_url)?;
-    Ok(PluginOptions {
-        env: vec![("EMPIRIOLABS_API_KEY".to_string(), KEY.to_string())],
-        policy: OutboundPolicy::allow(vec![origin]),
-        ..PluginOptions::default()
-    })
-}
-
 /// A fresh plugin aimed at `emulator`.
 pub async fn plugin(runtime: &Runtime, emulator: &Emulator) -> Result<Plugin> {
     runtime
-        .instantiate(plugin_options(&emulator.base_url())?)
+        .instantiate(options_allowing(&emulator.base_url()))
         .await
-}
-
-/// The client configuration for `base_url` with `poll` as the poll policy.
-pub fn client_config(base_url: &str, poll: PollPolicy) -> ClientConfig {
-    ClientConfig {
-        base_url: Some(base_url.to_string()),
-        api_key: None,
-        connect_timeout_ms: Some(2_000),
-        first_byte_timeout_ms: None,
-        between_bytes_timeout_ms: None,
-        max_response_bytes: None,
-        poll: Some(poll),
-    }
-}
-
-/// A text-to-video request of `seconds` seconds.
-pub fn request(prompt: &str, seconds: Option<u32>) -> VideoRequest {
-    VideoRequest {
-        model: None,
-        prompt: prompt.to_string(),
-        mode: None,
-        images: vec![],
-        aspect_ratio: None,
-        resolution: None,
-        duration_seconds: seconds,
-        seed: None,
-        watermark: None,
-    }
 }
 
 /// The component's answer, or an error saying which call failed and why.

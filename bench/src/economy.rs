@@ -694,11 +694,11 @@ impl<'a> Sim<'a> {
     async fn submit(&mut self) -> Result<()> {
         let mut plugin = self
             .runtime
-            .instantiate(common::plugin_options(&self.base_url)?)
+            .instantiate(common::options_allowing(&self.base_url))
             .await?;
         let (secs, resolution) = clip(self.args, self.submitted);
         self.submitted += 1;
-        let mut request = common::request("A horse gallops along a beach at sunset.", Some(secs));
+        let mut request = common::t2v_of("A horse gallops along a beach at sunset.", Some(secs));
         request.resolution = Some(resolution.to_string());
         // Held until the answer: the server counted the submit before it answered.
         let grant = self.budget.acquire().await;

@@ -225,7 +225,7 @@ async fn measure(
     .await?;
     let base_url = emulator.base_url();
     let config = common::client_config(&base_url, common::default_policy());
-    let request = common::request("A horse gallops along a beach at sunset.", None);
+    let request = common::t2v_of("A horse gallops along a beach at sunset.", None);
     let runtime = &runtimes.host;
     let mut reused = common::plugin(runtime, &emulator).await?;
     let mut no_keep_alive = common::plugin(&runtimes.no_keep_alive, &emulator).await?;

@@ -138,7 +138,7 @@ pub async fn run(args: Args) -> Result<()> {
     for round in 0..(args.instantiations + warmup) / 100 {
         for (slot, runtime) in [(0, &on_demand), (1, &pooled)] {
             for _ in 0..100 {
-                let options = common::plugin_options(base_url)?;
+                let options = common::options_allowing(base_url);
                 let start = Instant::now();
                 let plugin = runtime.instantiate(options).await?;
                 let made = start.elapsed();
@@ -154,13 +154,13 @@ pub async fn run(args: Args) -> Result<()> {
     }
 
     // Instantiate + the first call that needs no network.
-    let request = common::request("A horse gallops along a beach at sunset.", None);
+    let request = common::t2v_of("A horse gallops along a beach at sunset.", None);
     let mut first_call = [Samples::new(), Samples::new()];
     for _ in 0..500 {
         for (slot, runtime) in [(0, &on_demand), (1, &pooled)] {
             let start = Instant::now();
             let mut plugin = runtime
-                .instantiate(common::plugin_options(base_url)?)
+                .instantiate(common::options_allowing(base_url))
                 .await?;
             common::answer("validate", plugin.validate(&request).await)?;
             first_call[slot].push(start.elapsed());
@@ -315,9 +315,9 @@ pub async fn child(args: ChildArgs) -> Result<()> {
     }
     let runtime = Runtime::new(video_gen_artifacts::HAPPYHORSE, &common::runtime_options())?;
     let mut plugin = runtime
-        .instantiate(common::plugin_options("http://127.0.0.1:9")?)
+        .instantiate(common::options_allowing("http://127.0.0.1:9"))
         .await?;
-    let request: VideoRequest = common::request("A horse.", None);
+    let request: VideoRequest = common::t2v_of("A horse.", None);
     common::answer("validate", plugin.validate(&request).await).context("first call")?;
     // Leave at once, as a short-lived CLI would: nothing to tear down that matters.
     tokio::time::sleep(Duration::ZERO).await;

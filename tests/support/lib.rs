@@ -102,19 +102,36 @@ pub async fn plugin(emulator: &Emulator) -> Plugin {
 
 /// Polls every few tens of ms, gives up after `deadline_ms`.
 pub fn config(emulator: &Emulator, deadline_ms: u64) -> ClientConfig {
+    client_config(
+        &emulator.base_url(),
+        PollPolicy {
+            min_interval_ms: 20,
+            max_interval_ms: 100,
+            deadline_ms,
+            max_retries: 3,
+        },
+    )
+}
+
+/// The client configuration for `base_url` with `poll` as the poll policy (the component's
+/// other defaults, a 2 s connect timeout).
+pub fn client_config(base_url: &str, poll: PollPolicy) -> ClientConfig {
     ClientConfig {
-        base_url: Some(emulator.base_url()),
+        base_url: Some(base_url.to_string()),
         api_key: None,
         connect_timeout_ms: Some(2_000),
         first_byte_timeout_ms: None,
         between_bytes_timeout_ms: None,
         max_response_bytes: None,
-        poll: Some(PollPolicy {
-            min_interval_ms: 20,
-            max_interval_ms: 100,
-            deadline_ms,
-            max_retries: 3,
-        }),
+        poll: Some(poll),
+    }
+}
+
+/// A text-to-video request of `seconds` seconds (the API's default length with `None`).
+pub fn t2v_of(prompt: &str, seconds: Option<u32>) -> VideoRequest {
+    VideoRequest {
+        duration_seconds: seconds,
+        ..t2v(prompt)
     }
 }
 
