@@ -4,9 +4,9 @@
 //! In `wasmtime-wasi-http` 48.0.8 `handle` reads the `request-options` a guest passes (an
 //! owned handle: the guest cannot drop it afterwards) but never removes them from the
 //! store's resource table. Every request that sets a timeout — every request our component
-//! sends — then leaves one entry behind, and a plugin reused for a long run (a `wait` that
-//! polls for twenty minutes, a runner's shot, a benchmark) dies on its own
-//! `max-host-resources` limit after about 250 requests. Here Wasmtime's `handle` is
+//! sends — then leaves one entry behind, and a plugin that makes about 250 requests dies on its own
+//! `max-host-resources` limit: a benchmark's reused plugin, or a `wait` whose poll policy
+//! polls every 3 s for its 15 minutes (the default, 5–15 s, stays under it). Here Wasmtime's `handle` is
 //! shadowed by one that calls it and then removes the options, as the WIT's ownership says;
 //! everything else is Wasmtime's. If a Wasmtime upgrade renames the interface, the shadow
 //! would not apply: `tests/all/sandbox.rs`
