@@ -9,14 +9,20 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{any, get};
 use happyhorse_emulator::{EmulatorConfig, Fault, Route};
-use host_demo::api::{ClientConfig, Error, JobState, TransportKind};
+use host_demo::api::{ClientConfig, Error, JobState, PollPolicy, TransportKind};
 use host_demo::{Plugin, PluginFailure};
 use host_demo::{Sandbox, SandboxPolicy};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use video_gen_tests::*;
 
 type Test = Result<(), Box<dyn std::error::Error>>;
+
+/// The hostile test component (`tests/guests/hostile`), compiled once per test binary.
+fn hostile_runtime() -> &'static host_demo::Runtime {
+    static RUNTIME: OnceLock<host_demo::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| load(video_gen_test_artifacts::HOSTILE))
+}
 
 /// Ask the hostile plugin to do `command`.
 async fn attempt(
@@ -701,9 +707,11 @@ async fn memory_attack_child() -> Test {
 
 /// A plugin instance is meant to be reused (the runner keeps one per shot, the benchmark one
 /// for thousands of calls): what each call makes the host hold must be given back when the
-/// call ends, or a long-lived plugin runs into its own `max-host-resources` limit and dies
-/// mid-run. 400 submit + poll pairs would need ~5× the table's 256 entries if any request,
-/// response, stream or pollable of a call outlived it.
+/// call ends, or a long-lived plugin runs into its own `max-host-resources` limit (256) and
+/// dies mid-run. On one plugin: 400 submit + poll pairs (800 requests, ~3× the table), then
+/// 270 requests the host refuses, then 270 polls the component abandons on a silent server —
+/// each path alone would fill the table if any request, response, stream, options or pollable of a
+/// call outlived it. (Wasmtime 48 kept every request's options: `sandbox/http_linker.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_gives_back_every_host_object_when_a_call_ends() -> Test {
     let api = emulator(EmulatorConfig {
@@ -711,10 +719,12 @@ async fn a_plugin_gives_back_every_host_object_when_a_call_ends() -> Test {
         ..fast()
     })
     .await;
+    let elsewhere = emulator(fast()).await;
     let mut plugin = plugin(&api).await;
     let config = config(&api, 5_000);
+    let mut job = String::new();
     for call in 0..400 {
-        let job = plugin
+        job = plugin
             .submit(&config, &t2v("A horse."))
             .await
             .map_err(|e| format!("submit {call}: {e:?}"))??;
@@ -723,5 +733,38 @@ async fn a_plugin_gives_back_every_host_object_when_a_call_ends() -> Test {
             .await
             .map_err(|e| format!("poll {call}: {e:?}"))??;
     }
+    // Refused before any connection: an origin the plugin is not allowed.
+    let refused = ClientConfig {
+        base_url: Some(elsewhere.base_url()),
+        ..config.clone()
+    };
+    for call in 0..270 {
+        let outcome = plugin
+            .poll(&refused, &job)
+            .await
+            .map_err(|e| format!("refused poll {call}: {e:?}"))?;
+        assert!(denied(Ok(outcome.map(|_| String::new()))), "call {call}");
+    }
+    assert_eq!(elsewhere.requests().len(), 0);
+    // Abandoned: the server never answers, the host's first-byte timeout ends the request.
+    let mut impatient = config.clone();
+    impatient.first_byte_timeout_ms = Some(100);
+    impatient.poll = impatient.poll.map(|p| PollPolicy {
+        max_retries: 0,
+        ..p
+    });
+    for call in 0..270 {
+        api.push_fault(Route::Poll, Fault::Silence);
+        let outcome = plugin
+            .poll(&impatient, &job)
+            .await
+            .map_err(|e| format!("silent poll {call}: {e:?}"))?;
+        assert!(
+            matches!(outcome, Err(Error::TransportError(_))),
+            "call {call}: {outcome:?}"
+        );
+    }
+    // And the plugin still works.
+    plugin.poll(&config, &job).await??;
     Ok(())
 }

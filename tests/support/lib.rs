@@ -19,12 +19,6 @@ pub fn runtime() -> &'static Runtime {
     RUNTIME.get_or_init(|| load(video_gen_artifacts::HAPPYHORSE))
 }
 
-/// The hostile test component (`tests/guests/hostile`), compiled once per test binary.
-pub fn hostile_runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| load(video_gen_test_artifacts::HOSTILE))
-}
-
 /// The host's default runtime options, caching compiled components next to the built
 /// component (inside the target directory) instead of in the user's cache.
 pub fn runtime_options() -> RuntimeOptions {
@@ -35,7 +29,8 @@ pub fn runtime_options() -> RuntimeOptions {
     }
 }
 
-fn load(wasm: &[u8]) -> Runtime {
+/// `wasm` compiled (or loaded from the cache) with [`runtime_options`].
+pub fn load(wasm: &[u8]) -> Runtime {
     Runtime::new(wasm, &runtime_options()).expect("the component loads")
 }
 
