@@ -26,7 +26,8 @@
 //! - [`KEY_ENV`]: the environment variable the component reads its key from;
 //! - [`OutboundPolicy`]: one plugin's outgoing-request rules, enforced at the WASI-HTTP hook;
 //! - [`Origin`]: a scheme, host and port, the allow-list's unit;
-//! - [`RequestBudget`]: the account-wide request budget all plugins share.
+//! - [`RequestBudget`]: the account-wide request budget all plugins share; [`Grant`]: one
+//!   request's place in it, from whoever takes it to the wire.
 //!
 //! **The pipeline and what a run shares**
 //! - [`Session`]: the API (real, or the built-in emulator), the component, the sandbox, the
@@ -37,7 +38,7 @@
 //! - [`PollScheduler`]: when each job is polled, so the budget is spent where it pays;
 //! - [`PollCounts`]: how a scheduler's polls turned out;
 //! - [`DownloadPolicy`]: which addresses outputs may come from, and their size and time caps;
-//! - [`download`]: one output streamed to disk with its SHA-256;
+//! - [`download`]: one output streamed to disk with its SHA-256 ([`Downloaded`]);
 //! - [`download_client`]: the HTTP client downloads use (checked addresses, no redirects);
 //! - [`redact_query`]: a URL without its query (signed URLs carry credentials there);
 //! - [`pipeline`]: storyboards run concurrently, journaled, resumable — its entry points
@@ -51,7 +52,8 @@
 //! - [`money`]: micro-units as an amount with its currency;
 //! - [`check_job_id`], [`job_file_stem`]: a provider's job id checked, and made a file name;
 //! - [`shown`], [`shown_lines`]: provider text made safe to show on a terminal;
-//! - [`redact`]: the API key removed from a text; [`RedactingMakeWriter`]: the same for logs;
+//! - [`redact`]: the API key removed from a text; [`RedactingMakeWriter`] (and its
+//!   [`RedactingStderr`]): the same for logs;
 //! - [`api`]: the contract's types, generated from the WIT.
 //!
 //! The library prints nothing: it returns outcomes, reports progress to an observer the
@@ -106,6 +108,8 @@
 //! # }
 //! ```
 
+#![deny(unnameable_types)]
+
 mod advice;
 pub mod pipeline;
 mod redact;
@@ -125,11 +129,13 @@ mod bindings {
 
 pub use advice::{describe, is_transient, money};
 pub use bindings::exports::videogen::api::video_gen as api;
-pub use pipeline::download::{DownloadPolicy, client as download_client, download, redact_query};
+pub use pipeline::download::{
+    DownloadPolicy, Downloaded, client as download_client, download, redact_query,
+};
 pub use pipeline::scheduler::{PollCounts, PollScheduler, ScheduleConfig};
 pub use pipeline::session::{ConnectOptions, EMULATOR_KEY, Session};
-pub use redact::{RedactingMakeWriter, redact};
-pub use sandbox::egress::budget::RequestBudget;
+pub use redact::{RedactingMakeWriter, RedactingStderr, redact};
+pub use sandbox::egress::budget::{Grant, RequestBudget};
 pub use sandbox::egress::{Origin, OutboundPolicy};
 pub use sandbox::plugin::{CallResult, Plugin, PluginFailure, PluginLimits, PluginOptions};
 pub use sandbox::runtime::{Runtime, RuntimeOptions, load_component};

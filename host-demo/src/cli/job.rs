@@ -1,6 +1,7 @@
 //! What `generate` and `resume` show while their one-shot plan runs
-//! ([`host_demo::pipeline::generate`] and [`resume`](host_demo::pipeline::resume)): the job id once it exists, one progress bar, and a
-//! last line saying how the job ended — worded as these commands always have.
+//! ([`host_demo::pipeline::generate`] and [`resume`](host_demo::pipeline::resume)): the job id once
+//! it exists, one progress bar, and a last line saying how the job ended — worded as these commands
+//! always have.
 
 use host_demo::pipeline::{Cause, Ended, Observer, State};
 use host_demo::{describe, shown, shown_lines};

@@ -19,14 +19,17 @@
 //! [`resume`], for `host-demo generate` and `resume`.
 //!
 //! `status` reads the journal for `host-demo status` ([`status_table`]) and settles shots
-//! for `host-demo resolve` ([`settle`]).
-//!
-//! The modules are private; what the command line, the tests and the benchmark use is
-//! re-exported here, by names that say what each is at this level. Beside the steps: `session` (what every run shares: the API's
-//! address and key, the compiled component, the sandbox, the scheduler), `scheduler` (when
-//! each job is polled, so the account's request budget is spent where it pays: it learns
+//! for `host-demo resolve` ([`settle`]). Beside the steps: `session` (what every run shares:
+//! the API's address and key, the compiled component, the sandbox, the scheduler), `scheduler`
+//! (when each job is polled, so the account's request budget is spent where it pays: it learns
 //! the provider's job times and predicts each job's end) and `download` (outputs streamed to
 //! disk with a checksum, from addresses that are checked).
+//!
+//! The modules are private. What the command line, the tests and the benchmark use is
+//! re-exported here, with the types in those items' signatures, renamed where the module's
+//! name carried the meaning (`check_plan`, `status_table`, `resolution_advice`, `INDEX_FILE`,
+//! `MANIFEST_FILE`); `unnameable_types` is denied, so a public signature cannot name a type
+//! a caller cannot.
 
 pub(crate) mod download;
 mod images;
@@ -43,22 +46,24 @@ mod status;
 mod storyboard;
 
 pub use images::{check_shot_total, request_image};
-pub use journal::{Journal, ShotRow, Stage, State};
+pub use journal::{
+    Failure, FileRecord, Journal, PlannedRow, Reconciled, ShotRow, Stage, State, StateKind, Timings,
+};
 pub use one_shot::{generate, resume};
-pub use plan::{Plan, check as check_plan};
-pub use progress::{Observer, Progress};
+pub use plan::{Plan, PlannedShot, check as check_plan};
+pub use progress::{BudgetView, Observer, Progress};
 pub use registry::default_state_dir;
 pub use reports::{INDEX as INDEX_FILE, MANIFEST as MANIFEST_FILE, shot_json};
 pub use runner::{Cause, DEFAULT_CONCURRENCY, Ended, Runner, RunnerOptions};
+pub use scheduler::learn::{JobClass, Reading as JobReading, Record as LearnedJob};
 pub use status::{Resolution, advice as resolution_advice, settle, table as status_table};
-pub use storyboard::{Storyboard, output_dir};
+pub use storyboard::{ImageSource, Problem, RunSettings, Shot, Storyboard, output_dir};
 
 use crate::pipeline::session::Session;
 use anyhow::{Context, Result};
 use reports::ReportContext;
 use std::path::PathBuf;
 use std::time::Duration;
-use storyboard::Problem;
 use tokio::sync::watch;
 
 /// How to run a storyboard (the storyboard's `[run]` settings fill in what is `None`).

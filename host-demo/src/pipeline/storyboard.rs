@@ -101,7 +101,7 @@ pub struct RunSettings {
 pub enum ImageSource {
     /// Sent as written: an `http(s)` URL, or a `data:` URL given inline.
     Url(String),
-    /// A local file, sent as a data URL (see [`images`]).
+    /// A local file, sent as a data URL (see [`request_image`](crate::pipeline::request_image)).
     File {
         /// The path as the storyboard wrote it.
         path: String,

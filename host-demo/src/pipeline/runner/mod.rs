@@ -192,7 +192,7 @@ impl<'a> Runner<'a> {
     }
 
     /// Name output files as `names` says (a storyboard's by default).
-    pub fn with_output_names(mut self, names: OutputNames) -> Runner<'a> {
+    pub(crate) fn with_output_names(mut self, names: OutputNames) -> Runner<'a> {
         self.names = names;
         self
     }
@@ -200,7 +200,7 @@ impl<'a> Runner<'a> {
     /// Record every submit in `registry` (under `journal`, this journal's canonical path)
     /// before it is sent, so runs from other journals can notice it; unless `pay_again`,
     /// a request another journal has sent is not sent (the shot stays `pending`).
-    pub fn with_registry(
+    pub(crate) fn with_registry(
         mut self,
         registry: &'a Registry,
         journal: PathBuf,

@@ -696,7 +696,7 @@ impl PollScheduler {
     /// Waits until a submit can go out without crowding out a reserved poll (or a probe due
     /// soon). The permit holds the submit's place until `SubmitPermit::pay` takes its
     /// grant, right before sending.
-    pub async fn submit_turn(&self) -> SubmitPermit<'_> {
+    pub(crate) async fn submit_turn(&self) -> SubmitPermit<'_> {
         self.take_turn(|plan, now| plan.submit_turn(now, &self.budget))
             .await;
         SubmitPermit {
@@ -759,7 +759,7 @@ impl PollScheduler {
 
     /// Waits until `job_id`'s next poll is due and, for a probe, fits the budget beside the
     /// reserved polls, then takes its grant and prepays it to `plugin`, as
-    /// [`submit_turn`](PollScheduler::submit_turn) does: a poll aimed at the moment a job
+    /// a submit's turn does: a poll aimed at the moment a job
     /// ends is not held back by pacing meant for requests nobody planned. A job not yet
     /// watched is due at once.
     pub async fn poll_turn(&self, job_id: &str, plugin: &OutboundPolicy) {

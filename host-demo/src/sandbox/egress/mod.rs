@@ -136,7 +136,7 @@ impl OutboundPolicy {
     }
 
     /// Swap `credential.placeholder` for the real value on requests to its origin.
-    pub fn with_credential(mut self, credential: Arc<Credential>) -> Self {
+    pub(crate) fn with_credential(mut self, credential: Arc<Credential>) -> Self {
         self.credential = Some(credential);
         self
     }
@@ -161,14 +161,14 @@ impl OutboundPolicy {
     }
 
     /// Hold every request to `bounds`, whatever the plugin's request options say.
-    pub fn with_request_bounds(mut self, bounds: RequestBounds) -> Self {
+    pub(crate) fn with_request_bounds(mut self, bounds: RequestBounds) -> Self {
         self.bounds = bounds;
         self
     }
 
     /// Send admitted requests over `connections` (kept alive, shared with other plugins)
     /// instead of a new connection per request.
-    pub fn with_connections(mut self, connections: Connections) -> Self {
+    pub(crate) fn with_connections(mut self, connections: Connections) -> Self {
         self.connections = Some(connections);
         self
     }
