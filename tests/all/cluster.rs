@@ -11,8 +11,8 @@
 //! both), as the other host tests do.
 
 use crate::hosts::{
-    Server, announce, examples, find_tool, free_port, missing_host, obelisk_deployment, run,
-    wait_for_http,
+    Server, announce, examples, find_tool, free_port, missing_host, obelisk_deployment,
+    obelisk_result, obelisk_submit, run, wait_for_http,
 };
 use happyhorse_emulator::{Emulator, EmulatorConfig, Fault, JobModel, RenderFarm, Route};
 use std::path::PathBuf;
@@ -213,51 +213,22 @@ impl Cluster {
 
     /// `obelisk execution submit` of a batch through node `index`; its execution id.
     async fn submit(&self, index: usize, params: &serde_json::Value) -> String {
-        let mut submit = Command::new(&self.obelisk);
-        submit
-            .args([
-                "execution",
-                "submit",
-                "--api-url",
-                &self.apis[index],
-                BATCH_FFQN,
-            ])
-            .arg(params.to_string());
-        let submitted = run(submit, Duration::from_secs(60)).await;
-        assert!(
-            submitted.success,
-            "{}\n{}",
-            submitted.describe(),
+        obelisk_submit(&self.obelisk, &self.apis[index], BATCH_FFQN, params, || {
             self.logs()
-        );
-        submitted
-            .stdout
-            .lines()
-            .map(str::trim)
-            .find(|l| l.starts_with("E_"))
-            .unwrap_or_else(|| panic!("no execution id\n{}", submitted.describe()))
-            .to_string()
+        })
+        .await
     }
 
     /// The execution's result, through node `index`'s Web API, once it has finished.
     async fn result(&self, index: usize, execution: &str, within: Duration) -> serde_json::Value {
-        let response = tokio::time::timeout(
-            within,
-            reqwest::Client::new()
-                .get(format!(
-                    "{}/v1/executions/{execution}?follow=true",
-                    self.apis[index]
-                ))
-                .header("accept", "application/json")
-                .send(),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("no result within {within:?}\n{}", self.logs()))
-        .expect("the result request");
-        let status = response.status();
-        let text = response.text().await.expect("a body");
-        assert!(status.is_success(), "{status}: {text}\n{}", self.logs());
+        let text = obelisk_result(&self.apis[index], execution, within, || self.logs()).await;
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+
+    /// A batch submitted through node 0 and its result, for batches refused up front.
+    async fn refused(&self, params: &serde_json::Value) -> serde_json::Value {
+        let id = self.submit(0, params).await;
+        self.result(0, &id, Duration::from_secs(120)).await
     }
 
     /// The executor holding `execution`'s lock right now, if any (Obelisk records it in
@@ -589,8 +560,7 @@ async fn cluster_runs_the_shipped_batch_and_refuses_bad_ones_whole() -> Test {
     // An invalid shot among valid ones: every invalid shot named, with its rule.
     let mut invalid = batch(&emu, 3, limits(10_000_000, 2, 45));
     invalid[1][1]["request"]["duration-seconds"] = 20.into();
-    let id = cluster.submit(0, &invalid).await;
-    let result = cluster.result(0, &id, Duration::from_secs(120)).await;
+    let result = cluster.refused(&invalid).await;
     let refused = &result["error"]["invalid_shots"];
     assert_eq!(refused[0]["name"], "shot-02", "{result:#}");
     assert_eq!(
@@ -599,10 +569,9 @@ async fn cluster_runs_the_shipped_batch_and_refuses_bad_ones_whole() -> Test {
     );
 
     // Three 3 s shots at 0.14/s cost 1.26: over a 1.00 cap.
-    let id = cluster
-        .submit(0, &batch(&emu, 3, limits(1_000_000, 2, 45)))
+    let result = cluster
+        .refused(&batch(&emu, 3, limits(1_000_000, 2, 45)))
         .await;
-    let result = cluster.result(0, &id, Duration::from_secs(120)).await;
     assert_eq!(
         result["error"]["over_cost_cap"]["estimated_cost_micros"], 1_260_000,
         "{result:#}"
@@ -611,18 +580,16 @@ async fn cluster_runs_the_shipped_batch_and_refuses_bad_ones_whole() -> Test {
     // A duplicate name, and limits that cannot hold the budget.
     let mut duplicate = batch(&emu, 2, limits(10_000_000, 2, 45));
     duplicate[1][1]["name"] = "shot-01".into();
-    let id = cluster.submit(0, &duplicate).await;
-    let result = cluster.result(0, &id, Duration::from_secs(120)).await;
+    let result = cluster.refused(&duplicate).await;
     assert!(
         result["error"]["invalid_batch"]
             .as_str()
             .is_some_and(|m| m.contains("shot-01")),
         "{result:#}"
     );
-    let id = cluster
-        .submit(0, &batch(&emu, 2, limits(10_000_000, 10, 5)))
+    let result = cluster
+        .refused(&batch(&emu, 2, limits(10_000_000, 10, 5)))
         .await;
-    let result = cluster.result(0, &id, Duration::from_secs(120)).await;
     assert!(
         result["error"]["invalid_batch"]
             .as_str()

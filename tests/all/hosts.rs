@@ -937,46 +937,67 @@ impl ObeliskSite {
                 "seed": null, "watermark": null
             }
         ]);
-        let mut submit = Command::new(&self.obelisk);
-        submit
-            .args(["execution", "submit", "--api-url", &self.api, WORKFLOW_FFQN])
-            .arg(params.to_string());
-        let submitted = run(submit, Duration::from_secs(60)).await;
-        assert!(
-            submitted.success,
-            "{}\n{}",
-            submitted.describe(),
+        obelisk_submit(&self.obelisk, &self.api, WORKFLOW_FFQN, &params, || {
             server.output()
-        );
-        submitted
-            .stdout
-            .lines()
-            .map(str::trim)
-            .find(|l| l.starts_with("E_"))
-            .unwrap_or_else(|| panic!("no execution id\n{}", submitted.describe()))
-            .to_string()
+        })
+        .await
     }
 
-    /// The execution's final result, through the Web API (`?follow=true` blocks until done).
+    /// The execution's final result, through the Web API.
     async fn result(&self, execution: &str, server: &Server) -> String {
-        let response = tokio::time::timeout(
-            Duration::from_secs(120),
-            reqwest::Client::new()
-                .get(format!(
-                    "{}/v1/executions/{execution}?follow=true",
-                    self.api
-                ))
-                .header("accept", "application/json")
-                .send(),
-        )
+        obelisk_result(&self.api, execution, Duration::from_secs(120), || {
+            server.output()
+        })
         .await
-        .unwrap_or_else(|_| panic!("no result within 120 s\n{}", server.output()))
-        .expect("the result request");
-        let status = response.status();
-        let text = response.text().await.expect("a body");
-        assert!(status.is_success(), "{status}: {text}\n{}", server.output());
-        text
     }
+}
+
+/// `obelisk execution submit` of `ffqn` with `params` through the server at `api`; the
+/// execution id it prints. A failure shows `logs()` (the servers' output).
+pub(crate) async fn obelisk_submit(
+    obelisk: &Path,
+    api: &str,
+    ffqn: &str,
+    params: &serde_json::Value,
+    logs: impl Fn() -> String,
+) -> String {
+    let mut submit = Command::new(obelisk);
+    submit
+        .args(["execution", "submit", "--api-url", api, ffqn])
+        .arg(params.to_string());
+    let submitted = run(submit, Duration::from_secs(60)).await;
+    assert!(submitted.success, "{}\n{}", submitted.describe(), logs());
+    submitted
+        .stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("E_"))
+        .unwrap_or_else(|| panic!("no execution id\n{}", submitted.describe()))
+        .to_string()
+}
+
+/// `execution`'s result as the Web API at `api` returns it once it has finished
+/// (`?follow=true` blocks until then), within `within`. A failure shows `logs()`.
+pub(crate) async fn obelisk_result(
+    api: &str,
+    execution: &str,
+    within: Duration,
+    logs: impl Fn() -> String,
+) -> String {
+    let response = tokio::time::timeout(
+        within,
+        reqwest::Client::new()
+            .get(format!("{api}/v1/executions/{execution}?follow=true"))
+            .header("accept", "application/json")
+            .send(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no result within {within:?}\n{}", logs()))
+    .expect("the result request");
+    let status = response.status();
+    let text = response.text().await.expect("a body");
+    assert!(status.is_success(), "{status}: {text}\n{}", logs());
+    text
 }
 
 fn assert_completed(result: &str, emulator: &Emulator, server: &Server) {
