@@ -16,6 +16,37 @@ use rand::{Rng, SeedableRng};
 
 use crate::validation::{GenerationRequest, Resolution};
 
+/// The farm's fixed shapes: how render times spread, how often jobs straggle and by how
+/// much, how noisy progress is, and how jobs report it. Public so that a benchmark can build
+/// an observer that knows the farm's true model (`bench`'s ideal-observer bound).
+pub mod shape {
+    use std::ops::Range;
+
+    /// Render time's log-normal shape (σ of its logarithm) around the clip's median.
+    pub const RENDER_SPREAD: f64 = 0.3;
+    /// A straggler's render time, as a multiple of its drawn one.
+    pub const STRAGGLER_FACTOR: Range<f64> = 2.0..3.0;
+    /// Dispatch time's log-normal shape around [`RenderFarm::dispatch_median`](super::RenderFarm).
+    pub const DISPATCH_SPREAD: f64 = 0.6;
+    /// Progress noise, peak to peak (uniform, so ± half of it).
+    pub const PROGRESS_NOISE: f64 = 0.06;
+    /// Share of jobs that say `running` with progress 0 while still queued.
+    pub const QUEUED_SAYS_RUNNING: f64 = 0.3;
+    /// Shares of jobs reporting progress 0–1 and 0–100; the rest report none.
+    pub const FRACTION_SHARE: f64 = 0.7;
+    /// See [`FRACTION_SHARE`].
+    pub const PERCENT_SHARE: f64 = 0.2;
+    /// Share of jobs whose progress stays flat for a stretch of their render.
+    pub const PLATEAU_SHARE: f64 = 0.25;
+
+    /// The progress curve without noise or plateau, at `t` (0–1) of the render:
+    /// `6t⁵ − 15t⁴ + 10t³`, flat at both ends, steep in the middle.
+    pub fn s_curve(t: f64) -> f64 {
+        let t = t.clamp(0.0, 1.0);
+        t * t * t * (t * (t * 6.0 - 15.0) + 10.0)
+    }
+}
+
 /// How a job's timings and progress reports are made.
 #[derive(Clone, Debug, PartialEq)]
 pub enum JobModel {
@@ -55,6 +86,19 @@ pub struct RenderFarm {
     /// Every duration above is multiplied by this: `0.1` runs the farm ten times faster
     /// (default 1.0).
     pub time_scale: f64,
+}
+
+impl RenderFarm {
+    /// The median render time of a clip `clip_secs` long (at least 1 s), at 1080p or 720p,
+    /// in seconds at real speed (before [`RenderFarm::time_scale`]).
+    pub fn median_render_secs(&self, clip_secs: f64, p1080: bool) -> f64 {
+        let per_second = if p1080 {
+            self.render_per_second_1080p
+        } else {
+            self.render_per_second_720p
+        };
+        per_second.as_secs_f64() * clip_secs.max(1.0)
+    }
 }
 
 impl Default for RenderFarm {
@@ -107,18 +151,13 @@ impl JobShape {
             Some((from, to)) if t >= to => from + (t - to) * (1.0 - from) / (1.0 - to).max(1e-9),
             _ => t,
         };
-        let curve = smootherstep(t);
+        let curve = shape::s_curve(t);
         // Noise from the job's seed and a 250 ms-of-render bucket: repeatable, and not
         // monotonic (a reading can go back a little).
         let bucket = (fraction * 4_000.0) as u64;
-        let noise = (unit(mix(self.noise_seed ^ bucket)) - 0.5) * 0.06;
+        let noise = (unit(mix(self.noise_seed ^ bucket)) - 0.5) * shape::PROGRESS_NOISE;
         (curve + noise).clamp(0.0, 0.99)
     }
-}
-
-/// `6t⁵ − 15t⁴ + 10t³`: flat at both ends, steep in the middle.
-fn smootherstep(t: f64) -> f64 {
-    t * t * t * (t * (t * 6.0 - 15.0) + 10.0)
 }
 
 /// SplitMix64's finaliser: a well-spread 64-bit hash.
@@ -168,16 +207,17 @@ impl Farm {
         } else {
             1.0
         };
-        let per_second = match request.resolution {
-            Resolution::P1080 => c.render_per_second_1080p,
-            _ => c.render_per_second_720p,
-        };
-        let median_render = per_second.as_secs_f64() * request.duration.max(1.0) * scale;
-        let mut render = median_render * log_normal(&mut self.rng, 0.3);
+        let median_render = c.median_render_secs(
+            request.duration,
+            matches!(request.resolution, Resolution::P1080),
+        ) * scale;
+        let mut render = median_render * log_normal(&mut self.rng, shape::RENDER_SPREAD);
         if self.rng.random_bool(c.straggler_share.clamp(0.0, 1.0)) {
-            render *= self.rng.random_range(2.0..3.0);
+            render *= self.rng.random_range(shape::STRAGGLER_FACTOR);
         }
-        let dispatch = c.dispatch_median.as_secs_f64() * scale * log_normal(&mut self.rng, 0.6);
+        let dispatch = c.dispatch_median.as_secs_f64()
+            * scale
+            * log_normal(&mut self.rng, shape::DISPATCH_SPREAD);
         let ready = now + secs(dispatch);
         // Renderers that are free by now take no part in the wait.
         while self.busy_until.peek().is_some_and(|Reverse(t)| *t <= ready) {
@@ -192,13 +232,14 @@ impl Farm {
         let running = secs(render);
         self.busy_until.push(Reverse(start + running));
         let shape = JobShape {
-            queued_says_running: self.rng.random_bool(0.3),
-            scale: match self.rng.random_range(0..10) {
-                0..=6 => ProgressScale::Fraction,
-                7..=8 => ProgressScale::Percent,
+            queued_says_running: self.rng.random_bool(shape::QUEUED_SAYS_RUNNING),
+            // Drawn in tenths (one draw of the seeded stream, as before the shares were named).
+            scale: match f64::from(self.rng.random_range(0i32..10)) / 10.0 {
+                u if u < shape::FRACTION_SHARE => ProgressScale::Fraction,
+                u if u < shape::FRACTION_SHARE + shape::PERCENT_SHARE => ProgressScale::Percent,
                 _ => ProgressScale::Missing,
             },
-            plateau: self.rng.random_bool(0.25).then(|| {
+            plateau: self.rng.random_bool(shape::PLATEAU_SHARE).then(|| {
                 let from: f64 = self.rng.random_range(0.3..0.8);
                 (from, (from + self.rng.random_range(0.05..0.2)).min(0.95))
             }),

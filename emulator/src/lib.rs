@@ -108,7 +108,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{EmulatorConfig, StatusStyle};
-pub use farm::{JobModel, RenderFarm};
+pub use farm::{JobModel, RenderFarm, shape as farm_shape};
 pub use faults::{Fault, Route};
 pub use state::RequestRecord;
 
