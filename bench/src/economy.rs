@@ -23,6 +23,7 @@
 //! window and every interval are divided by S, so the budget stays 50 requests per emulated
 //! minute. Every figure is reported in emulated (realistic) time.
 
+use crate::bound::{self, Life};
 use crate::common;
 use crate::stats::Samples;
 use anyhow::{Context, Result};
@@ -312,6 +313,9 @@ pub async fn run(args: Args) -> Result<()> {
             outcome.early_polls.0,
             outcome.early_polls.1
         );
+        if let Some(bound) = &outcome.bound {
+            println!("    {}", bound.describe(&args));
+        }
         for (run, early) in [("run", outcome.counts), ("second run", outcome.second)] {
             if let Some(e) = early {
                 println!(
@@ -344,6 +348,8 @@ struct Outcome {
     busiest_window: usize,
     /// Polls per counted job that found it unfinished: before its render began, during it.
     early_polls: (f64, f64),
+    /// The ideal observer's best on the same jobs (farm model, one clip class only).
+    bound: Option<Bound>,
     /// A pipeline's scheduler counts early in its (first) run.
     counts: Option<Early>,
     /// The same for a second run resuming the first's journal.
@@ -384,6 +390,26 @@ impl Outcome {
             }
         }
         let per_job = |n: usize| n as f64 / counted.max(1) as f64;
+        let lives: Vec<Life> = timings
+            .iter()
+            .filter(|job| job.first_seen_ended_at.is_some_and(inside))
+            .map(|job| Life {
+                created: emulated_ms(job.created_at) / 1e3,
+                started: emulated_ms(job.started_at) / 1e3,
+                ended: emulated_ms(job.ended_at) / 1e3,
+            })
+            .collect();
+        let queue_waits = timings
+            .iter()
+            .map(|job| emulated_ms(job.started_at.saturating_sub(job.created_at)) / 1e3)
+            .collect();
+        let polls_per_job = per_job(
+            timings
+                .iter()
+                .filter(|job| job.first_seen_ended_at.is_some_and(inside))
+                .map(|job| polls.get(job.id.as_str()).map_or(0, Vec::len))
+                .sum(),
+        );
         let arrivals: Vec<Duration> = log
             .iter()
             .filter(|r| r.path.starts_with("/v1/"))
@@ -402,9 +428,73 @@ impl Outcome {
             count_429: emulator.count_429(),
             busiest_window: busiest_window(&arrivals, window),
             early_polls: (per_job(queued), per_job(rendering)),
+            bound: Bound::of(args, &lives, queue_waits, polls_per_job),
             counts: None,
             second: None,
         }
+    }
+}
+
+/// The ideal observer's best lag on a strategy's own jobs (see [`bound`]), at the polls per job
+/// the strategy spent and at what the throughput target leaves, blind and knowing each start.
+struct Bound {
+    /// The strategy's own polls per counted job.
+    polls_per_job: f64,
+    /// The observer's best at most at the strategy's polls per job.
+    at_own: Option<(bound::Policy, bound::Replay)>,
+    /// At the polls per job the throughput target leaves inside the budget.
+    at_target: Option<(bound::Policy, bound::Replay)>,
+    /// The same, knowing when each render began.
+    at_target_start_known: Option<(bound::Policy, bound::Replay)>,
+}
+
+impl Bound {
+    /// `None` unless the jobs come from the farm, in one clip class.
+    fn of(args: &Args, lives: &[Life], queue_waits: Vec<f64>, polls_per_job: f64) -> Option<Bound> {
+        let ([clip], [resolution]) = (args.clip_secs.as_slice(), args.resolutions.as_slice())
+        else {
+            return None;
+        };
+        if args.jobs != Jobs::Farm || lives.is_empty() {
+            return None;
+        }
+        let farm = RenderFarm::default();
+        let model = bound::Model {
+            median_render: farm.median_render_secs(f64::from(*clip), resolution == "1080p"),
+            straggler_share: farm.straggler_share,
+            queue_waits,
+        };
+        let targets = (TARGET_MEDIAN_LAG_S, TARGET_P90_LAG_S);
+        let target_polls = f64::from(args.budget) / TARGET_JOBS_PER_MIN - 1.0;
+        let best = |start_known, polls| bound::best(lives, &model, start_known, polls, targets);
+        Some(Bound {
+            polls_per_job,
+            at_own: best(false, polls_per_job),
+            at_target: best(false, target_polls),
+            at_target_start_known: best(true, target_polls),
+        })
+    }
+
+    fn describe(&self, args: &Args) -> String {
+        let lag = |r: Option<(bound::Policy, bound::Replay)>| {
+            r.map_or("no policy polls that little".into(), |(p, r)| {
+                format!(
+                    "{:.2} polls/job, lag p50 {:.1}s, p90 {:.1}s ({p})",
+                    r.polls_per_job, r.lag_p50, r.lag_p90
+                )
+            })
+        };
+        format!(
+            "ideal observer on these jobs (knows the farm's model, optimistic): at this strategy's \
+             {:.2} polls/job: {}; at the {:.2} that {} jobs/min leaves: {}; and knowing each \
+             render's start: {}",
+            self.polls_per_job,
+            lag(self.at_own),
+            f64::from(args.budget) / TARGET_JOBS_PER_MIN - 1.0,
+            TARGET_JOBS_PER_MIN,
+            lag(self.at_target),
+            lag(self.at_target_start_known),
+        )
     }
 }
 

@@ -11,6 +11,7 @@
 //!
 //! The results and the exact commands are recorded in `BENCHMARKS.md`.
 
+mod bound;
 mod common;
 mod economy;
 mod overhead;
