@@ -27,7 +27,8 @@ fn secrets() -> std::sync::RwLockReadGuard<'static, Vec<String>> {
 }
 
 /// Register `secret` for the rest of the process: from now on [`redact`] removes it, and the
-/// forms it takes once escaped for JSON or HTML.
+/// forms it takes once escaped for JSON or HTML, percent-encoded, or base64-encoded (as in a
+/// `Basic` credential a server echoes back).
 pub fn register(secret: &str) {
     if secret.chars().count() < MIN_SECRET_CHARS {
         return;
@@ -35,8 +36,12 @@ pub fn register(secret: &str) {
     let mut list = SECRETS.write().unwrap_or_else(|e| e.into_inner());
     let json = serde_json::to_string(secret).unwrap_or_default();
     let json = json.trim_matches('"').to_string();
-    for form in [secret.to_string(), json, html_escaped(secret)] {
-        if !list.contains(&form) {
+    let forms = [secret.to_string(), json, html_escaped(secret)]
+        .into_iter()
+        .chain(percent_encoded(secret))
+        .chain(base64_fragments(secret));
+    for form in forms {
+        if form.len() >= MIN_SECRET_CHARS && !list.contains(&form) {
             list.push(form);
         }
     }
@@ -50,6 +55,51 @@ fn html_escaped(s: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
         .replace('\'', "&#39;")
+}
+
+/// `s` percent-encoded: only what URLs reserve, and every byte; hex digits upper and lower case.
+fn percent_encoded(s: &str) -> Vec<String> {
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || b"-._~".contains(&b);
+    let mut forms = Vec::new();
+    for all in [false, true] {
+        for upper in [true, false] {
+            let encoded: String = s
+                .bytes()
+                .map(|b| match (all || !unreserved(b), upper) {
+                    (false, _) => char::from(b).to_string(),
+                    (true, true) => format!("%{b:02X}"),
+                    (true, false) => format!("%{b:02x}"),
+                })
+                .collect();
+            forms.push(encoded);
+        }
+    }
+    forms
+}
+
+/// The base64 characters (standard and URL-safe alphabets) that `s` alone decides, at each of
+/// the three positions it can start at within a larger encoded text: the characters it shares
+/// with neighbouring bytes are left out, so the secret is found wherever it sits.
+fn base64_fragments(s: &str) -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let bytes = s.as_bytes();
+    let mut forms = Vec::new();
+    for offset in 0..3usize {
+        let mut padded = vec![0u8; offset];
+        padded.extend_from_slice(bytes);
+        // Characters wholly inside the secret's bits: from the first that starts after the
+        // `offset` leading bytes to the last that ends within the secret.
+        let first = (8 * offset).div_ceil(6);
+        let last = 8 * (offset + bytes.len()) / 6;
+        for engine in [STANDARD_NO_PAD, URL_SAFE_NO_PAD] {
+            let encoded = engine.encode(&padded);
+            if let Some(fragment) = encoded.get(first..last) {
+                forms.push(fragment.to_string());
+            }
+        }
+    }
+    forms
 }
 
 /// Whether `text` contains a registered secret.
@@ -153,5 +203,37 @@ mod tests {
         let value = redact_json(&serde_json::json!({ key: [format!("id-{key}")] }));
         assert!(!value.to_string().contains("0123456789"));
         assert!(contains_secret(&format!("x{key}y")));
+    }
+
+    #[test]
+    fn a_secret_encoded_in_a_url_or_in_base64_is_removed_wherever_it_sits() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        let key = "sk-enc/+?=Zz-9876543210-tail";
+        register(key);
+        for prefix in ["", "u", "us", "user:", "Basic-"] {
+            for suffix in ["", "x", "xy", "@host"] {
+                let plain = format!("{prefix}{key}{suffix}");
+                for engine in [STANDARD, URL_SAFE] {
+                    let echoed = format!("echo: Basic {} end", engine.encode(&plain));
+                    let shown = redact(&echoed);
+                    assert!(shown.contains(REDACTED), "{echoed} -> {shown}");
+                    // What is left decodes to nothing that holds the key's middle.
+                    assert!(!shown.contains(&engine.encode(key)[4..16]), "{shown}");
+                }
+            }
+        }
+        for encoded in percent_encoded(key) {
+            let url = format!("https://x.test/?k={encoded}&a=1");
+            let shown = redact(&url);
+            assert!(
+                shown.contains(REDACTED) && !shown.contains("9876543210"),
+                "{shown}"
+            );
+        }
+        assert_eq!(
+            redact("plain text, nothing encoded"),
+            "plain text, nothing encoded"
+        );
     }
 }
