@@ -469,6 +469,83 @@ async fn echo_server() -> std::io::Result<(String, Seen)> {
     Ok((base, seen))
 }
 
+/// A raw socket on 127.0.0.1 that keeps every byte of the first request that arrives (until
+/// the client has been quiet for half a second), answers it `404`, and hands the bytes back
+/// lower-cased; empty if nothing connects within twenty seconds.
+async fn raw_capture() -> Result<(String, tokio::task::JoinHandle<String>), std::io::Error> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let task = tokio::spawn(async move {
+        let Ok(Ok((mut tcp, _))) =
+            tokio::time::timeout(Duration::from_secs(20), listener.accept()).await
+        else {
+            return String::new();
+        };
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(500), tcp.read(&mut buf)).await
+        {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        let answer = r#"{"error":"no such job"}"#;
+        let response = format!(
+            "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+            answer.len()
+        );
+        let _ = tcp.write_all(response.as_bytes()).await;
+        String::from_utf8_lossy(&seen).to_ascii_lowercase()
+    });
+    Ok((base, task))
+}
+
+/// A GET leaves the sandbox without a body, whatever the plugin streams with it: read off a
+/// raw socket, it arrives as its head alone, so nothing in front of a server can take the
+/// plugin's bytes for a second request (one that never passed the key's checks). To the API
+/// a declared length is refused outright; to another allowed origin the body is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_never_carries_a_body_the_plugin_streams_with_it() -> Test {
+    let (api, api_wire) = raw_capture().await?;
+    let (other, other_wire) = raw_capture().await?;
+    let policy = SandboxPolicy {
+        allow: vec![other.clone()],
+        ..test_policy()
+    };
+    let sandbox = Sandbox::new(&api, KEY.into(), policy)?;
+    let mut plugin = hostile(&sandbox).await;
+
+    let declared = attempt(
+        &mut plugin,
+        &format!("smuggle {api}/v1/jobs/job_x declared"),
+    )
+    .await;
+    assert!(denied(declared), "a GET declaring a body to the API");
+    let streamed = attempt(&mut plugin, &format!("smuggle {api}/v1/jobs/job_x")).await?;
+    let elsewhere = attempt(
+        &mut plugin,
+        &format!("smuggle {other}/v1/jobs/job_x declared"),
+    )
+    .await?;
+    for (seen, outcome) in [(api_wire.await?, streamed), (other_wire.await?, elsewhere)] {
+        println!("--- what arrived ---\n{seen}\n--- plugin: {outcome:?}");
+        assert!(
+            seen.starts_with("get /v1/jobs/job_x http/1.1\r\n"),
+            "{seen}"
+        );
+        let (head, body) = seen.split_once("\r\n\r\n").expect("a whole head");
+        assert!(
+            !head.contains("transfer-encoding") && !head.contains("content-length"),
+            "the GET announced a body:\n{head}"
+        );
+        assert_eq!(body, "", "bytes after the GET's head");
+    }
+    Ok(())
+}
+
 /// Only the component's own calls go to the API origin with the key; anything a plugin
 /// could use to have the key reflected back is refused before a connection opens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

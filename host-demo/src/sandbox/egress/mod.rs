@@ -281,6 +281,9 @@ impl WasiHttpHooks for OutboundPolicy {
             }
             swap_placeholder(&mut request, &credential);
         }
+        if matches!(*request.method(), http::Method::GET | http::Method::HEAD) {
+            without_body(&mut request);
+        }
         let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
             let why = format!("more than {} requests in flight", self.max_concurrent);
             return self.deny(&request, &why, Error::ConnectionLimitReached);
@@ -397,6 +400,21 @@ impl WasiHttpHooks for OutboundPolicy {
 /// The pause a `429`'s `Retry-After` asks for, read as the component reads it
 /// ([`video_gen_core::time::parse_retry_after`]: seconds or an HTTP-date, at most an hour;
 /// the budget caps the pause at its window anyway).
+/// Sends `request` (a GET or HEAD) without a body. Whether the plugin writes one is not known
+/// when it hands the request over (it may stream it afterwards), so whatever it writes is
+/// dropped here rather than refused later: a body on a GET reaches a server, or a gateway in
+/// front of one, as bytes it may read as a second request. The plugin's writes fail once it
+/// notices; `finish` succeeds, so a plugin that writes nothing (ours) sees no difference.
+fn without_body(request: &mut http::Request<WasiBody>) {
+    *request.body_mut() = http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    request.headers_mut().remove(http::header::CONTENT_LENGTH);
+    request
+        .headers_mut()
+        .remove(http::header::TRANSFER_ENCODING);
+}
+
 fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
     video_gen_core::time::parse_retry_after(value, std::time::SystemTime::now())

@@ -92,7 +92,18 @@ fn run(command: &str) -> Result<String, Error> {
         (Some("reach"), Some(url), _) => get(url).map(|r| format!("status {}", r.status_code())),
         (Some("call"), Some(method), Some(url)) => {
             let auth = words.collect::<Vec<_>>().join(" ");
-            call(method, url, &auth)
+            call(method, url, &auth, None)
+        }
+        (Some("smuggle"), Some(url), declared) => {
+            // A GET with the key, and a body after it that a gateway reading the stream
+            // naively would take for a second request, one without the key's checks; with
+            // `declared`, its Content-Length set too.
+            let second = "GET /v1/account/usage HTTP/1.1\r\nhost: smuggled\r\n\r\n";
+            let body = Body {
+                bytes: second.as_bytes(),
+                declared: declared == Some("declared"),
+            };
+            call("GET", url, "Bearer $KEY", Some(body))
         }
         (Some("follow"), Some(url), _) => {
             let first = get_with_key(url)?;
@@ -208,7 +219,13 @@ fn parallel(n: usize, url: &str) -> Result<String, Error> {
 
 /// Send `method` to `url` with `Authorization` values from `auth`, and report the status and
 /// the body (what an echoing server would hand back).
-fn call(method: &str, url: &str, auth: &str) -> Result<String, Error> {
+/// A body a call streams, and whether its length is declared in a `Content-Length`.
+struct Body<'a> {
+    bytes: &'a [u8],
+    declared: bool,
+}
+
+fn call(method: &str, url: &str, auth: &str, payload: Option<Body>) -> Result<String, Error> {
     use waki::bindings::wasi::http::outgoing_handler::handle;
     use waki::bindings::wasi::http::types::{Method, OutgoingBody, OutgoingRequest, Scheme};
     let rest = url.strip_prefix("http://").unwrap_or(url);
@@ -219,6 +236,16 @@ fn call(method: &str, url: &str, auth: &str) -> Result<String, Error> {
             let value = value.trim().replace("$KEY", &key());
             let _ = headers.append(&"authorization".to_string(), &value.into_bytes());
         }
+    }
+    if let Some(Body {
+        bytes,
+        declared: true,
+    }) = &payload
+    {
+        let _ = headers.append(
+            &"content-length".to_string(),
+            &bytes.len().to_string().into_bytes(),
+        );
     }
     let request = OutgoingRequest::new(headers);
     let method = match method {
@@ -236,7 +263,17 @@ fn call(method: &str, url: &str, auth: &str) -> Result<String, Error> {
     let _ = request.set_authority(Some(authority));
     let _ = request.set_path_with_query(Some(path));
     let body = request.body().map_err(|()| Error::ExecutionFailed)?;
+    // Half the body before the request is handed over (so the host sees one waiting), half
+    // after, as a streamed body goes; whether the host took it is reported with the answer.
+    let stream = body.write().map_err(|()| Error::ExecutionFailed)?;
+    let (before, after) = payload
+        .as_ref()
+        .map_or((&[][..], &[][..]), |p| p.bytes.split_at(p.bytes.len() / 2));
+    let wrote_before = stream.blocking_write_and_flush(before).is_ok();
     let future = handle(request, None).map_err(refused)?;
+    let wrote_after = stream.blocking_write_and_flush(after).is_ok();
+    drop(stream);
+    let wrote = payload.as_ref().map(|_| wrote_before && wrote_after);
     let _ = OutgoingBody::finish(body, None);
     let response = loop {
         match future.get() {
@@ -258,8 +295,13 @@ fn call(method: &str, url: &str, auth: &str) -> Result<String, Error> {
             }
         }
     }
+    let wrote = match wrote {
+        None => "",
+        Some(true) => " (body taken)",
+        Some(false) => " (body refused)",
+    };
     Ok(format!(
-        "status {status}: {}",
+        "status {status}{wrote}: {}",
         String::from_utf8_lossy(&text)
     ))
 }
