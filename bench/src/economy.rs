@@ -348,7 +348,7 @@ struct Outcome {
     busiest_window: usize,
     /// Polls per counted job that found it unfinished: before its render began, during it.
     early_polls: (f64, f64),
-    /// The ideal observer's best on the same jobs (farm model, one clip class only).
+    /// The reference observer's best on the same jobs (farm model, one clip class only).
     bound: Option<Bound>,
     /// A pipeline's scheduler counts early in its (first) run.
     counts: Option<Early>,
@@ -435,8 +435,9 @@ impl Outcome {
     }
 }
 
-/// The ideal observer's best lag on a strategy's own jobs (see [`bound`]), at the polls per job
-/// the strategy spent and at what the throughput target leaves, blind and knowing each start.
+/// The reference observer's lag on a strategy's own jobs (see [`bound`]), at the polls per job
+/// the strategy spent and at what the throughput target leaves, blind and knowing each start:
+/// the policy whose worse lag, against its target, is least (not the least p50 or p90 alone).
 struct Bound {
     /// The strategy's own polls per counted job.
     polls_per_job: f64,
@@ -485,7 +486,8 @@ impl Bound {
             })
         };
         format!(
-            "ideal observer on these jobs (knows the farm's model, optimistic): at this strategy's \
+            "reference observer on these jobs (knows the farm's model; a reference, not a bound): \
+             at this strategy's \
              {:.2} polls/job: {}; at the {:.2} that {} jobs/min leaves: {}; and knowing each \
              render's start: {}",
             self.polls_per_job,
