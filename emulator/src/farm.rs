@@ -233,10 +233,13 @@ impl Farm {
         self.busy_until.push(Reverse(start + running));
         let shape = JobShape {
             queued_says_running: self.rng.random_bool(shape::QUEUED_SAYS_RUNNING),
-            // Drawn in tenths (one draw of the seeded stream, as before the shares were named).
-            scale: match f64::from(self.rng.random_range(0i32..10)) / 10.0 {
-                u if u < shape::FRACTION_SHARE => ProgressScale::Fraction,
-                u if u < shape::FRACTION_SHARE + shape::PERCENT_SHARE => ProgressScale::Percent,
+            // Drawn in whole tenths (one draw of the seeded stream, as before the shares were
+            // named); the shares are rounded to tenths.
+            scale: match self.rng.random_range(0i32..10) {
+                t if t < tenths(shape::FRACTION_SHARE) => ProgressScale::Fraction,
+                t if t < tenths(shape::FRACTION_SHARE) + tenths(shape::PERCENT_SHARE) => {
+                    ProgressScale::Percent
+                }
                 _ => ProgressScale::Missing,
             },
             plateau: self.rng.random_bool(shape::PLATEAU_SHARE).then(|| {
@@ -251,6 +254,11 @@ impl Farm {
             shape,
         }
     }
+}
+
+/// A share (0–1) in whole tenths.
+fn tenths(share: f64) -> i32 {
+    (share * 10.0).round() as i32
 }
 
 /// A log-normal factor with median 1 and shape `sigma` (Box–Muller).
@@ -308,6 +316,49 @@ mod tests {
                 (y.queued, y.running, &y.shape)
             );
         }
+    }
+
+    /// The first jobs of seed 1 as the farm drew them before its shapes were named: a change
+    /// to the order or kind of draws would make every published run unrepeatable.
+    /// Drawn by the farm at `43e1b05`, before its shapes were named: queued and running ms,
+    /// says `running` while queued, progress scale, has a plateau.
+    const GOLDEN: &[(u128, u128, bool, ProgressScale, bool)] = &[
+        (5811, 58534, false, ProgressScale::Percent, false),
+        (6842, 34268, true, ProgressScale::Fraction, true),
+        (5072, 33440, false, ProgressScale::Fraction, false),
+        (25807, 35245, false, ProgressScale::Fraction, true),
+        (7277, 69525, false, ProgressScale::Missing, false),
+        (7496, 64310, true, ProgressScale::Fraction, false),
+    ];
+
+    #[test]
+    fn seed_one_draws_the_jobs_it_always_drew() {
+        let jobs = admit_many(
+            &mut Farm::new(RenderFarm::default()),
+            6,
+            Duration::from_secs(1),
+        );
+        let drawn: Vec<(u128, u128, bool, ProgressScale, bool)> = jobs
+            .iter()
+            .map(|a| {
+                (
+                    a.queued.as_millis(),
+                    a.running.as_millis(),
+                    a.shape.queued_says_running,
+                    a.shape.scale,
+                    a.shape.plateau.is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(drawn, GOLDEN);
+    }
+
+    #[test]
+    fn the_shares_are_whole_tenths() {
+        for share in [shape::FRACTION_SHARE, shape::PERCENT_SHARE] {
+            assert_eq!(f64::from(tenths(share)) / 10.0, share);
+        }
+        assert!(tenths(shape::FRACTION_SHARE) + tenths(shape::PERCENT_SHARE) <= 10);
     }
 
     #[test]
