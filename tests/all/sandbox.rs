@@ -469,28 +469,30 @@ async fn echo_server() -> std::io::Result<(String, Seen)> {
     Ok((base, seen))
 }
 
-/// A raw socket on 127.0.0.1 that keeps every byte of the first request that arrives (until
-/// the client has been quiet for half a second), answers it `404`, and hands the bytes back
-/// lower-cased; empty if nothing connects within twenty seconds.
+/// A raw socket on 127.0.0.1 that keeps every byte of the first request that arrives (its
+/// whole head, then whatever follows until the client has been quiet for half a second),
+/// answers it `404`, and hands the bytes back lower-cased; empty if nothing connects within
+/// a minute.
 async fn raw_capture() -> Result<(String, tokio::task::JoinHandle<String>), std::io::Error> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let task = tokio::spawn(async move {
         let Ok(Ok((mut tcp, _))) =
-            tokio::time::timeout(Duration::from_secs(20), listener.accept()).await
+            tokio::time::timeout(Duration::from_secs(60), listener.accept()).await
         else {
             return String::new();
         };
         let mut seen = Vec::new();
         let mut buf = [0u8; 4096];
-        while let Ok(Ok(n)) =
-            tokio::time::timeout(Duration::from_millis(500), tcp.read(&mut buf)).await
-        {
-            if n == 0 {
-                break;
+        let head_seen = |seen: &[u8]| seen.windows(4).any(|w| w == b"\r\n\r\n");
+        loop {
+            // However long the head takes; after it, half a second of quiet ends the request.
+            let quiet = if head_seen(&seen) { 500 } else { 30_000 };
+            match tokio::time::timeout(Duration::from_millis(quiet), tcp.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => seen.extend_from_slice(&buf[..n]),
+                _ => break,
             }
-            seen.extend_from_slice(&buf[..n]);
         }
         let answer = r#"{"error":"no such job"}"#;
         let response = format!(
@@ -506,13 +508,15 @@ async fn raw_capture() -> Result<(String, tokio::task::JoinHandle<String>), std:
 /// A GET leaves the sandbox without a body, whatever the plugin streams with it: read off a
 /// raw socket, it arrives as its head alone, so nothing in front of a server can take the
 /// plugin's bytes for a second request (one that never passed the key's checks). To the API
-/// a declared length is refused outright; to another allowed origin the body is dropped.
+/// a declared length is refused outright; to another allowed origin the body is dropped, for
+/// a DELETE too (only POST, PUT and PATCH carry one).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_get_never_carries_a_body_the_plugin_streams_with_it() -> Test {
     let (api, api_wire) = raw_capture().await?;
     let (other, other_wire) = raw_capture().await?;
+    let (third, third_wire) = raw_capture().await?;
     let policy = SandboxPolicy {
-        allow: vec![other.clone()],
+        allow: vec![other.clone(), third.clone()],
         ..test_policy()
     };
     let sandbox = Sandbox::new(&api, KEY.into(), policy)?;
@@ -524,24 +528,34 @@ async fn a_get_never_carries_a_body_the_plugin_streams_with_it() -> Test {
     )
     .await;
     assert!(denied(declared), "a GET declaring a body to the API");
-    let streamed = attempt(&mut plugin, &format!("smuggle {api}/v1/jobs/job_x")).await?;
+    let streamed = attempt(&mut plugin, &format!("smuggle {api}/v1/jobs/job_x")).await??;
     let elsewhere = attempt(
         &mut plugin,
         &format!("smuggle {other}/v1/jobs/job_x declared"),
     )
-    .await?;
-    for (seen, outcome) in [(api_wire.await?, streamed), (other_wire.await?, elsewhere)] {
+    .await??;
+    let deleted = attempt(
+        &mut plugin,
+        &format!("smuggle {third}/v1/jobs/job_x declared DELETE"),
+    )
+    .await??;
+    for (seen, outcome, method) in [
+        (api_wire.await?, streamed, "get"),
+        (other_wire.await?, elsewhere, "get"),
+        (third_wire.await?, deleted, "delete"),
+    ] {
         println!("--- what arrived ---\n{seen}\n--- plugin: {outcome:?}");
         assert!(
-            seen.starts_with("get /v1/jobs/job_x http/1.1\r\n"),
+            seen.starts_with(&format!("{method} /v1/jobs/job_x http/1.1\r\n")),
             "{seen}"
         );
+        assert!(outcome.contains("(body refused)"), "{outcome}");
         let (head, body) = seen.split_once("\r\n\r\n").expect("a whole head");
         assert!(
             !head.contains("transfer-encoding") && !head.contains("content-length"),
-            "the GET announced a body:\n{head}"
+            "the {method} announced a body:\n{head}"
         );
-        assert_eq!(body, "", "bytes after the GET's head");
+        assert_eq!(body, "", "bytes after the {method}'s head");
     }
     Ok(())
 }

@@ -281,7 +281,7 @@ impl WasiHttpHooks for OutboundPolicy {
             }
             swap_placeholder(&mut request, &credential);
         }
-        if matches!(*request.method(), http::Method::GET | http::Method::HEAD) {
+        if !carries_body(request.method()) {
             without_body(&mut request);
         }
         let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
@@ -397,14 +397,18 @@ impl WasiHttpHooks for OutboundPolicy {
     }
 }
 
-/// The pause a `429`'s `Retry-After` asks for, read as the component reads it
-/// ([`video_gen_core::time::parse_retry_after`]: seconds or an HTTP-date, at most an hour;
-/// the budget caps the pause at its window anyway).
-/// Sends `request` (a GET or HEAD) without a body. Whether the plugin writes one is not known
-/// when it hands the request over (it may stream it afterwards), so whatever it writes is
-/// dropped here rather than refused later: a body on a GET reaches a server, or a gateway in
-/// front of one, as bytes it may read as a second request. The plugin's writes fail once it
-/// notices; `finish` succeeds, so a plugin that writes nothing (ours) sees no difference.
+/// Whether a request of `method` leaves with the body the plugin gives it: only the methods
+/// whose bodies servers and gateways expect (POST, PUT, PATCH) do.
+fn carries_body(method: &http::Method) -> bool {
+    [http::Method::POST, http::Method::PUT, http::Method::PATCH].contains(method)
+}
+
+/// Sends `request` without a body (any method but those of [`carries_body`]). Whether the
+/// plugin writes one is not known when it hands the request over (it may stream it
+/// afterwards), so whatever it writes is dropped here rather than refused later: a body on a
+/// GET, say, reaches a server, or a gateway in front of one that ignores such bodies, as bytes
+/// it may read as a second request. The plugin's writes fail once it notices; `finish`
+/// succeeds, so a plugin that writes nothing (ours) sees no difference.
 fn without_body(request: &mut http::Request<WasiBody>) {
     *request.body_mut() = http_body_util::Empty::new()
         .map_err(|never| match never {})
@@ -415,6 +419,9 @@ fn without_body(request: &mut http::Request<WasiBody>) {
         .remove(http::header::TRANSFER_ENCODING);
 }
 
+/// The pause a `429`'s `Retry-After` asks for, read as the component reads it
+/// ([`video_gen_core::time::parse_retry_after`]: seconds or an HTTP-date, at most an hour;
+/// the budget caps the pause at its window anyway).
 fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
     video_gen_core::time::parse_retry_after(value, std::time::SystemTime::now())

@@ -95,15 +95,16 @@ fn run(command: &str) -> Result<String, Error> {
             call(method, url, &auth, None)
         }
         (Some("smuggle"), Some(url), declared) => {
-            // A GET with the key, and a body after it that a gateway reading the stream
-            // naively would take for a second request, one without the key's checks; with
-            // `declared`, its Content-Length set too.
+            // A GET (or the method named after `declared`) with the key, and a body after it
+            // that a gateway reading the stream naively would take for a second request, one
+            // without the key's checks; with `declared`, its Content-Length set too.
+            let method = words.next().unwrap_or("GET");
             let second = "GET /v1/account/usage HTTP/1.1\r\nhost: smuggled\r\n\r\n";
             let body = Body {
                 bytes: second.as_bytes(),
                 declared: declared == Some("declared"),
             };
-            call("GET", url, "Bearer $KEY", Some(body))
+            call(method, url, "Bearer $KEY", Some(body))
         }
         (Some("follow"), Some(url), _) => {
             let first = get_with_key(url)?;
@@ -217,14 +218,15 @@ fn parallel(n: usize, url: &str) -> Result<String, Error> {
     Ok(report.join("\n"))
 }
 
-/// Send `method` to `url` with `Authorization` values from `auth`, and report the status and
-/// the body (what an echoing server would hand back).
 /// A body a call streams, and whether its length is declared in a `Content-Length`.
 struct Body<'a> {
     bytes: &'a [u8],
     declared: bool,
 }
 
+/// Send `method` to `url` with `Authorization` values from `auth` (and `payload`, if any), and
+/// report the status, whether the host took the body, and the answer's body (what an echoing
+/// server would hand back).
 fn call(method: &str, url: &str, auth: &str, payload: Option<Body>) -> Result<String, Error> {
     use waki::bindings::wasi::http::outgoing_handler::handle;
     use waki::bindings::wasi::http::types::{Method, OutgoingBody, OutgoingRequest, Scheme};
