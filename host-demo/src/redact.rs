@@ -63,22 +63,21 @@ fn html_escaped(s: &str) -> String {
 
 /// `s` percent-encoded: only what URLs reserve, and every byte; hex digits upper and lower case.
 fn percent_encoded(s: &str) -> Vec<String> {
+    [(false, true), (false, false), (true, true), (true, false)]
+        .map(|(all, upper)| percent_encode(s, all, upper))
+        .to_vec()
+}
+
+/// `s` with the bytes URLs reserve (or, with `all`, every byte) written as `%XX`.
+fn percent_encode(s: &str, all: bool, upper: bool) -> String {
     let unreserved = |b: u8| b.is_ascii_alphanumeric() || b"-._~".contains(&b);
-    let mut forms = Vec::new();
-    for all in [false, true] {
-        for upper in [true, false] {
-            let encoded: String = s
-                .bytes()
-                .map(|b| match (all || !unreserved(b), upper) {
-                    (false, _) => char::from(b).to_string(),
-                    (true, true) => format!("%{b:02X}"),
-                    (true, false) => format!("%{b:02x}"),
-                })
-                .collect();
-            forms.push(encoded);
-        }
-    }
-    forms
+    s.bytes()
+        .map(|b| match (all || !unreserved(b), upper) {
+            (false, _) => char::from(b).to_string(),
+            (true, true) => format!("%{b:02X}"),
+            (true, false) => format!("%{b:02x}"),
+        })
+        .collect()
 }
 
 /// The base64 characters (standard and URL-safe alphabets) that `s` alone decides, at each of
@@ -100,9 +99,8 @@ fn base64_fragments(s: &str) -> Vec<String> {
             let encoded = engine.encode(&padded);
             if let Some(fragment) = encoded.get(first..last) {
                 // In a URL the standard alphabet's `+` and `/` come percent-encoded.
-                for hex in ["%2B|%2F", "%2b|%2f"] {
-                    let (plus, slash) = hex.split_once('|').unwrap_or_default();
-                    forms.push(fragment.replace('+', plus).replace('/', slash));
+                for upper in [true, false] {
+                    forms.push(percent_encode(fragment, false, upper));
                 }
                 forms.push(fragment.to_string());
             }
