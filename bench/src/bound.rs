@@ -202,11 +202,8 @@ fn prepare(jobs: &[Life], model: &Model, start_known: bool) -> Vec<Prepared> {
                         let drawn = waits[rng.random_range(0..waits.len())];
                         (drawn + rng.random_range(-0.5..0.5)).max(0.0)
                     };
-                    let mut render =
-                        model.median_render * log_normal(&mut rng, shape::RENDER_SPREAD);
-                    if rng.random_bool(model.straggler_share.clamp(0.0, 1.0)) {
-                        render *= rng.random_range(shape::STRAGGLER_FACTOR);
-                    }
+                    let render =
+                        shape::render_time(&mut rng, model.median_render, model.straggler_share);
                     (queue, render)
                 })
                 .collect();
@@ -332,13 +329,6 @@ fn observe(job: &Prepared, t: f64, n: usize, weight: &mut [f64]) {
     }
 }
 
-/// A log-normal factor with median 1 and shape `sigma` (Box–Muller), as the farm draws it.
-fn log_normal(rng: &mut StdRng, sigma: f64) -> f64 {
-    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
-    let u2: f64 = rng.random();
-    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos() * sigma).exp()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,7 +341,7 @@ mod tests {
             .map(|i| {
                 let created = i as f64 * 4.0;
                 let started = created + queue(i);
-                let render = 36.0 * log_normal(&mut rng, shape::RENDER_SPREAD);
+                let render = 36.0 * shape::log_normal(&mut rng, shape::RENDER_SPREAD);
                 Life {
                     created,
                     started,

@@ -18,8 +18,9 @@ use crate::validation::{GenerationRequest, Resolution};
 
 /// The farm's fixed shapes: how render times spread, how often jobs straggle and by how
 /// much, how noisy progress is, and how jobs report it. Public so that a benchmark can build
-/// an observer that knows the farm's true model (`bench`'s ideal-observer bound).
+/// an observer that knows the farm's true model (`bench`'s reference observer).
 pub mod shape {
+    use rand::Rng;
     use std::ops::Range;
 
     /// Render time's log-normal shape (σ of its logarithm) around the clip's median.
@@ -38,6 +39,25 @@ pub mod shape {
     pub const PERCENT_SHARE: f64 = 0.2;
     /// Share of jobs whose progress stays flat for a stretch of their render.
     pub const PLATEAU_SHARE: f64 = 0.25;
+
+    /// A render time drawn as the farm draws one: log-normal around `median`, and, for a
+    /// `straggler_share` of jobs, [`STRAGGLER_FACTOR`] times that.
+    pub fn render_time(rng: &mut impl Rng, median: f64, straggler_share: f64) -> f64 {
+        let render = median * log_normal(rng, RENDER_SPREAD);
+        if rng.random_bool(straggler_share.clamp(0.0, 1.0)) {
+            render * rng.random_range(STRAGGLER_FACTOR)
+        } else {
+            render
+        }
+    }
+
+    /// A log-normal factor with median 1 and shape `sigma` (Box–Muller).
+    pub fn log_normal(rng: &mut impl Rng, sigma: f64) -> f64 {
+        let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+        let u2: f64 = rng.random();
+        let normal = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+        (sigma * normal).exp()
+    }
 
     /// The progress curve without noise or plateau, at `t` (0–1) of the render:
     /// `6t⁵ − 15t⁴ + 10t³`, flat at both ends, steep in the middle.
@@ -211,13 +231,10 @@ impl Farm {
             request.duration,
             matches!(request.resolution, Resolution::P1080),
         ) * scale;
-        let mut render = median_render * log_normal(&mut self.rng, shape::RENDER_SPREAD);
-        if self.rng.random_bool(c.straggler_share.clamp(0.0, 1.0)) {
-            render *= self.rng.random_range(shape::STRAGGLER_FACTOR);
-        }
+        let render = shape::render_time(&mut self.rng, median_render, c.straggler_share);
         let dispatch = c.dispatch_median.as_secs_f64()
             * scale
-            * log_normal(&mut self.rng, shape::DISPATCH_SPREAD);
+            * shape::log_normal(&mut self.rng, shape::DISPATCH_SPREAD);
         let ready = now + secs(dispatch);
         // Renderers that are free by now take no part in the wait.
         while self.busy_until.peek().is_some_and(|Reverse(t)| *t <= ready) {
@@ -259,14 +276,6 @@ impl Farm {
 /// A share (0–1) in whole tenths.
 fn tenths(share: f64) -> i32 {
     (share * 10.0).round() as i32
-}
-
-/// A log-normal factor with median 1 and shape `sigma` (Box–Muller).
-fn log_normal(rng: &mut StdRng, sigma: f64) -> f64 {
-    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
-    let u2: f64 = rng.random();
-    let normal = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-    (sigma * normal).exp()
 }
 
 fn secs(s: f64) -> Duration {
@@ -318,8 +327,6 @@ mod tests {
         }
     }
 
-    /// The first jobs of seed 1 as the farm drew them before its shapes were named: a change
-    /// to the order or kind of draws would make every published run unrepeatable.
     /// Drawn by the farm at `43e1b05`, before its shapes were named: queued and running ms,
     /// says `running` while queued, progress scale, has a plateau.
     const GOLDEN: &[(u128, u128, bool, ProgressScale, bool)] = &[
@@ -331,6 +338,8 @@ mod tests {
         (7496, 64310, true, ProgressScale::Fraction, false),
     ];
 
+    /// The first jobs of seed 1 as the farm drew them before its shapes were named: a change
+    /// to the order or kind of draws would make every published run unrepeatable.
     #[test]
     fn seed_one_draws_the_jobs_it_always_drew() {
         let jobs = admit_many(
