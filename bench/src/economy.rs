@@ -314,7 +314,7 @@ pub async fn run(args: Args) -> Result<()> {
             outcome.early_polls.1
         );
         if let Some(bound) = &outcome.bound {
-            println!("    {}", bound.describe(&args));
+            println!("    {}", bound.describe());
         }
         for (run, early) in [("run", outcome.counts), ("second run", outcome.second)] {
             if let Some(e) = early {
@@ -369,7 +369,6 @@ impl Outcome {
             }
         }
         let log = emulator.requests();
-        let (mut queued, mut rendering, mut counted) = (0usize, 0usize, 0usize);
         let timings = emulator.job_timings();
         let mut polls: std::collections::HashMap<&str, Vec<Duration>> = Default::default();
         for r in &log {
@@ -377,22 +376,25 @@ impl Outcome {
                 polls.entry(id).or_default().push(r.at);
             }
         }
-        for job in &timings {
-            if job.first_seen_ended_at.is_some_and(inside) {
-                counted += 1;
-                for &at in polls.get(job.id.as_str()).into_iter().flatten() {
-                    if at < job.started_at {
-                        queued += 1;
-                    } else if at < job.ended_at {
-                        rendering += 1;
-                    }
+        let counted: Vec<_> = timings
+            .iter()
+            .filter(|job| job.first_seen_ended_at.is_some_and(inside))
+            .collect();
+        // Every poll of a counted job, and those that found it still queued or rendering.
+        let (mut all_polls, mut queued, mut rendering) = (0usize, 0usize, 0usize);
+        for job in &counted {
+            for &at in polls.get(job.id.as_str()).into_iter().flatten() {
+                all_polls += 1;
+                if at < job.started_at {
+                    queued += 1;
+                } else if at < job.ended_at {
+                    rendering += 1;
                 }
             }
         }
-        let per_job = |n: usize| n as f64 / counted.max(1) as f64;
-        let lives: Vec<Life> = timings
+        let per_job = |n: usize| n as f64 / counted.len().max(1) as f64;
+        let lives: Vec<Life> = counted
             .iter()
-            .filter(|job| job.first_seen_ended_at.is_some_and(inside))
             .map(|job| Life {
                 created: emulated_ms(job.created_at) / 1e3,
                 started: emulated_ms(job.started_at) / 1e3,
@@ -403,13 +405,6 @@ impl Outcome {
             .iter()
             .map(|job| emulated_ms(job.started_at.saturating_sub(job.created_at)) / 1e3)
             .collect();
-        let polls_per_job = per_job(
-            timings
-                .iter()
-                .filter(|job| job.first_seen_ended_at.is_some_and(inside))
-                .map(|job| polls.get(job.id.as_str()).map_or(0, Vec::len))
-                .sum(),
-        );
         let arrivals: Vec<Duration> = log
             .iter()
             .filter(|r| r.path.starts_with("/v1/"))
@@ -428,7 +423,7 @@ impl Outcome {
             count_429: emulator.count_429(),
             busiest_window: busiest_window(&arrivals, window),
             early_polls: (per_job(queued), per_job(rendering)),
-            bound: Bound::of(args, &lives, queue_waits, polls_per_job),
+            bound: Bound::of(args, &lives, queue_waits, per_job(all_polls)),
             counts: None,
             second: None,
         }
@@ -441,6 +436,8 @@ impl Outcome {
 struct Bound {
     /// The strategy's own polls per counted job.
     polls_per_job: f64,
+    /// The polls per job the throughput target leaves inside the budget.
+    target_polls: f64,
     /// The observer's best at most at the strategy's polls per job.
     at_own: Option<(bound::Policy, bound::Replay)>,
     /// At the polls per job the throughput target leaves inside the budget.
@@ -470,13 +467,14 @@ impl Bound {
         let best = |start_known, polls| bound::best(lives, &model, start_known, polls, targets);
         Some(Bound {
             polls_per_job,
+            target_polls,
             at_own: best(false, polls_per_job),
             at_target: best(false, target_polls),
             at_target_start_known: best(true, target_polls),
         })
     }
 
-    fn describe(&self, args: &Args) -> String {
+    fn describe(&self) -> String {
         let lag = |r: Option<(bound::Policy, bound::Replay)>| {
             r.map_or("no policy polls that little".into(), |(p, r)| {
                 format!(
@@ -492,7 +490,7 @@ impl Bound {
              render's start: {}",
             self.polls_per_job,
             lag(self.at_own),
-            f64::from(args.budget) / TARGET_JOBS_PER_MIN - 1.0,
+            self.target_polls,
             TARGET_JOBS_PER_MIN,
             lag(self.at_target),
             lag(self.at_target_start_known),
