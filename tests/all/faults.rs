@@ -53,13 +53,23 @@ fn runtime_without_pool() -> &'static Runtime {
     })
 }
 
-/// A server we did not shape: it reads one request, keeps its bytes, and answers a fixed
-/// job. It reads the body only by `Content-Length`, as a strict server does.
-async fn raw_server() -> (String, tokio::task::JoinHandle<Vec<u8>>) {
+/// A server we did not shape: it reads one request, keeps its bytes, and answers `status`
+/// with the JSON `answer`. It reads the body only by `Content-Length`, as a strict server
+/// does, and then keeps whatever else arrives until the client has been quiet for half a
+/// second (bytes a gateway could take for a second request). Empty if nothing connects
+/// within a minute.
+pub(crate) async fn raw_server(
+    status: &'static str,
+    answer: &'static str,
+) -> (String, tokio::task::JoinHandle<Vec<u8>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
-        let (mut tcp, _) = listener.accept().await.unwrap();
+        let Ok(accepted) = tokio::time::timeout(Duration::from_secs(60), listener.accept()).await
+        else {
+            return Vec::new();
+        };
+        let (mut tcp, _) = accepted.unwrap();
         let mut seen = Vec::new();
         let mut buf = [0u8; 8192];
         let head_end = loop {
@@ -80,19 +90,26 @@ async fn raw_server() -> (String, tokio::task::JoinHandle<Vec<u8>>) {
             assert!(n > 0, "the body ended before its Content-Length");
             seen.extend_from_slice(&buf[..n]);
         }
-        let answer = r#"{"job_id":"job_raw","status":"queued"}"#;
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(500), tcp.read(&mut buf)).await
+        {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
         let response = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
             answer.len()
         );
-        tcp.write_all(response.as_bytes()).await.unwrap();
+        let _ = tcp.write_all(response.as_bytes()).await;
         seen
     });
     (base, task)
 }
 
 async fn submit_to_raw_server(runtime: &Runtime) -> Test {
-    let (base, server) = raw_server().await;
+    let (base, server) = raw_server("200 OK", r#"{"job_id":"job_raw","status":"queued"}"#).await;
     let mut plugin = runtime.instantiate(options_allowing(&base)).await?;
     let config = ClientConfig {
         base_url: Some(base),

@@ -469,42 +469,6 @@ async fn echo_server() -> std::io::Result<(String, Seen)> {
     Ok((base, seen))
 }
 
-/// A raw socket on 127.0.0.1 that keeps every byte of the first request that arrives (its
-/// whole head, then whatever follows until the client has been quiet for half a second),
-/// answers it `404`, and hands the bytes back lower-cased; empty if nothing connects within
-/// a minute.
-async fn raw_capture() -> Result<(String, tokio::task::JoinHandle<String>), std::io::Error> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let task = tokio::spawn(async move {
-        let Ok(Ok((mut tcp, _))) =
-            tokio::time::timeout(Duration::from_secs(60), listener.accept()).await
-        else {
-            return String::new();
-        };
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 4096];
-        let head_seen = |seen: &[u8]| seen.windows(4).any(|w| w == b"\r\n\r\n");
-        loop {
-            // However long the head takes; after it, half a second of quiet ends the request.
-            let quiet = if head_seen(&seen) { 500 } else { 30_000 };
-            match tokio::time::timeout(Duration::from_millis(quiet), tcp.read(&mut buf)).await {
-                Ok(Ok(n)) if n > 0 => seen.extend_from_slice(&buf[..n]),
-                _ => break,
-            }
-        }
-        let answer = r#"{"error":"no such job"}"#;
-        let response = format!(
-            "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-            answer.len()
-        );
-        let _ = tcp.write_all(response.as_bytes()).await;
-        String::from_utf8_lossy(&seen).to_ascii_lowercase()
-    });
-    Ok((base, task))
-}
-
 /// A GET leaves the sandbox without a body, whatever the plugin streams with it: read off a
 /// raw socket, it arrives as its head alone, so nothing in front of a server can take the
 /// plugin's bytes for a second request (one that never passed the key's checks). To the API
@@ -512,9 +476,10 @@ async fn raw_capture() -> Result<(String, tokio::task::JoinHandle<String>), std:
 /// a DELETE too (only POST, PUT and PATCH carry one).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_get_never_carries_a_body_the_plugin_streams_with_it() -> Test {
-    let (api, api_wire) = raw_capture().await?;
-    let (other, other_wire) = raw_capture().await?;
-    let (third, third_wire) = raw_capture().await?;
+    let server = || crate::faults::raw_server("404 Not Found", r#"{"error":"no such job"}"#);
+    let (api, api_wire) = server().await;
+    let (other, other_wire) = server().await;
+    let (third, third_wire) = server().await;
     let policy = SandboxPolicy {
         allow: vec![other.clone(), third.clone()],
         ..test_policy()
@@ -539,11 +504,12 @@ async fn a_get_never_carries_a_body_the_plugin_streams_with_it() -> Test {
         &format!("smuggle {third}/v1/jobs/job_x declared DELETE"),
     )
     .await??;
-    for (seen, outcome, method) in [
-        (api_wire.await?, streamed, "get"),
-        (other_wire.await?, elsewhere, "get"),
-        (third_wire.await?, deleted, "delete"),
+    for (wire, outcome, method) in [
+        (api_wire, streamed, "get"),
+        (other_wire, elsewhere, "get"),
+        (third_wire, deleted, "delete"),
     ] {
+        let seen = String::from_utf8_lossy(&wire.await?).to_ascii_lowercase();
         println!("--- what arrived ---\n{seen}\n--- plugin: {outcome:?}");
         assert!(
             seen.starts_with(&format!("{method} /v1/jobs/job_x http/1.1\r\n")),
