@@ -93,7 +93,7 @@ pub struct Args {
     pub second_run_minutes: f64,
     /// Pipeline: how much detection lag (emulated s) the scheduler accepts before spending
     /// an extra poll on a job whose end one reading cannot pin down (default: the
-    /// scheduler's own).
+    /// scheduler's own; the first poll's stays the scheduler's own).
     #[arg(long)]
     pub lag_allowance_secs: Option<f64>,
 }
@@ -141,11 +141,44 @@ enum Strategy {
     Fixed(f64),
     Hint,
     /// The pipeline; `learn: false` is the previous scheduler (a line through readings);
-    /// `allowance` its lag allowance in emulated seconds (`pipeline@8`), if not the default.
+    /// `allowance` its lag allowances, if not the default.
     Pipeline {
         learn: bool,
-        allowance: Option<f64>,
+        allowance: Option<Allowance>,
     },
+}
+
+/// A learning scheduler's lag allowances, emulated seconds: `pipeline@8` (8 s, the first
+/// poll's the default) or `pipeline@8/14` (the first poll's 14 s).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Allowance {
+    /// `ScheduleConfig::lag_allowance`.
+    later: f64,
+    /// `ScheduleConfig::first_lag_allowance`, if not the default.
+    first: Option<f64>,
+}
+
+impl Allowance {
+    fn parse(text: &str) -> Result<Allowance> {
+        let secs = |text: &str| -> Result<f64> {
+            let secs: f64 = text.parse()?;
+            anyhow::ensure!(
+                secs.is_finite() && secs >= 0.0,
+                "a lag allowance in seconds"
+            );
+            Ok(secs)
+        };
+        Ok(match text.split_once('/') {
+            Some((later, first)) => Allowance {
+                later: secs(later)?,
+                first: Some(secs(first)?),
+            },
+            None => Allowance {
+                later: secs(text)?,
+                first: None,
+            },
+        })
+    }
 }
 
 impl Strategy {
@@ -163,15 +196,10 @@ impl Strategy {
                 allowance: None,
             },
             other => {
-                if let Some(secs) = other.strip_prefix("pipeline@") {
-                    let secs: f64 = secs.parse()?;
-                    anyhow::ensure!(
-                        secs.is_finite() && secs >= 0.0,
-                        "a lag allowance in seconds"
-                    );
+                if let Some(allowance) = other.strip_prefix("pipeline@") {
                     Strategy::Pipeline {
                         learn: true,
-                        allowance: Some(secs),
+                        allowance: Some(Allowance::parse(allowance)?),
                     }
                 } else if let Some(secs) = other
                     .strip_prefix("fixed-")
@@ -196,8 +224,11 @@ impl Strategy {
             } => "pipeline, learning scheduler".into(),
             Strategy::Pipeline {
                 learn: true,
-                allowance: Some(secs),
-            } => format!("learning, allowance {secs} s"),
+                allowance: Some(Allowance { later, first }),
+            } => match first {
+                Some(first) => format!("learning, allowance {later} s, first {first} s"),
+                None => format!("learning, allowance {later} s"),
+            },
             Strategy::Pipeline { learn: false, .. } => "pipeline, previous scheduler".into(),
         }
     }
@@ -505,16 +536,25 @@ async fn pipeline(
     args: &Args,
     emulator: EmulatorConfig,
     learn: bool,
-    allowance: Option<f64>,
+    allowance: Option<Allowance>,
 ) -> Result<Outcome> {
     let scale = args.scale;
     let mut schedule = ScheduleConfig {
         learn,
         ..ScheduleConfig::default()
     };
-    if let Some(secs) = allowance.or(args.lag_allowance_secs) {
-        schedule.lag_allowance = Duration::try_from_secs_f64(secs)
-            .context("--lag-allowance-secs must be a non-negative number of seconds")?;
+    let allowance = allowance.or(args
+        .lag_allowance_secs
+        .map(|later| Allowance { later, first: None }));
+    if let Some(Allowance { later, first }) = allowance {
+        let duration = |secs| {
+            Duration::try_from_secs_f64(secs)
+                .context("--lag-allowance-secs must be a non-negative number of seconds")
+        };
+        schedule.lag_allowance = duration(later)?;
+        if let Some(first) = first {
+            schedule.first_lag_allowance = duration(first)?;
+        }
     }
     let mut session = Session::open(ConnectOptions {
         emulator,
@@ -866,9 +906,25 @@ mod tests {
             Strategy::parse("pipeline@8").unwrap(),
             Strategy::Pipeline {
                 learn: true,
-                allowance: Some(8.0)
+                allowance: Some(Allowance {
+                    later: 8.0,
+                    first: None
+                })
             }
         );
+        assert_eq!(
+            Strategy::parse("pipeline@7/10.5").unwrap(),
+            Strategy::Pipeline {
+                learn: true,
+                allowance: Some(Allowance {
+                    later: 7.0,
+                    first: Some(10.5)
+                })
+            }
+        );
+        for bad in ["pipeline@-1", "pipeline@7/x", "pipeline@inf", "pipeline@/3"] {
+            assert!(Strategy::parse(bad).is_err(), "{bad}");
+        }
         assert!(Strategy::parse("sometimes").is_err());
     }
 }

@@ -42,8 +42,8 @@ pub use state::{Failure, FileRecord, Mover, Stage, State, StateKind};
 pub const FILE_NAME: &str = "journal.sqlite";
 /// The lock file's name inside the output folder.
 const LOCK_NAME: &str = "journal.lock";
-/// The schema version written to `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+/// The schema version written to `PRAGMA user_version`: 2 added `learned_jobs.load`.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS shots (
@@ -212,6 +212,10 @@ impl Journal {
             );
         }
         conn.execute_batch(SCHEMA)?;
+        if version < 2 {
+            // The load a job was submitted under (version 2); earlier rows have none.
+            conn.execute_batch("ALTER TABLE learned_jobs ADD COLUMN load INTEGER;")?;
+        }
         conn.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION};"))?;
         Ok(Journal {
             conn: Mutex::new(conn),
@@ -262,12 +266,13 @@ impl Journal {
             let readings: Vec<[f64; 2]> =
                 r.readings.iter().map(|x| [x.age_ms, x.progress]).collect();
             tx.execute(
-                "INSERT INTO learned_jobs (class, total_ms, readings, ended_at) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO learned_jobs (class, total_ms, readings, ended_at, load) VALUES (?1, ?2, ?3, ?4, ?5)",
                 rusqlite::params![
                     r.class.key(),
                     r.total_ms,
                     serde_json::to_string(&readings)?,
-                    i64::try_from(r.ended_unix_ms).unwrap_or(i64::MAX)
+                    i64::try_from(r.ended_unix_ms).unwrap_or(i64::MAX),
+                    r.load
                 ],
             )?;
         }
@@ -283,30 +288,36 @@ impl Journal {
     /// read back as a sane record (a hand-edited journal) are skipped.
     pub fn learned(&self) -> Result<Vec<Record>> {
         let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT class, total_ms, readings, ended_at FROM learned_jobs ORDER BY seq")?;
+        let mut stmt = conn.prepare(
+            "SELECT class, total_ms, readings, ended_at, load FROM learned_jobs ORDER BY seq",
+        )?;
         let rows = stmt.query_map([], |row| {
             Ok((
                 row.get::<_, String>(0)?,
                 row.get::<_, f64>(1)?,
                 row.get::<_, String>(2)?,
                 row.get::<_, i64>(3)?,
+                row.get::<_, Option<i64>>(4)?,
             ))
         })?;
         let mut records = Vec::new();
         for row in rows {
-            let (class, total_ms, readings, ended_at) = row?;
+            let (class, total_ms, readings, ended_at, load) = row?;
             let readings: Vec<[f64; 2]> = serde_json::from_str(&readings).unwrap_or_default();
             let readings: Vec<Reading> = readings
                 .into_iter()
                 .map(|[age_ms, progress]| Reading { age_ms, progress })
                 .collect();
-            records.extend(Record::new(
-                JobClass::from_key(&class),
-                total_ms,
-                &readings,
-                u64::try_from(ended_at).unwrap_or(0),
-            ));
+            let load = load.and_then(|load| u32::try_from(load).ok());
+            records.extend(
+                Record::new(
+                    JobClass::from_key(&class),
+                    total_ms,
+                    &readings,
+                    u64::try_from(ended_at).unwrap_or(0),
+                )
+                .map(|record| record.with_load(load)),
+            );
         }
         Ok(records)
     }
@@ -1007,6 +1018,7 @@ mod tests {
                 1_700_000_000_000,
             )
             .unwrap()
+            .with_load(Some(total as u32 % 50))
         };
         {
             let journal = Journal::open(dir.path()).unwrap();
@@ -1033,5 +1045,40 @@ mod tests {
             journal.learned().unwrap().len(),
             crate::pipeline::scheduler::learn::CAPACITY
         );
+    }
+
+    #[test]
+    fn a_journal_written_before_loads_were_kept_reads_on() {
+        // Schema 1, as version 1 of the journal wrote it, with one learned job.
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(Journal::path_in(dir.path())).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE learned_jobs (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT, class TEXT NOT NULL,
+                    total_ms REAL NOT NULL, readings TEXT NOT NULL, ended_at INTEGER NOT NULL);
+                 INSERT INTO learned_jobs (class, total_ms, readings, ended_at)
+                    VALUES ('3s@720p', 45000, '[[20000,0.4]]', 1700000000000);
+                 PRAGMA user_version=1;",
+            )
+            .unwrap();
+        }
+        let journal = Journal::open(dir.path()).unwrap();
+        let old = journal.learned().unwrap();
+        assert_eq!(old.len(), 1);
+        assert_eq!((old[0].total_ms, old[0].load), (45_000.0, None));
+        journal
+            .save_learned(&[old[0].clone().with_load(Some(7))])
+            .unwrap();
+        drop(journal);
+        // Opened again, nothing is migrated twice and both rows read back.
+        let loads: Vec<Option<u32>> = Journal::open(dir.path())
+            .unwrap()
+            .learned()
+            .unwrap()
+            .iter()
+            .map(|r| r.load)
+            .collect();
+        assert_eq!(loads, [None, Some(7)]);
     }
 }

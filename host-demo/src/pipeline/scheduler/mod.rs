@@ -54,6 +54,12 @@ pub struct ScheduleConfig {
     /// How much detection lag to accept rather than spend one more poll on a job whose
     /// end one reading cannot pin down (see `predict_completion_ms`).
     pub lag_allowance: Duration,
+    /// The lag allowance of a job's first poll, planned from its submit alone. Its spread
+    /// (queue and render) is the widest a job has, so a first poll at the early edge plus the
+    /// ordinary allowance mostly buys a reading and costs a second poll; a larger allowance
+    /// here ends more jobs at their first poll, and measured cheaper in lag per request saved
+    /// than the same allowance on every poll (`BENCHMARKS.md` §5).
+    pub first_lag_allowance: Duration,
     /// A new job's first probe, at this age, until `LEARN_AFTER` jobs have finished.
     pub first_probe: Duration,
     /// The earliest first probe, however short finished jobs were.
@@ -79,7 +85,8 @@ impl Default for ScheduleConfig {
     fn default() -> Self {
         ScheduleConfig {
             margin: Duration::from_millis(300),
-            lag_allowance: Duration::from_secs(4),
+            lag_allowance: Duration::from_secs(5),
+            first_lag_allowance: Duration::from_secs(12),
             first_probe: Duration::from_secs(10),
             min_first_probe: Duration::from_secs(2),
             min_gap: Duration::from_secs(1),
@@ -111,6 +118,7 @@ impl ScheduleConfig {
         ScheduleConfig {
             margin: f(self.margin),
             lag_allowance: f(self.lag_allowance),
+            first_lag_allowance: f(self.first_lag_allowance),
             first_probe: f(self.first_probe),
             min_first_probe: f(self.min_first_probe),
             min_gap: f(self.min_gap),
@@ -145,6 +153,10 @@ struct Watch {
     place: Place,
     /// What it renders, which decides what the learner compares it with.
     class: JobClass,
+    /// How many other jobs were in flight when it was submitted (see `learn::Record::load`).
+    load: Option<u32>,
+    /// Whether a poll of it has been answered.
+    polled: bool,
     /// Its latest observation: when, its age then (ms) and its progress, if any.
     seen: Option<Seen>,
     /// Whether its next poll was planned by the learner.
@@ -177,6 +189,8 @@ impl Watch {
             readings: Vec::new(),
             place: Place::Planned,
             class: JobClass::default(),
+            load: None,
+            polled: false,
             seen: None,
             by_learner: false,
         }
@@ -271,40 +285,48 @@ impl PollPlan {
     fn submitted_as(&mut self, job_id: &str, class: JobClass, sent: Instant, received: Instant) {
         let mut next = received + self.first_probe_age();
         let mut purpose = Purpose::Probe;
-        if let Some((at, p)) = self.learned_poll(&class, 0.0, None, received) {
+        let load = Some(u32::try_from(self.watches.len()).unwrap_or(u32::MAX));
+        let seen = (received, 0.0, None);
+        if let Some((at, p)) = self.learned_poll(&class, load, seen, true) {
             next = at;
             purpose = p;
         }
         let mut watch = Watch::new(next, Some((sent, received)));
         watch.by_learner = purpose == Purpose::Final && self.config.learn;
         watch.class = class;
+        watch.load = load;
         watch.purpose = purpose;
-        watch.seen = Some((received, 0.0, None));
+        watch.seen = Some(seen);
         self.watches.insert(job_id.to_string(), watch);
     }
 
-    /// When to poll a job of `class`, `age_ms` old at `at`, reporting `progress`, as the
-    /// learner sees it; `None` when learning is off or it knows too little.
+    /// When to poll a job of `class` submitted under `load`, seen `age_ms` old at `at`
+    /// reporting `progress`, as the learner sees it; `None` when learning is off or it knows
+    /// too little. `first`: the job has not been polled yet.
     ///
     /// The poll goes where one more request stops paying: at the early edge of the
-    /// predicted end (nine jobs in ten end later) plus the lag allowance, so a job that ends
-    /// after that early edge is noticed within the allowance; or at the late edge if that
-    /// comes first (the spread is narrower than the allowance: one poll will do). A job found
-    /// still running there is read again, the new reading narrowing the next prediction.
+    /// predicted end (nine jobs in ten end later) plus the lag allowance (the first poll's
+    /// own, `first_lag_allowance`), so a job that ends after that early edge is noticed
+    /// within the allowance; or at the late edge if that comes first (the spread is narrower
+    /// than the allowance: one poll will do). A job found still running there is read again,
+    /// the new reading narrowing the next prediction.
     fn learned_poll(
         &mut self,
         class: &JobClass,
-        age_ms: f64,
-        progress: Option<f64>,
-        at: Instant,
+        load: Option<u32>,
+        (at, age_ms, progress): Seen,
+        first: bool,
     ) -> Option<(Instant, Purpose)> {
         if !self.config.learn {
             return None;
         }
-        let wait_ms = match self.learner.predict(class, age_ms, progress) {
-            Some(Remaining { early, late, .. }) => {
-                (early + ms(self.config.lag_allowance)).min(late)
-            }
+        let allowance = if first {
+            self.config.first_lag_allowance
+        } else {
+            self.config.lag_allowance
+        };
+        let wait_ms = match self.learner.predict(class, age_ms, progress, load) {
+            Some(Remaining { early, late, .. }) => (early + ms(allowance)).min(late),
             // Older than nearly every job like it (a straggler): look again after a tenth of
             // its age, so the lag stays a small share of its own length.
             None if self.learner.knows(class) => {
@@ -429,15 +451,17 @@ impl PollPlan {
                 uncertainty_ms: ms(received.saturating_duration_since(sent)) / 2.0,
             });
         }
+        watch.polled = true;
         if !ended && let Some(age) = age_ms(at) {
-            let class = watch.class.clone();
+            let (class, load) = (watch.class.clone(), watch.load);
             let progress = match status.state {
                 JobState::Running(p) => p,
                 _ => None,
             };
-            let planned = self.learned_poll(&class, age, progress, at);
+            let seen = (at, age, progress);
+            let planned = self.learned_poll(&class, load, seen, false);
             let watch = self.watch(job_id, sent);
-            watch.seen = Some((at, age, progress));
+            watch.seen = Some(seen);
             watch.by_learner = planned.is_some();
             if let Some((next, purpose)) = planned {
                 watch.next = next
@@ -475,6 +499,7 @@ impl PollPlan {
                         .collect();
                     if let Some(record) =
                         Record::new(watch.class.clone(), total, &readings, ended_unix_ms)
+                            .map(|record| record.with_load(watch.load))
                     {
                         self.learner.learn(record.clone());
                         self.relearn();
@@ -544,16 +569,17 @@ impl PollPlan {
         if !self.config.learn {
             return;
         }
-        let pending: Vec<(String, JobClass, Seen)> = self
+        let pending: Vec<(String, JobClass, Option<u32>, Seen, bool)> = self
             .watches
             .iter()
             .filter(|(_, w)| !w.by_learner && w.place == Place::Planned)
-            .filter_map(|(id, w)| Some((id.clone(), w.class.clone(), w.seen?)))
+            .filter_map(|(id, w)| Some((id.clone(), w.class.clone(), w.load, w.seen?, !w.polled)))
             .collect();
-        for (id, class, (at, age, progress)) in pending {
-            let Some((next, purpose)) = self.learned_poll(&class, age, progress, at) else {
+        for (id, class, load, seen, first) in pending {
+            let Some((next, purpose)) = self.learned_poll(&class, load, seen, first) else {
                 continue;
             };
+            let at = seen.0;
             if let Some(watch) = self.watches.get_mut(&id) {
                 watch.by_learner = true;
                 if next < watch.next {
@@ -874,7 +900,12 @@ mod tests {
             progress: 0.4,
             uncertainty_ms: 0.0,
         };
-        let end = predict_completion_ms(&[reading], None, 4_000.0).unwrap();
+        let end = predict_completion_ms(
+            &[reading],
+            None,
+            ms(ScheduleConfig::default().lag_allowance),
+        )
+        .unwrap();
         let watch = &plan.watches["a"];
         assert_eq!(watch.purpose, Purpose::Final);
         let expected =
@@ -1318,13 +1349,24 @@ mod tests {
     async fn a_wider_spread_than_the_allowance_is_read_again_near_its_early_edge() {
         let mut plan = taught(ScheduleConfig {
             lag_allowance: Duration::ZERO,
+            first_lag_allowance: 2 * SEC,
             ..ScheduleConfig::default()
         });
         let t0 = Instant::now();
         plan.submitted_as("a", JobClass::new(3, "720p"), t0, t0);
-        // The early edge (58 s), no allowance: no later than the spread's start.
+        // The first poll: the early edge (58 s) plus the first poll's allowance.
         let first = plan.watches["a"].next - t0;
-        assert!((58 * SEC..=59 * SEC).contains(&first), "{first:?}");
+        assert!((60 * SEC..=61 * SEC).contains(&first), "{first:?}");
+        // Read at 35 s: the early edge of what is left (21 s), no allowance.
+        plan.observed(
+            "a",
+            &status(JobState::Running(Some(0.52)), 35 * SEC),
+            t0 + 35 * SEC,
+            t0 + 35 * SEC,
+            wall(),
+        );
+        let next = plan.watches["a"].next - (t0 + 35 * SEC);
+        assert!((21 * SEC..22 * SEC).contains(&next), "{next:?}");
     }
 
     #[tokio::test(start_paused = true)]
