@@ -42,8 +42,10 @@ pub use state::{Failure, FileRecord, Mover, Stage, State, StateKind};
 pub const FILE_NAME: &str = "journal.sqlite";
 /// The lock file's name inside the output folder.
 const LOCK_NAME: &str = "journal.lock";
-/// The schema version written to `PRAGMA user_version`: 2 added `learned_jobs.load`.
-const SCHEMA_VERSION: i64 = 2;
+/// The schema version written to `PRAGMA user_version`. Adding a nullable column
+/// (`learned_jobs.load`) does not change it: versions that do not know the column read and
+/// write the journal as before.
+const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS shots (
@@ -75,7 +77,8 @@ CREATE TABLE IF NOT EXISTS learned_jobs (
     class     TEXT NOT NULL,
     total_ms  REAL NOT NULL,
     readings  TEXT NOT NULL,
-    ended_at  INTEGER NOT NULL
+    ended_at  INTEGER NOT NULL,
+    load      INTEGER
 );
 CREATE TABLE IF NOT EXISTS events (
     seq    INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -85,6 +88,25 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT
 );
 ";
+
+/// Creates what is missing of the schema, in one transaction (a crash leaves the journal as
+/// it was): the tables, and `learned_jobs.load` on a journal from before it existed.
+fn create_schema(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute_batch(SCHEMA)?;
+    let has_load: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('learned_jobs') WHERE name = 'load')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_load {
+        // The load a job was submitted under; rows written before have none.
+        tx.execute_batch("ALTER TABLE learned_jobs ADD COLUMN load INTEGER;")?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
@@ -193,7 +215,7 @@ impl Journal {
             }
         }
         let path = Self::path_in(dir);
-        let conn =
+        let mut conn =
             Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
@@ -211,12 +233,7 @@ impl Journal {
                 path.display()
             );
         }
-        conn.execute_batch(SCHEMA)?;
-        if version < 2 {
-            // The load a job was submitted under (version 2); earlier rows have none.
-            conn.execute_batch("ALTER TABLE learned_jobs ADD COLUMN load INTEGER;")?;
-        }
-        conn.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION};"))?;
+        create_schema(&mut conn)?;
         Ok(Journal {
             conn: Mutex::new(conn),
             path,
@@ -229,8 +246,8 @@ impl Journal {
     /// them may write into one output folder, as they always could). Their crash safety is
     /// the job id they print as soon as it exists.
     pub fn in_memory() -> Result<Journal> {
-        let conn = Connection::open_in_memory().context("opening an in-memory journal")?;
-        conn.execute_batch(SCHEMA)?;
+        let mut conn = Connection::open_in_memory().context("opening an in-memory journal")?;
+        create_schema(&mut conn)?;
         Ok(Journal {
             conn: Mutex::new(conn),
             path: PathBuf::from(":memory:"),
@@ -1048,8 +1065,19 @@ mod tests {
     }
 
     #[test]
+    fn an_in_memory_journal_keeps_what_finished_jobs_taught() {
+        // `generate` and `resume` run on one: it must take the same rows as a file's.
+        let journal = Journal::in_memory().unwrap();
+        let record = Record::new(JobClass::new(3, "720p"), 45_000.0, &[], 1_700_000_000_000)
+            .unwrap()
+            .with_load(Some(3));
+        journal.save_learned(std::slice::from_ref(&record)).unwrap();
+        assert_eq!(journal.learned().unwrap(), [record]);
+    }
+
+    #[test]
     fn a_journal_written_before_loads_were_kept_reads_on() {
-        // Schema 1, as version 1 of the journal wrote it, with one learned job.
+        // As the journal was written before `load`, with one learned job.
         let dir = tempfile::tempdir().unwrap();
         {
             let conn = Connection::open(Journal::path_in(dir.path())).unwrap();
