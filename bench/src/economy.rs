@@ -93,7 +93,7 @@ pub struct Args {
     pub second_run_minutes: f64,
     /// Pipeline: how much detection lag (emulated s) the scheduler accepts before spending
     /// an extra poll on a job whose end one reading cannot pin down (default: the
-    /// scheduler's own; the first poll's stays the scheduler's own).
+    /// scheduler's own; for polls without a reading, it stays the scheduler's own).
     #[arg(long)]
     pub lag_allowance_secs: Option<f64>,
 }
@@ -148,34 +148,32 @@ enum Strategy {
     },
 }
 
-/// A learning scheduler's lag allowances, emulated seconds: `pipeline@8` (8 s, the first
-/// poll's the default) or `pipeline@8/14` (the first poll's 14 s).
+/// A learning scheduler's lag allowances, emulated seconds: `pipeline@8` (8 s; for polls
+/// planned without a progress reading, the default) or `pipeline@8/14` (for those, 14 s).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Allowance {
     /// `ScheduleConfig::lag_allowance`.
     later: f64,
-    /// `ScheduleConfig::first_lag_allowance`, if not the default.
-    first: Option<f64>,
+    /// `ScheduleConfig::blind_lag_allowance`, if not the default.
+    blind: Option<f64>,
 }
 
 impl Allowance {
     fn parse(text: &str) -> Result<Allowance> {
         let secs = |text: &str| -> Result<f64> {
             let secs: f64 = text.parse()?;
-            anyhow::ensure!(
-                secs.is_finite() && secs >= 0.0,
-                "a lag allowance in seconds"
-            );
+            Duration::try_from_secs_f64(secs)
+                .with_context(|| format!("{text}: a lag allowance in seconds"))?;
             Ok(secs)
         };
         Ok(match text.split_once('/') {
-            Some((later, first)) => Allowance {
+            Some((later, blind)) => Allowance {
                 later: secs(later)?,
-                first: Some(secs(first)?),
+                blind: Some(secs(blind)?),
             },
             None => Allowance {
                 later: secs(text)?,
-                first: None,
+                blind: None,
             },
         })
     }
@@ -224,9 +222,9 @@ impl Strategy {
             } => "pipeline, learning scheduler".into(),
             Strategy::Pipeline {
                 learn: true,
-                allowance: Some(Allowance { later, first }),
-            } => match first {
-                Some(first) => format!("learning, allowance {later} s, first {first} s"),
+                allowance: Some(Allowance { later, blind }),
+            } => match blind {
+                Some(blind) => format!("learning, allowance {later} s, blind {blind} s"),
                 None => format!("learning, allowance {later} s"),
             },
             Strategy::Pipeline { learn: false, .. } => "pipeline, previous scheduler".into(),
@@ -545,15 +543,15 @@ async fn pipeline(
     };
     let allowance = allowance.or(args
         .lag_allowance_secs
-        .map(|later| Allowance { later, first: None }));
-    if let Some(Allowance { later, first }) = allowance {
+        .map(|later| Allowance { later, blind: None }));
+    if let Some(Allowance { later, blind }) = allowance {
         let duration = |secs| {
             Duration::try_from_secs_f64(secs)
                 .context("--lag-allowance-secs must be a non-negative number of seconds")
         };
         schedule.lag_allowance = duration(later)?;
-        if let Some(first) = first {
-            schedule.first_lag_allowance = duration(first)?;
+        if let Some(blind) = blind {
+            schedule.blind_lag_allowance = duration(blind)?;
         }
     }
     let mut session = Session::open(ConnectOptions {
@@ -908,7 +906,7 @@ mod tests {
                 learn: true,
                 allowance: Some(Allowance {
                     later: 8.0,
-                    first: None
+                    blind: None
                 })
             }
         );
@@ -918,11 +916,17 @@ mod tests {
                 learn: true,
                 allowance: Some(Allowance {
                     later: 7.0,
-                    first: Some(10.5)
+                    blind: Some(10.5)
                 })
             }
         );
-        for bad in ["pipeline@-1", "pipeline@7/x", "pipeline@inf", "pipeline@/3"] {
+        for bad in [
+            "pipeline@-1",
+            "pipeline@7/x",
+            "pipeline@inf",
+            "pipeline@/3",
+            "pipeline@1e300/5",
+        ] {
             assert!(Strategy::parse(bad).is_err(), "{bad}");
         }
         assert!(Strategy::parse("sometimes").is_err());

@@ -7,13 +7,17 @@
 //! seen by finished jobs of the same class in the same situation: at a similar progress
 //! reading (its nearest neighbours), or, when a job says nothing usable, at the same age or
 //! later (the survival of the class's total times) among the jobs submitted under a similar
-//! *load* — how many of the account's jobs were already in flight. A provider's queue is
-//! load-dependent, and the account's own jobs are the part of that load a client can see:
-//! on the emulator's render farm the load at submit explains about half the variance of the
-//! queue wait (correlation 0.7 in two 15-minute runs), where no single shape could. A
-//! provider whose queue ignores this account's load costs the conditioning nothing but
-//! sample size. Quantiles, not means, so one straggler moves a prediction by one sample, not
-//! by its size. A class seen too rarely borrows from every class, rescaled by clip length.
+//! *load* — how many other jobs the scheduler was watching (submitted, not yet seen ended).
+//! A provider's queue is load-dependent, and the account's own jobs are the part of that
+//! load a client can see: on the emulator's render farm the load at submit correlates with
+//! the queue wait at 0.66–0.94 (five time-scaled 15-minute runs, `BENCHMARKS.md` §5). Where a
+//! provider's queue ignores this account's load, the conditioning costs sample size (40 jobs
+//! nearest in load, among them the most recent, instead of all), and the switch to all jobs
+//! once fewer than 5 of the 40 outlived a job is abrupt by design: a job that old is a
+//! straggler either way. The load is only used once 40 records of the class (or of all
+//! classes, when the class borrows) know theirs. Quantiles, not means, so one straggler
+//! moves a prediction by one sample, not by its size. A class seen too rarely borrows from
+//! every class, rescaled by clip length.
 //!
 //! Progress from the network is distrusted: a reading that a later one of the same job
 //! undercuts (noise, or a 0–100 job's early `0.8` read as 80 %) is dropped from what a
@@ -99,8 +103,10 @@ pub struct Record {
     pub readings: Vec<Reading>,
     /// When it ended, ms since the Unix epoch (for ageing out).
     pub ended_unix_ms: u64,
-    /// How many other jobs of the account were in flight when it was submitted, `None` when
-    /// unknown (a job this run did not submit, or a record an older version saved).
+    /// How many other jobs the scheduler watched (submitted, not yet seen ended) when it was
+    /// submitted — the account's jobs in flight as this host knows them, ended ones not yet
+    /// noticed included; `None` when unknown (a job this run did not submit, or a record an
+    /// older version saved).
     pub load: Option<u32>,
 }
 
@@ -165,6 +171,8 @@ pub struct Remaining {
     pub late: f64,
     /// How many finished jobs' samples the prediction rests on.
     pub samples: usize,
+    /// Whether it rests on the job's progress reading; `false`: on its age alone.
+    pub from_reading: bool,
 }
 
 /// The model: finished jobs' records, most recent last.
@@ -291,18 +299,16 @@ impl Learner {
         let progress = progress
             .filter(|p| p.is_finite() && *p > 0.0 && *p < 1.0)
             .filter(|&p| self.plausible(class, age_ms, p));
-        let remaining = match progress {
-            Some(p) => self
-                .by_progress(class, p)
-                .or_else(|| self.by_age(class, age_ms, load)),
-            None => self.by_age(class, age_ms, load),
-        }?;
+        let by_reading = progress.and_then(|p| self.by_progress(class, p));
+        let from_reading = by_reading.is_some();
+        let remaining = by_reading.or_else(|| self.by_age(class, age_ms, load))?;
         let samples = remaining.len();
         Some(Remaining {
             early: quantile(remaining.clone(), 0.1)?,
             median: quantile(remaining.clone(), 0.5)?,
             late: quantile(remaining, 0.9)?,
             samples,
+            from_reading,
         })
     }
 

@@ -6,8 +6,10 @@
 //!
 //! This scheduler plans each job's next poll from what finished jobs taught
 //! ([`crate::pipeline::scheduler::learn`]: per clip length and resolution, the remaining time of jobs seen at a
-//! similar progress, or at the same age when a job reports none): the poll goes at the
-//! early edge of the predicted end plus the lag allowance, or at its late edge if that comes
+//! similar progress, or, when a job reports none, at the same age among jobs submitted while
+//! about as many others were in flight): the poll goes at the early edge of the predicted end
+//! plus the lag allowance (a larger one when there is no progress reading to go by: a job's
+//! first poll, and every poll of a job that reports none), or at its late edge if that comes
 //! first, and a job found still running is planned again from its new reading. Until the
 //! learner knows enough (a first run, a new clip class), and with `learn: false` (the
 //! previous scheduler, kept for comparison), it reads a job's progress once it has had time
@@ -54,12 +56,14 @@ pub struct ScheduleConfig {
     /// How much detection lag to accept rather than spend one more poll on a job whose
     /// end one reading cannot pin down (see `predict_completion_ms`).
     pub lag_allowance: Duration,
-    /// The lag allowance of a job's first poll, planned from its submit alone. Its spread
-    /// (queue and render) is the widest a job has, so a first poll at the early edge plus the
-    /// ordinary allowance mostly buys a reading and costs a second poll; a larger allowance
-    /// here ends more jobs at their first poll, and measured cheaper in lag per request saved
-    /// than the same allowance on every poll (`BENCHMARKS.md` §5).
-    pub first_lag_allowance: Duration,
+    /// The lag allowance of a poll planned without a progress reading: a job's first
+    /// (from its submit alone) and every poll of a job that reports none. Such a poll is
+    /// placed in the widest spread a job has (queue and render), and one that finds the job
+    /// still running teaches little beyond its age, so polls at the early edge plus the
+    /// ordinary allowance mostly buy another poll; a larger allowance here ends more jobs per
+    /// poll, and measured cheaper in lag per request saved than the same allowance on every
+    /// poll (`BENCHMARKS.md` §5).
+    pub blind_lag_allowance: Duration,
     /// A new job's first probe, at this age, until `LEARN_AFTER` jobs have finished.
     pub first_probe: Duration,
     /// The earliest first probe, however short finished jobs were.
@@ -86,7 +90,7 @@ impl Default for ScheduleConfig {
         ScheduleConfig {
             margin: Duration::from_millis(300),
             lag_allowance: Duration::from_secs(5),
-            first_lag_allowance: Duration::from_secs(12),
+            blind_lag_allowance: Duration::from_secs(12),
             first_probe: Duration::from_secs(10),
             min_first_probe: Duration::from_secs(2),
             min_gap: Duration::from_secs(1),
@@ -118,7 +122,7 @@ impl ScheduleConfig {
         ScheduleConfig {
             margin: f(self.margin),
             lag_allowance: f(self.lag_allowance),
-            first_lag_allowance: f(self.first_lag_allowance),
+            blind_lag_allowance: f(self.blind_lag_allowance),
             first_probe: f(self.first_probe),
             min_first_probe: f(self.min_first_probe),
             min_gap: f(self.min_gap),
@@ -153,10 +157,9 @@ struct Watch {
     place: Place,
     /// What it renders, which decides what the learner compares it with.
     class: JobClass,
-    /// How many other jobs were in flight when it was submitted (see `learn::Record::load`).
+    /// How many other jobs this scheduler watched when it was submitted (see
+    /// `learn::Record::load`).
     load: Option<u32>,
-    /// Whether a poll of it has been answered.
-    polled: bool,
     /// Its latest observation: when, its age then (ms) and its progress, if any.
     seen: Option<Seen>,
     /// Whether its next poll was planned by the learner.
@@ -190,7 +193,6 @@ impl Watch {
             place: Place::Planned,
             class: JobClass::default(),
             load: None,
-            polled: false,
             seen: None,
             by_learner: false,
         }
@@ -287,7 +289,7 @@ impl PollPlan {
         let mut purpose = Purpose::Probe;
         let load = Some(u32::try_from(self.watches.len()).unwrap_or(u32::MAX));
         let seen = (received, 0.0, None);
-        if let Some((at, p)) = self.learned_poll(&class, load, seen, true) {
+        if let Some((at, p)) = self.learned_poll(&class, load, seen) {
             next = at;
             purpose = p;
         }
@@ -302,11 +304,11 @@ impl PollPlan {
 
     /// When to poll a job of `class` submitted under `load`, seen `age_ms` old at `at`
     /// reporting `progress`, as the learner sees it; `None` when learning is off or it knows
-    /// too little. `first`: the job has not been polled yet.
+    /// too little.
     ///
     /// The poll goes where one more request stops paying: at the early edge of the
-    /// predicted end (nine jobs in ten end later) plus the lag allowance (the first poll's
-    /// own, `first_lag_allowance`), so a job that ends after that early edge is noticed
+    /// predicted end (nine jobs in ten end later) plus the lag allowance (without a reading
+    /// to go by, `blind_lag_allowance`), so a job that ends after that early edge is noticed
     /// within the allowance; or at the late edge if that comes first (the spread is narrower
     /// than the allowance: one poll will do). A job found still running there is read again,
     /// the new reading narrowing the next prediction.
@@ -315,18 +317,24 @@ impl PollPlan {
         class: &JobClass,
         load: Option<u32>,
         (at, age_ms, progress): Seen,
-        first: bool,
     ) -> Option<(Instant, Purpose)> {
         if !self.config.learn {
             return None;
         }
-        let allowance = if first {
-            self.config.first_lag_allowance
-        } else {
-            self.config.lag_allowance
-        };
         let wait_ms = match self.learner.predict(class, age_ms, progress, load) {
-            Some(Remaining { early, late, .. }) => (early + ms(allowance)).min(late),
+            Some(Remaining {
+                early,
+                late,
+                from_reading,
+                ..
+            }) => {
+                let allowance = if from_reading {
+                    self.config.lag_allowance
+                } else {
+                    self.config.blind_lag_allowance
+                };
+                (early + ms(allowance)).min(late)
+            }
             // Older than nearly every job like it (a straggler): look again after a tenth of
             // its age, so the lag stays a small share of its own length.
             None if self.learner.knows(class) => {
@@ -451,7 +459,6 @@ impl PollPlan {
                 uncertainty_ms: ms(received.saturating_duration_since(sent)) / 2.0,
             });
         }
-        watch.polled = true;
         if !ended && let Some(age) = age_ms(at) {
             let (class, load) = (watch.class.clone(), watch.load);
             let progress = match status.state {
@@ -459,7 +466,7 @@ impl PollPlan {
                 _ => None,
             };
             let seen = (at, age, progress);
-            let planned = self.learned_poll(&class, load, seen, false);
+            let planned = self.learned_poll(&class, load, seen);
             let watch = self.watch(job_id, sent);
             watch.seen = Some(seen);
             watch.by_learner = planned.is_some();
@@ -569,14 +576,14 @@ impl PollPlan {
         if !self.config.learn {
             return;
         }
-        let pending: Vec<(String, JobClass, Option<u32>, Seen, bool)> = self
+        let pending: Vec<(String, JobClass, Option<u32>, Seen)> = self
             .watches
             .iter()
             .filter(|(_, w)| !w.by_learner && w.place == Place::Planned)
-            .filter_map(|(id, w)| Some((id.clone(), w.class.clone(), w.load, w.seen?, !w.polled)))
+            .filter_map(|(id, w)| Some((id.clone(), w.class.clone(), w.load, w.seen?)))
             .collect();
-        for (id, class, load, seen, first) in pending {
-            let Some((next, purpose)) = self.learned_poll(&class, load, seen, first) else {
+        for (id, class, load, seen) in pending {
+            let Some((next, purpose)) = self.learned_poll(&class, load, seen) else {
                 continue;
             };
             let at = seen.0;
@@ -1319,7 +1326,8 @@ mod tests {
         let t0 = Instant::now();
         let class = JobClass::new(3, "720p");
         // A new job: nine in ten like it ended after 58 s, all by 62 s; the spread (4 s)
-        // is within the lag allowance (4 s), so the one poll goes at the late edge.
+        // is within the allowance without a reading (12 s), so the one poll goes at the late
+        // edge.
         plan.submitted_as("a", class.clone(), t0, t0);
         let first = plan.watches["a"].next;
         assert_eq!(plan.watches["a"].purpose, Purpose::Final);
@@ -1349,12 +1357,12 @@ mod tests {
     async fn a_wider_spread_than_the_allowance_is_read_again_near_its_early_edge() {
         let mut plan = taught(ScheduleConfig {
             lag_allowance: Duration::ZERO,
-            first_lag_allowance: 2 * SEC,
+            blind_lag_allowance: 2 * SEC,
             ..ScheduleConfig::default()
         });
         let t0 = Instant::now();
         plan.submitted_as("a", JobClass::new(3, "720p"), t0, t0);
-        // The first poll: the early edge (58 s) plus the first poll's allowance.
+        // The first poll, without a reading: the early edge (58 s) plus that allowance.
         let first = plan.watches["a"].next - t0;
         assert!((60 * SEC..=61 * SEC).contains(&first), "{first:?}");
         // Read at 35 s: the early edge of what is left (21 s), no allowance.
@@ -1367,12 +1375,27 @@ mod tests {
         );
         let next = plan.watches["a"].next - (t0 + 35 * SEC);
         assert!((21 * SEC..22 * SEC).contains(&next), "{next:?}");
+        // A job that reports no progress at 50 s: its age alone says 8–12 s are left; no
+        // reading to go by, so the early edge plus that allowance again.
+        plan.submitted_as("b", JobClass::new(3, "720p"), t0, t0);
+        plan.observed(
+            "b",
+            &status(JobState::Running(None), 50 * SEC),
+            t0 + 50 * SEC,
+            t0 + 50 * SEC,
+            wall(),
+        );
+        let silent = plan.watches["b"].next - (t0 + 50 * SEC);
+        assert!((10 * SEC..11 * SEC).contains(&silent), "{silent:?}");
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_ended_job_teaches_the_learner_and_waits_to_be_persisted() {
         let mut plan = PollPlan::new(ScheduleConfig::default());
         let t0 = Instant::now();
+        // Two jobs already watched (one resumed, one submitted) when "a" is submitted.
+        plan.watch("resumed", t0);
+        plan.submitted("b", t0, t0);
         plan.submitted_as("a", JobClass::new(3, "720p"), t0, t0);
         plan.observed(
             "a",
@@ -1393,7 +1416,17 @@ mod tests {
         assert_eq!(record.class, JobClass::new(3, "720p"));
         assert_eq!(record.readings.len(), 1);
         assert!((record.total_ms - 60_000.0).abs() < 2.0, "{record:?}");
+        assert_eq!(record.load, Some(2));
         assert_eq!(plan.counts.found_ended, 1);
+        // A job this run did not submit has no known load.
+        plan.observed(
+            "resumed",
+            &status(JobState::Completed(vec!["u".into()]), 60 * SEC),
+            t0 + 60 * SEC,
+            t0 + 60 * SEC,
+            wall(),
+        );
+        assert_eq!(plan.outbox[1].load, None);
     }
 
     #[tokio::test(start_paused = true)]
