@@ -867,6 +867,12 @@ mod tests {
         }
     }
 
+    /// `plan` learns that `job`, created at `t0`, was found in `state` at `age`, answered at
+    /// once (the provider's clock and ours agree).
+    fn found_at(plan: &mut PollPlan, job: &str, t0: Instant, state: JobState, age: Duration) {
+        plan.observed(job, &status(state, age), t0 + age, t0 + age, wall());
+    }
+
     fn budget(per_minute: u32) -> RequestBudget {
         RequestBudget::new(per_minute, per_minute.max(1))
     }
@@ -1366,25 +1372,13 @@ mod tests {
         let first = plan.watches["a"].next - t0;
         assert!((60 * SEC..=61 * SEC).contains(&first), "{first:?}");
         // Read at 35 s: the early edge of what is left (21 s), no allowance.
-        plan.observed(
-            "a",
-            &status(JobState::Running(Some(0.52)), 35 * SEC),
-            t0 + 35 * SEC,
-            t0 + 35 * SEC,
-            wall(),
-        );
+        found_at(&mut plan, "a", t0, JobState::Running(Some(0.52)), 35 * SEC);
         let next = plan.watches["a"].next - (t0 + 35 * SEC);
         assert!((21 * SEC..22 * SEC).contains(&next), "{next:?}");
         // A job that reports no progress at 50 s: its age alone says 8–12 s are left; no
         // reading to go by, so the early edge plus that allowance again.
         plan.submitted_as("b", JobClass::new(3, "720p"), t0, t0);
-        plan.observed(
-            "b",
-            &status(JobState::Running(None), 50 * SEC),
-            t0 + 50 * SEC,
-            t0 + 50 * SEC,
-            wall(),
-        );
+        found_at(&mut plan, "b", t0, JobState::Running(None), 50 * SEC);
         let silent = plan.watches["b"].next - (t0 + 50 * SEC);
         assert!((10 * SEC..11 * SEC).contains(&silent), "{silent:?}");
     }
@@ -1419,13 +1413,8 @@ mod tests {
         assert_eq!(record.load, Some(2));
         assert_eq!(plan.counts.found_ended, 1);
         // A job this run did not submit has no known load.
-        plan.observed(
-            "resumed",
-            &status(JobState::Completed(vec!["u".into()]), 60 * SEC),
-            t0 + 60 * SEC,
-            t0 + 60 * SEC,
-            wall(),
-        );
+        let done = JobState::Completed(vec!["u".into()]);
+        found_at(&mut plan, "resumed", t0, done, 60 * SEC);
         assert_eq!(plan.outbox[1].load, None);
     }
 
@@ -1480,13 +1469,7 @@ mod tests {
         let t0 = Instant::now();
         plan.submitted_as("a", JobClass::new(3, "720p"), t0, t0);
         // 200 s old, no progress: every job like it ended by 62 s.
-        plan.observed(
-            "a",
-            &status(JobState::Running(None), 200 * SEC),
-            t0 + 200 * SEC,
-            t0 + 200 * SEC,
-            wall(),
-        );
+        found_at(&mut plan, "a", t0, JobState::Running(None), 200 * SEC);
         let gap = plan.watches["a"].next - (t0 + 200 * SEC);
         assert!((20 * SEC..=21 * SEC).contains(&gap), "{gap:?}");
     }
