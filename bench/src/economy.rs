@@ -55,7 +55,8 @@ pub struct Args {
     #[arg(long, default_value_t = 4.0)]
     pub warmup_minutes: f64,
     /// Strategies to run, comma-separated: fixed-5s, fixed-60s (any fixed-Ns), hint,
-    /// pipeline.
+    /// pipeline, pipeline-line (the previous scheduler), pipeline@A or pipeline@A/B (lag
+    /// allowance A s; B s for polls planned without a progress reading).
     #[arg(
         long,
         value_delimiter = ',',
