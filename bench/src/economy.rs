@@ -162,7 +162,9 @@ struct Allowance {
 impl Allowance {
     fn parse(text: &str) -> Result<Allowance> {
         let secs = |text: &str| -> Result<f64> {
-            let secs: f64 = text.parse()?;
+            let secs: f64 = text
+                .parse()
+                .with_context(|| format!("{text}: a lag allowance in seconds"))?;
             Duration::try_from_secs_f64(secs)
                 .with_context(|| format!("{text}: a lag allowance in seconds"))?;
             Ok(secs)
