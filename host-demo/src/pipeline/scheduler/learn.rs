@@ -10,7 +10,7 @@
 //! *load* — how many other jobs the scheduler was watching (submitted, not yet seen ended).
 //! A provider's queue is load-dependent, and the account's own jobs are the part of that
 //! load a client can see: on the emulator's render farm the load at submit correlates with
-//! the queue wait at 0.66–0.94 (five time-scaled 15-minute runs, `BENCHMARKS.md` §5). Where a
+//! the queue wait at 0.66–0.94 (seven time-scaled 15-minute runs, `BENCHMARKS.md` §5). Where a
 //! provider's queue ignores this account's load, the conditioning costs sample size (40 jobs
 //! nearest in load, among them the most recent, instead of all), and the switch to all jobs
 //! once fewer than 5 of the 40 outlived a job is abrupt by design: a job that old is a
