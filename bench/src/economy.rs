@@ -149,25 +149,23 @@ enum Strategy {
     },
 }
 
-/// A learning scheduler's lag allowances, emulated seconds: `pipeline@8` (8 s; for polls
+/// A learning scheduler's lag allowances, in emulated time: `pipeline@8` (8 s; for polls
 /// planned without a progress reading, the default) or `pipeline@8/14` (for those, 14 s).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Allowance {
     /// `ScheduleConfig::lag_allowance`.
-    later: f64,
+    later: Duration,
     /// `ScheduleConfig::blind_lag_allowance`, if not the default.
-    blind: Option<f64>,
+    blind: Option<Duration>,
 }
 
 impl Allowance {
     fn parse(text: &str) -> Result<Allowance> {
-        let secs = |text: &str| -> Result<f64> {
-            let secs: f64 = text
-                .parse()
-                .with_context(|| format!("{text}: a lag allowance in seconds"))?;
-            Duration::try_from_secs_f64(secs)
-                .with_context(|| format!("{text}: a lag allowance in seconds"))?;
-            Ok(secs)
+        let secs = |text: &str| {
+            text.parse()
+                .ok()
+                .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+                .with_context(|| format!("{text}: a lag allowance in seconds"))
         };
         Ok(match text.split_once('/') {
             Some((later, blind)) => Allowance {
@@ -227,8 +225,12 @@ impl Strategy {
                 learn: true,
                 allowance: Some(Allowance { later, blind }),
             } => match blind {
-                Some(blind) => format!("learning, allowance {later} s, blind {blind} s"),
-                None => format!("learning, allowance {later} s"),
+                Some(blind) => format!(
+                    "learning, allowance {} s, blind {} s",
+                    later.as_secs_f64(),
+                    blind.as_secs_f64()
+                ),
+                None => format!("learning, allowance {} s", later.as_secs_f64()),
             },
             Strategy::Pipeline { learn: false, .. } => "pipeline, previous scheduler".into(),
         }
@@ -544,17 +546,18 @@ async fn pipeline(
         learn,
         ..ScheduleConfig::default()
     };
-    let allowance = allowance.or(args
+    let from_flag = args
         .lag_allowance_secs
-        .map(|later| Allowance { later, blind: None }));
-    if let Some(Allowance { later, blind }) = allowance {
-        let duration = |secs| {
+        .map(|secs| {
             Duration::try_from_secs_f64(secs)
                 .context("--lag-allowance-secs must be a non-negative number of seconds")
-        };
-        schedule.lag_allowance = duration(later)?;
+        })
+        .transpose()?
+        .map(|later| Allowance { later, blind: None });
+    if let Some(Allowance { later, blind }) = allowance.or(from_flag) {
+        schedule.lag_allowance = later;
         if let Some(blind) = blind {
-            schedule.blind_lag_allowance = duration(blind)?;
+            schedule.blind_lag_allowance = blind;
         }
     }
     let mut session = Session::open(ConnectOptions {
@@ -908,7 +911,7 @@ mod tests {
             Strategy::Pipeline {
                 learn: true,
                 allowance: Some(Allowance {
-                    later: 8.0,
+                    later: Duration::from_secs(8),
                     blind: None
                 })
             }
@@ -918,8 +921,8 @@ mod tests {
             Strategy::Pipeline {
                 learn: true,
                 allowance: Some(Allowance {
-                    later: 7.0,
-                    blind: Some(10.5)
+                    later: Duration::from_secs(7),
+                    blind: Some(Duration::from_millis(10_500))
                 })
             }
         );

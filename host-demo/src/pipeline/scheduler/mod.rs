@@ -11,10 +11,10 @@
 //! plus the lag allowance (a larger one when the prediction rests on age alone: a job's first
 //! poll, every poll of a job that reports no progress, and any whose reading the learner
 //! cannot use), or at its late edge if that comes first, and a job found still running is
-//! planned again from its new reading. Until the
-//! learner knows enough (a first run, a new clip class), and with `learn: false` (the
-//! previous scheduler, kept for comparison), it reads a job's progress once it has had time
-//! to make some (a *probe*), predicts the end from progress and age
+//! planned again from its new reading. Until the learner knows enough (a first run, a new
+//! clip class), and with `learn: false` (the previous scheduler, kept for comparison), it
+//! reads a job's progress once it has had time to make some (a *probe*), predicts the end
+//! from progress and age
 //! ([`predict_completion_ms`]) and polls just after it; guesses made that way are planned
 //! again as soon as the learner can.
 //!
@@ -310,9 +310,9 @@ impl PollPlan {
     ///
     /// The poll goes where one more request stops paying: at the early edge of the
     /// predicted end (nine jobs in ten end later) plus the lag allowance (for a prediction
-    /// from age alone, `blind_lag_allowance`), so a job that ends after that early edge is noticed
-    /// within the allowance; or at the late edge if that comes first (the spread is narrower
-    /// than the allowance: one poll will do). A job found still running there is read again,
+    /// from age alone, `blind_lag_allowance`), so a job that ends after that early edge is
+    /// noticed within the allowance; or at the late edge if that comes first (the spread is
+    /// narrower than the allowance: one poll will do). A job found still running there is read again,
     /// the new reading narrowing the next prediction.
     fn learned_poll(
         &mut self,
