@@ -7,8 +7,6 @@
 //! progress noise is a pure function of its own seed and the time, so a run repeats exactly
 //! for the same seed and the same sequence of submits.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -193,13 +191,14 @@ fn unit(bits: u64) -> f64 {
     (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// The farm's state: its random stream and when each busy renderer frees up.
+/// The farm's state: its random stream and when each renderer frees up.
 #[derive(Debug)]
 pub(crate) struct Farm {
     config: RenderFarm,
     rng: StdRng,
-    /// When each busy renderer is free again (a min-heap).
-    busy_until: BinaryHeap<Reverse<Instant>>,
+    /// When each renderer that has rendered is free again, one entry per renderer (at most
+    /// `slots`): a renderer is never forgotten, so no more than `slots` jobs render at once.
+    free_at: Vec<Instant>,
 }
 
 /// A new farm job's timings and shape.
@@ -213,7 +212,7 @@ impl Farm {
     pub fn new(config: RenderFarm) -> Farm {
         Farm {
             rng: StdRng::seed_from_u64(config.seed),
-            busy_until: BinaryHeap::new(),
+            free_at: Vec::new(),
             config,
         }
     }
@@ -236,18 +235,8 @@ impl Farm {
             * scale
             * shape::log_normal(&mut self.rng, shape::DISPATCH_SPREAD);
         let ready = now + secs(dispatch);
-        // Renderers that are free by now take no part in the wait.
-        while self.busy_until.peek().is_some_and(|Reverse(t)| *t <= ready) {
-            self.busy_until.pop();
-        }
-        let start = if self.busy_until.len() < c.slots.max(1) {
-            ready
-        } else {
-            let Reverse(free) = self.busy_until.pop().expect("the farm is full");
-            free.max(ready)
-        };
         let running = secs(render);
-        self.busy_until.push(Reverse(start + running));
+        let start = self.assign(ready, running);
         let shape = JobShape {
             queued_says_running: self.rng.random_bool(shape::QUEUED_SAYS_RUNNING),
             // Drawn in whole tenths (one draw of the seeded stream, as before the shares were
@@ -270,6 +259,37 @@ impl Farm {
             running,
             shape,
         }
+    }
+
+    /// Books a renderer for a job ready at `ready` that renders for `running`, and says when
+    /// it starts: on a renderer never used yet, else on the one that freed up last before
+    /// `ready` (leaving those free earlier to jobs admitted later but ready sooner), else on
+    /// the one that frees up first, once it does.
+    fn assign(&mut self, ready: Instant, running: Duration) -> Instant {
+        if self.free_at.len() < self.config.slots.max(1) {
+            self.free_at.push(ready + running);
+            return ready;
+        }
+        let free_by_ready = self
+            .free_at
+            .iter()
+            .enumerate()
+            .filter(|(_, at)| **at <= ready)
+            .max_by_key(|(_, at)| **at);
+        let (slot, start) = match free_by_ready {
+            Some((slot, _)) => (slot, ready),
+            None => {
+                let (slot, free) = self
+                    .free_at
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, at)| **at)
+                    .expect("at least one renderer");
+                (slot, *free)
+            }
+        };
+        self.free_at[slot] = start + running;
+        start
     }
 }
 
@@ -417,6 +437,35 @@ mod tests {
             worst_heavy > Duration::from_secs(300),
             "40 jobs on 4 renderers wait"
         );
+    }
+
+    /// However the dispatch times fall, no more jobs render at once than there are renderers
+    /// (the farm once forgot renderers freed before a slow-dispatching job was ready, and a
+    /// quick one admitted after it then rendered beside all of them).
+    #[test]
+    fn no_more_jobs_render_at_once_than_there_are_renderers() {
+        let slots = RenderFarm::default().slots;
+        let start = Instant::now();
+        let mut farm = Farm::new(RenderFarm::default());
+        // Bursts of eight submits, about as fast as the renderers free up: dispatch times
+        // then overlap with renderers freeing.
+        let mut edges: Vec<(Instant, isize)> = (0..400)
+            .flat_map(|i| {
+                let at = start + Duration::from_secs(28) * (i / 8);
+                let job = farm.admit(&request(3.0, Resolution::P720), at);
+                let began = at + job.queued;
+                [(began, 1), (began + job.running, -1)]
+            })
+            .collect();
+        // Ends before starts at the same instant: a renderer freed is free.
+        edges.sort();
+        let mut rendering = 0usize;
+        for (at, change) in edges {
+            rendering = rendering
+                .checked_add_signed(change)
+                .expect("an end after its start");
+            assert!(rendering <= slots, "{rendering} jobs rendering at {at:?}");
+        }
     }
 
     #[test]
