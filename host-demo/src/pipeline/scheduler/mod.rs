@@ -238,6 +238,8 @@ struct PollPlan {
     outbox: Vec<Record>,
     /// Polls answered so far, by what they found.
     counts: PollCounts,
+    /// When the last submit was let out: the next keeps the budget's pace after it.
+    last_submit: Option<Instant>,
 }
 
 /// How a scheduler's polls turned out.
@@ -261,6 +263,7 @@ impl PollPlan {
             learner: Learner::default(),
             outbox: Vec::new(),
             counts: PollCounts::default(),
+            last_submit: None,
         }
     }
 
@@ -402,8 +405,17 @@ impl PollPlan {
 
     /// Whether a submit may go out at `now`, or until when it waits.
     fn submit_turn(&mut self, now: Instant, budget: &RequestBudget) -> Turn {
+        // At most one submit per pace: a window that a burst filled frees up all at once a
+        // window later, and refilling it at once would bring the burst back every window,
+        // with its jobs' polls bunched behind it.
+        if let Some(due) = self.last_submit.map(|last| last + budget.pace())
+            && now < due
+        {
+            return Turn::Wait(due);
+        }
         let reserved = self.reserved(now, Some(now + self.config.probe_horizon));
         if budget.fits(now, &reserved) {
+            self.last_submit = Some(now);
             self.submits_in_flight += 1;
             Turn::Go
         } else {
@@ -1236,14 +1248,28 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn submits_keep_the_budgets_pace() {
+        // Fifty a minute and none spent: room for a burst, but one submit per 1.2 s.
+        let budget = budget(50);
+        let mut plan = PollPlan::new(ScheduleConfig::default());
+        let now = Instant::now();
+        let pace = budget.pace();
+        assert_eq!(plan.submit_turn(now, &budget), Turn::Go);
+        assert_eq!(plan.submit_turn(now, &budget), Turn::Wait(now + pace));
+        assert_eq!(plan.submit_turn(now + pace, &budget), Turn::Go);
+        // Polls keep their own times: a probe due now goes beside them.
+        assert_eq!(plan.poll_turn("a", now + pace, &budget), Turn::Go);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_submit_permit_holds_its_place_until_paid_or_dropped() {
         let budget = Arc::new(budget(2));
         let scheduler = PollScheduler::new(budget.clone(), ScheduleConfig::default());
         let plugin = OutboundPolicy::default();
         let first = scheduler.submit_turn().await;
         let second = scheduler.submit_turn().await;
-        // Two places held, none granted yet: a third waits.
-        let third = tokio::time::timeout(SEC, scheduler.submit_turn()).await;
+        // Two places held, none granted yet: a third waits (longer than any pace).
+        let third = tokio::time::timeout(budget.span() * 2, scheduler.submit_turn()).await;
         assert!(third.is_err());
         // Dropping one gives its place back…
         drop(second);

@@ -180,6 +180,14 @@ impl RequestBudget {
         self.span
     }
 
+    /// The limit's own pace: one request per window ÷ limit (1.2 s at 50 a minute), zero
+    /// when unlimited.
+    pub fn pace(&self) -> Duration {
+        self.span
+            .checked_div(self.per_minute)
+            .unwrap_or(Duration::ZERO)
+    }
+
     /// Requests counted in the window now: in flight, or answered within a span.
     pub fn used(&self) -> usize {
         let mut bucket = self.state.lock().expect("budget lock");
@@ -434,6 +442,7 @@ mod tests {
         }
         assert_eq!(Instant::now(), before);
         assert_eq!(budget.granted(), 1000);
+        assert_eq!(budget.pace(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
