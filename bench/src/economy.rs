@@ -97,6 +97,12 @@ pub struct Args {
     /// scheduler's own; for polls without a reading, it stays the scheduler's own).
     #[arg(long)]
     pub lag_allowance_secs: Option<f64>,
+    /// Write every job of each strategy's (first) run to `DIR/<strategy>.csv`: its id, when
+    /// it was created, started rendering and ended, when a poll first found it ended (-1 if
+    /// none did), and every poll, in emulated ms from the emulator's start. What the
+    /// figures are computed from, for analyses the benchmark does not print.
+    #[arg(long, value_name = "DIR")]
+    pub dump_jobs: Option<std::path::PathBuf>,
 }
 
 impl Default for Args {
@@ -113,6 +119,7 @@ impl Default for Args {
             budget: 50,
             concurrency: DEFAULT_CONCURRENCY,
             lag_allowance_secs: None,
+            dump_jobs: None,
             jobs: Jobs::Farm,
             second_run_minutes: 3.0,
             clip_secs: vec![3],
@@ -323,6 +330,11 @@ pub async fn run(args: Args) -> Result<()> {
     );
     for (strategy, outcome) in strategies.iter().zip(outcomes) {
         let mut outcome = outcome.with_context(|| strategy.label())?;
+        if let Some(dir) = &args.dump_jobs {
+            let path = dir.join(format!("{}.csv", file_stem(&strategy.label())));
+            std::fs::write(&path, &outcome.jobs_csv)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
         let met = outcome.jobs_per_min >= TARGET_JOBS_PER_MIN
             && outcome.lag_s.median() <= TARGET_MEDIAN_LAG_S
             && outcome.lag_s.quantile(0.9) <= TARGET_P90_LAG_S
@@ -371,6 +383,16 @@ pub async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// A strategy's label as a file name: letters and digits kept, every run of anything else
+/// one `-` (`learning, allowance 4.5 s` → `learning-allowance-4-5-s`).
+fn file_stem(label: &str) -> String {
+    label
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
 /// What one strategy achieved inside the measurement window, as the emulator saw it.
 struct Outcome {
     jobs_per_min: f64,
@@ -388,6 +410,8 @@ struct Outcome {
     counts: Option<Early>,
     /// The same for a second run resuming the first's journal.
     second: Option<Early>,
+    /// Every job, one CSV line each (see `Args::dump_jobs`).
+    jobs_csv: String,
 }
 
 impl Outcome {
@@ -426,6 +450,26 @@ impl Outcome {
                 }
             }
         }
+        let mut jobs_csv =
+            String::from("job_id,created_ms,started_ms,ended_ms,first_seen_ended_ms,polls_ms\n");
+        for job in &timings {
+            let polls_ms: Vec<String> = polls
+                .get(job.id.as_str())
+                .into_iter()
+                .flatten()
+                .map(|&at| format!("{:.0}", emulated_ms(at)))
+                .collect();
+            let _ = writeln!(
+                jobs_csv,
+                "{},{:.0},{:.0},{:.0},{:.0},{}",
+                job.id,
+                emulated_ms(job.created_at),
+                emulated_ms(job.started_at),
+                emulated_ms(job.ended_at),
+                job.first_seen_ended_at.map_or(-1.0, emulated_ms),
+                polls_ms.join(" ")
+            );
+        }
         let per_job = |n: usize| n as f64 / counted.len().max(1) as f64;
         let lives: Vec<Life> = counted
             .iter()
@@ -460,6 +504,7 @@ impl Outcome {
             bound: Bound::of(args, &lives, queue_waits, per_job(all_polls)),
             counts: None,
             second: None,
+            jobs_csv,
         }
     }
 }
@@ -888,6 +933,16 @@ impl<'a> Sim<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_label_becomes_a_file_name_and_nothing_else() {
+        assert_eq!(
+            file_stem("learning, allowance 4.5 s, blind 11 s"),
+            "learning-allowance-4-5-s-blind-11-s"
+        );
+        assert_eq!(file_stem("../../etc/passwd"), "etc-passwd");
+        assert_eq!(file_stem("fixed 5 s (baseline)"), "fixed-5-s-baseline");
+    }
 
     #[test]
     fn strategies_parse() {
