@@ -99,8 +99,9 @@ pub struct Args {
     pub lag_allowance_secs: Option<f64>,
     /// Write every job of each strategy's (first) run to `DIR/<strategy>.csv`: its id, when
     /// it was created, started rendering and ended, when a poll first found it ended (-1 if
-    /// none did), and every poll, in emulated ms from the emulator's start. What the
-    /// figures are computed from, for analyses the benchmark does not print.
+    /// none did), and every poll, in emulated ms from the emulator's start (a job still
+    /// queued or rendering when the run stopped has the start or end its farm had planned).
+    /// What the figures are computed from, for analyses the benchmark does not print.
     #[arg(long, value_name = "DIR")]
     pub dump_jobs: Option<std::path::PathBuf>,
 }
@@ -306,6 +307,10 @@ pub async fn run(args: Args) -> Result<()> {
         .iter()
         .map(|name| Strategy::parse(name))
         .collect::<Result<Vec<_>>>()?;
+    if let Some(dir) = &args.dump_jobs {
+        // Before the runs, so a folder that cannot be made does not cost a run's minutes.
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let runs = strategies.iter().map(|&strategy| {
         let (args, config, runtime) = (&args, emulator_config.clone(), &runtime);
         async move {
@@ -328,12 +333,15 @@ pub async fn run(args: Args) -> Result<()> {
         "{:<32} {:>9} {:>9} {:>8} {:>9} {:>8} {:>8} {:>6} {:>7}",
         "strategy", "jobs/min", "req/min", "req/job", "lag p50", "p90", "max", "429s", "verdict"
     );
-    for (strategy, outcome) in strategies.iter().zip(outcomes) {
+    for (index, (strategy, outcome)) in strategies.iter().zip(outcomes).enumerate() {
         let mut outcome = outcome.with_context(|| strategy.label())?;
         if let Some(dir) = &args.dump_jobs {
-            let path = dir.join(format!("{}.csv", file_stem(&strategy.label())));
-            std::fs::write(&path, &outcome.jobs_csv)
-                .with_context(|| format!("writing {}", path.display()))?;
+            // Numbered in the order given: two strategies with one label keep both files.
+            let path = dir.join(format!("{index:02}-{}.csv", file_stem(&strategy.label())));
+            if let Err(e) = std::fs::write(&path, &outcome.jobs_csv) {
+                // The figures are still worth printing.
+                eprintln!("warning: writing {}: {e}", path.display());
+            }
         }
         let met = outcome.jobs_per_min >= TARGET_JOBS_PER_MIN
             && outcome.lag_s.median() <= TARGET_MEDIAN_LAG_S
