@@ -335,10 +335,10 @@ pub async fn run(args: Args) -> Result<()> {
     );
     for (index, (strategy, outcome)) in strategies.iter().zip(outcomes).enumerate() {
         let mut outcome = outcome.with_context(|| strategy.label())?;
-        if let Some(dir) = &args.dump_jobs {
+        if let (Some(dir), Some(csv)) = (&args.dump_jobs, &outcome.jobs_csv) {
             // Numbered in the order given: two strategies with one label keep both files.
             let path = dir.join(format!("{index:02}-{}.csv", file_stem(&strategy.label())));
-            if let Err(e) = std::fs::write(&path, &outcome.jobs_csv) {
+            if let Err(e) = std::fs::write(&path, csv) {
                 // The figures are still worth printing.
                 eprintln!("warning: writing {}: {e}", path.display());
             }
@@ -418,8 +418,8 @@ struct Outcome {
     counts: Option<Early>,
     /// The same for a second run resuming the first's journal.
     second: Option<Early>,
-    /// Every job, one CSV line each (see `Args::dump_jobs`).
-    jobs_csv: String,
+    /// Every job, one CSV line each, when `Args::dump_jobs` asks for them.
+    jobs_csv: Option<String>,
 }
 
 impl Outcome {
@@ -458,26 +458,31 @@ impl Outcome {
                 }
             }
         }
-        let mut jobs_csv =
-            String::from("job_id,created_ms,started_ms,ended_ms,first_seen_ended_ms,polls_ms\n");
-        for job in &timings {
-            let polls_ms: Vec<String> = polls
-                .get(job.id.as_str())
-                .into_iter()
-                .flatten()
-                .map(|&at| format!("{:.0}", emulated_ms(at)))
-                .collect();
-            let _ = writeln!(
-                jobs_csv,
-                "{},{:.0},{:.0},{:.0},{:.0},{}",
-                job.id,
-                emulated_ms(job.created_at),
-                emulated_ms(job.started_at),
-                emulated_ms(job.ended_at),
-                job.first_seen_ended_at.map_or(-1.0, emulated_ms),
-                polls_ms.join(" ")
+        // Only when asked for: one line per job the emulator made.
+        let jobs_csv = args.dump_jobs.is_some().then(|| {
+            let mut csv = String::from(
+                "job_id,created_ms,started_ms,ended_ms,first_seen_ended_ms,polls_ms\n",
             );
-        }
+            for job in &timings {
+                let polls_ms: Vec<String> = polls
+                    .get(job.id.as_str())
+                    .into_iter()
+                    .flatten()
+                    .map(|&at| format!("{:.0}", emulated_ms(at)))
+                    .collect();
+                let _ = writeln!(
+                    csv,
+                    "{},{:.0},{:.0},{:.0},{:.0},{}",
+                    job.id,
+                    emulated_ms(job.created_at),
+                    emulated_ms(job.started_at),
+                    emulated_ms(job.ended_at),
+                    job.first_seen_ended_at.map_or(-1.0, emulated_ms),
+                    polls_ms.join(" ")
+                );
+            }
+            csv
+        });
         let per_job = |n: usize| n as f64 / counted.len().max(1) as f64;
         let lives: Vec<Life> = counted
             .iter()

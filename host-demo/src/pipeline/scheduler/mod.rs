@@ -69,9 +69,9 @@ pub struct ScheduleConfig {
     /// still running teaches little beyond its age, so polls at the early edge plus the
     /// ordinary allowance mostly buy another poll; a larger allowance here ends more jobs per
     /// poll. 12 s with 5 s for the rest met all three targets of `BENCHMARKS.md` §5 in real
-    /// time, twice, once submits kept the budget's pace (5 s with 11 s did too, with 10 s once;
-    /// 4.5 s with 11 s, ahead in a time-scaled sweep, did not); no sweep has shown that a separate
-    /// allowance beats one for every poll.
+    /// time, twice, once submits kept the budget's pace (5 s with 11 s did too, with 10 s
+    /// once; 4.5 s with 11 s, ahead in a time-scaled sweep, did not); no sweep has shown that
+    /// a separate allowance beats one for every poll.
     pub blind_lag_allowance: Duration,
     /// A new job's first probe, at this age, until `LEARN_AFTER` jobs have finished.
     pub first_probe: Duration,
@@ -322,8 +322,8 @@ impl PollPlan {
     /// predicted end (nine jobs in ten end later) plus the lag allowance (for a prediction
     /// from age alone, `blind_lag_allowance`), so a job that ends after that early edge is
     /// noticed within the allowance; or at the late edge if that comes first (the spread is
-    /// narrower than the allowance: one poll will do). A job found still running there is read again,
-    /// the new reading narrowing the next prediction.
+    /// narrower than the allowance: one poll will do). A job found still running there is
+    /// read again, the new reading narrowing the next prediction.
     fn learned_poll(
         &mut self,
         class: &JobClass,
@@ -414,10 +414,9 @@ impl PollPlan {
     fn submit_turn(&mut self, now: Instant, budget: &RequestBudget) -> Turn {
         // At most one submit per pace: a window that a burst filled frees up all at once a
         // window later, and refilling it at once would bring the burst back every window,
-        // with its jobs' polls bunched behind it.
-        // Counted from the turn, not the payment: a permit dropped unpaid still delays the
-        // next submit by one pace at most, which is harmless. A budget with an absurd window
-        // must not overflow the sum.
+        // with its jobs' polls bunched behind it. Counted from the turn, not the payment: a
+        // permit dropped unpaid delays the next submit by one pace at most. Capped at a day,
+        // so a budget with an absurd window cannot overflow the sum.
         if let Some(due) = self.last_submit.map(|last| last + budget.pace().min(DAY))
             && now < due
         {
@@ -751,8 +750,8 @@ impl PollScheduler {
     }
 
     /// Waits until a submit can go out without crowding out a reserved poll (or a probe due
-    /// soon), one budget pace after the last one at the earliest. The permit holds the submit's place until `SubmitPermit::pay` takes its
-    /// grant, right before sending.
+    /// soon), one budget pace after the last one at the earliest. The permit holds the
+    /// submit's place until `SubmitPermit::pay` takes its grant, right before sending.
     pub(crate) async fn submit_turn(&self) -> SubmitPermit<'_> {
         self.take_turn(|plan, now| plan.submit_turn(now, &self.budget))
             .await;
