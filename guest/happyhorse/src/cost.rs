@@ -6,7 +6,7 @@
 
 use crate::limits::{CURRENCY, default_rates};
 use crate::validate::{RULE_INVALID_FORMAT, RULE_OUT_OF_RANGE, RULE_REQUIRED, validate};
-use video_gen_core::{CostEstimate, FieldViolation, ResolutionRate, VideoRequest};
+use video_gen_core::model::{CostEstimate, FieldViolation, ResolutionRate, VideoRequest};
 
 /// The field name used in violations about the rate card itself.
 const RATES_FIELD: &str = "rates";
@@ -114,7 +114,7 @@ fn overflow(seconds: u32, rate: u64) -> FieldViolation {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use video_gen_core::Mode;
+    use video_gen_core::model::Mode;
 
     fn req(resolution: Option<&str>, seconds: Option<u32>) -> VideoRequest {
         VideoRequest {

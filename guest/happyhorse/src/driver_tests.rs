@@ -4,7 +4,7 @@
 use crate::HappyHorse;
 use std::collections::VecDeque;
 use video_gen_core::client::*;
-use video_gen_core::*;
+use video_gen_core::model::*;
 
 /// Plays back scripted outcomes and records every request.
 #[derive(Default)]

@@ -39,9 +39,8 @@ pub mod parse;
 pub mod validate;
 pub mod wire;
 
-use video_gen_core::{
-    ApiError, FieldViolation, ParsedJob, Provider, ValidatedRequest, VideoRequest,
-};
+use video_gen_core::model::{ApiError, FieldViolation, ParsedJob, ValidatedRequest, VideoRequest};
+use video_gen_core::provider::Provider;
 
 /// The HappyHorse 1.1 API on EmpirioLabs.
 #[derive(Debug, Clone, Copy, Default)]

@@ -4,7 +4,7 @@
 //! HappyHorse 1.1 on EmpirioLabs (`shared/api/happyhorse-1.1.md` in this project). When the
 //! provider changes a limit, this is the only file that should need to change.
 
-use video_gen_core::ResolutionRate;
+use video_gen_core::model::ResolutionRate;
 
 /// The model id sent when the caller names none ("Model id: `happyhorse-1-1`").
 pub const DEFAULT_MODEL: &str = "happyhorse-1-1";

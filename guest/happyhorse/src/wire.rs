@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::limits::{DEFAULT_DURATION_SECONDS, DEFAULT_MODEL, DEFAULT_RESOLUTION};
 use crate::validate::RULE_INVALID_FORMAT;
-use video_gen_core::{FieldViolation, Mode, ValidatedRequest};
+use video_gen_core::model::{FieldViolation, Mode, ValidatedRequest};
 
 /// The submit endpoint (`POST`), relative to the base URL.
 pub const SUBMIT_PATH: &str = "/v1/videos/generations";
@@ -129,7 +129,7 @@ mod tests {
     use crate::validate::validate;
     use proptest::prelude::*;
     use serde_json::{Value, json};
-    use video_gen_core::VideoRequest;
+    use video_gen_core::model::VideoRequest;
 
     fn body(r: VideoRequest) -> Value {
         parsed(&validate(&r).expect("valid request"))
