@@ -3,9 +3,9 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use happyhorse_emulator::Emulator;
-use host_demo::api::PollPolicy;
-use host_demo::{CallResult, Plugin};
-use host_demo::{Runtime, RuntimeOptions};
+use happyhorse_sandbox::api::PollPolicy;
+use happyhorse_sandbox::{CallResult, Plugin};
+use happyhorse_sandbox::{Runtime, RuntimeOptions};
 use std::path::PathBuf;
 use std::time::Duration;
 pub use video_gen_tests::{KEY, client_config, options_allowing, t2v_of};

@@ -28,16 +28,16 @@ use crate::common;
 use crate::stats::Samples;
 use anyhow::{Context, Result};
 use happyhorse_emulator::{Emulator, EmulatorConfig, JobModel, RenderFarm};
-use host_demo::Plugin;
-use host_demo::RequestBudget;
-use host_demo::Runtime;
-use host_demo::SandboxPolicy;
-use host_demo::ScheduleConfig;
-use host_demo::api::{ClientConfig, Error as ApiError, JobState};
-use host_demo::pipeline::{
-    DEFAULT_CONCURRENCY, Journal, Plan, Progress, Runner, RunnerOptions, Storyboard, check_plan,
+use happyhorse_pipeline::ScheduleConfig;
+use happyhorse_pipeline::{ConnectOptions, Session};
+use happyhorse_pipeline::{
+    DEFAULT_CONCURRENCY, Journal, LogObserver, Plan, Runner, RunnerOptions, Storyboard, check_plan,
 };
-use host_demo::{ConnectOptions, Session};
+use happyhorse_sandbox::Plugin;
+use happyhorse_sandbox::RequestBudget;
+use happyhorse_sandbox::Runtime;
+use happyhorse_sandbox::SandboxPolicy;
+use happyhorse_sandbox::api::{ClientConfig, Error as ApiError, JobState};
 use std::fmt::Write as _;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -660,7 +660,7 @@ async fn pipeline(
         // The run was interrupted; a new one (a new process: a scheduler that has seen
         // nothing) resumes the same storyboard from the journal, which kept what the first
         // learned. The account's window carries over (same budget).
-        session.scheduler = std::sync::Arc::new(host_demo::PollScheduler::new(
+        session.scheduler = std::sync::Arc::new(happyhorse_pipeline::PollScheduler::new(
             session.sandbox.budget().clone(),
             schedule.scaled(scale),
         ));
@@ -688,7 +688,7 @@ struct Early {
     /// The longest any request was counted from its grant to its answer (wall time): the
     /// margin a budget counting from grants alone would have needed.
     longest_hold: Duration,
-    counts: host_demo::PollCounts,
+    counts: happyhorse_pipeline::PollCounts,
 }
 
 /// One run of the pipeline on `plan`'s journal in `out_dir`, `minutes` (emulated) long.
@@ -703,12 +703,7 @@ async fn run_pipeline(
     let scale = args.scale;
     let journal = Journal::open(out_dir)?;
     journal.reconcile(&plan.journal_rows())?;
-    let names: Vec<(String, String)> = plan
-        .shots
-        .iter()
-        .map(|s| (s.shot.name.clone(), "pending".to_string()))
-        .collect();
-    let progress = Progress::new(&names, 0, false);
+    let progress = LogObserver::default();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let runner = Runner::new(
         session,
@@ -732,7 +727,6 @@ async fn run_pipeline(
         counts
     };
     let (errors, counts) = tokio::join!(runner.run(plan), stopper);
-    progress.close();
     if let Some((shot, error)) = errors.first() {
         anyhow::bail!(
             "{} shot(s) stopped on errors, first {shot}: {error:#}",

@@ -11,7 +11,7 @@ use crate::common::{self, Native};
 use crate::stats::{Samples, ns};
 use anyhow::Result;
 use happyhorse_emulator::{Emulator, EmulatorConfig};
-use host_demo::{Runtime, RuntimeOptions};
+use happyhorse_sandbox::{Runtime, RuntimeOptions};
 use std::time::{Duration, Instant};
 
 /// Options of the overhead figure.

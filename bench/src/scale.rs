@@ -9,7 +9,7 @@ use crate::common::{self, Native};
 use crate::stats::kib;
 use anyhow::{Context, Result, bail};
 use happyhorse_emulator::{Emulator, EmulatorConfig};
-use host_demo::RuntimeOptions;
+use happyhorse_sandbox::RuntimeOptions;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -227,7 +227,7 @@ pub async fn child(args: ChildArgs) -> Result<()> {
     let errors = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::with_capacity(args.n);
     // Polls every 250 ms to 1 s (the component's `next-poll-ms` over its policy).
-    let poll = host_demo::api::PollPolicy {
+    let poll = happyhorse_sandbox::api::PollPolicy {
         min_interval_ms: 250,
         max_interval_ms: 1_000,
         deadline_ms: 120_000,

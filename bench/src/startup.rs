@@ -6,8 +6,8 @@
 use crate::common;
 use crate::stats::{Samples, ns};
 use anyhow::{Context, Result, bail};
-use host_demo::api::VideoRequest;
-use host_demo::{Runtime, RuntimeOptions, load_component};
+use happyhorse_sandbox::api::VideoRequest;
+use happyhorse_sandbox::{Runtime, RuntimeOptions, load_component};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use wasmtime::component::Component;

@@ -6,13 +6,12 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use cli::{say, tell};
 use happyhorse_emulator::{Emulator, EmulatorConfig, JobModel, RenderFarm};
-use host_demo::RedactingMakeWriter;
-use host_demo::SandboxPolicy;
-use host_demo::api::{Mode, VideoRequest};
-use host_demo::pipeline::{self, check_shot_total, request_image};
-use host_demo::{ConnectOptions, EMULATOR_KEY, Session};
-use host_demo::{check_job_id, shown, shown_lines};
-use host_demo::{describe, money};
+use happyhorse_pipeline::{
+    ConnectOptions, EMULATOR_KEY, Session, check_job_id, check_shot_total, describe, money,
+    request_image, shown, shown_lines,
+};
+use happyhorse_sandbox::api::{Mode, VideoRequest};
+use happyhorse_sandbox::{KEY_ENV, RedactingMakeWriter, SandboxPolicy};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -98,7 +97,7 @@ struct EmulatorArgs {
 #[derive(Args)]
 struct ConnectionArgs {
     /// API key. Without one, the built-in emulator is started and used.
-    #[arg(long, env = host_demo::KEY_ENV, hide_env_values = true)]
+    #[arg(long, env = KEY_ENV, hide_env_values = true)]
     api_key: Option<String>,
     /// API base URL (default: the real service when a key is given).
     #[arg(long)]
@@ -112,7 +111,7 @@ struct ConnectionArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=600))]
     request_timeout_secs: Option<u32>,
     /// Where downloaded videos go. Default: `out` for `generate` and `resume`; for `run`,
-    /// `out` next to the storyboard (never the working directory: see README "Pipeline").
+    /// `out` next to the storyboard (never the working directory: see docs/pipeline.md).
     #[arg(long)]
     out_dir: Option<PathBuf>,
     /// Use this component instead of the one built into the binary.
@@ -125,7 +124,7 @@ struct ConnectionArgs {
 /// The sandbox is deny-by-default; these widen or tighten it explicitly.
 #[derive(Args)]
 struct SandboxArgs {
-    /// Sandbox policy file (TOML; see README "Sandbox"). Flags below override it.
+    /// Sandbox policy file (TOML; see docs/sandbox.md). Flags below override it.
     #[arg(long)]
     sandbox_config: Option<PathBuf>,
     /// Let plugins also reach this origin (repeatable), e.g. https://cdn.example.com.
@@ -202,16 +201,16 @@ enum CliMode {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = if cli.verbose {
-        "info,host_demo=debug"
+        "info,host_demo=debug,happyhorse_pipeline=debug,happyhorse_sandbox=debug"
     } else {
-        "warn,host_demo=info"
+        "warn,host_demo=info,happyhorse_pipeline=info,happyhorse_sandbox=info"
     };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
         )
-        // Every log line is redacted before it is written (see `host_demo::redact`).
+        // Every log line is redacted before it is written (see `happyhorse_sandbox::redact`).
         .with_writer(RedactingMakeWriter)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
@@ -313,7 +312,8 @@ async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
     // Checked and priced by this instance; the run makes its own, as every shot does.
     drop(plugin);
     let bar = cli::job::JobBar::default();
-    let ended = pipeline::generate(&session, validated.request, cost, &out_dir, &bar).await?;
+    let ended =
+        happyhorse_pipeline::generate(&session, validated.request, cost, &out_dir, &bar).await?;
     Ok(cli::job::report(ended, &out_dir))
 }
 
@@ -325,7 +325,7 @@ async fn resume(job_id: String, conn: ConnectionArgs, verbose: bool) -> Result<E
     let (session, out_dir) = open_session(conn, verbose).await?;
     let out_dir = out_dir.unwrap_or_else(|| PathBuf::from("out"));
     let bar = cli::job::JobBar::default();
-    let ended = pipeline::resume(&session, &job_id, &out_dir, &bar).await?;
+    let ended = happyhorse_pipeline::resume(&session, &job_id, &out_dir, &bar).await?;
     Ok(cli::job::report(ended, &out_dir))
 }
 

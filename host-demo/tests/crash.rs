@@ -120,7 +120,10 @@ impl Harness {
         let mut cmd = Command::new(BIN);
         cmd.args(args)
             .env("EMPIRIOLABS_API_KEY", KEY)
-            .env("RUST_LOG", "warn,host_demo=info")
+            .env(
+                "RUST_LOG",
+                "warn,host_demo=info,happyhorse_pipeline=info,happyhorse_sandbox=info",
+            )
             // The per-user registry of submits, kept inside the test's folder.
             .env("HAPPYHORSE_STATE_DIR", self.dir.path().join("state"))
             .stdin(Stdio::null());

@@ -159,7 +159,7 @@ async fn cluster(test: &str) -> Option<Cluster> {
 }
 
 impl Cluster {
-    /// Starts node `index` (0 or 1) as the README does: only the first with `--deployment`
+    /// Starts node `index` (0 or 1) as docs/cluster.md does: only the first with `--deployment`
     /// (each such start activates a deployment of its own in the shared database), the other
     /// picking up the active one. Returns once its API answers.
     async fn start(&mut self, index: usize, emulator: &Emulator) {
@@ -543,7 +543,7 @@ async fn cluster_runs_the_shipped_batch_and_refuses_bad_ones_whole() -> Test {
             },
         );
     }
-    // The README's batch, as shipped (its base URL pointed at this emulator).
+    // The batch of docs/cluster.md, as shipped (its base URL pointed at this emulator).
     let shipped = std::fs::read_to_string(examples().join("obelisk/cluster/batch.json"))?;
     let mut shipped: serde_json::Value = serde_json::from_str(&shipped)?;
     shipped[0]["base-url"] = emu.base_url().into();
@@ -667,7 +667,7 @@ async fn two_batches_at_once(test: &str, rpm: u32) -> Option<(usize, usize, usiz
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_two_batches_splitting_the_budget_stay_inside_it() -> Test {
     let test = "cluster_two_batches_splitting_the_budget_stay_inside_it";
-    // The README's rule for two batches at once: split the account's budget between them.
+    // The rule of docs/cluster.md for two batches at once: split the account's budget between them.
     let Some((busiest, refused, completed)) = two_batches_at_once(test, 22).await else {
         return Ok(());
     };
@@ -677,12 +677,12 @@ async fn cluster_two_batches_splitting_the_budget_stay_inside_it() -> Test {
     Ok(())
 }
 
-/// A measurement, not a check (run it by hand with `--ignored`; README "Beyond one machine"
+/// A measurement, not a check (run it by hand with `--ignored`; docs/cluster.md
 /// records its figures): two batches that each claim the whole budget. Each keeps its own
 /// promise, so together they send up to twice the account's limit; the provider answers the
 /// excess `429`, which costs retries and time but never a second job.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement for the README, not a check"]
+#[ignore = "a measurement for docs/cluster.md, not a check"]
 async fn cluster_two_batches_each_claiming_the_whole_budget() -> Test {
     let test = "cluster_two_batches_each_claiming_the_whole_budget";
     two_batches_at_once(test, 45).await;

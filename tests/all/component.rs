@@ -2,8 +2,8 @@
 //! reached the wire, because an extra submit is an extra bill.
 
 use happyhorse_emulator::{EmulatorConfig, Fault, Route, StatusStyle};
-use host_demo::PluginFailure;
-use host_demo::api::{Error, JobState, Mode, TransportKind, VideoRequest};
+use happyhorse_sandbox::PluginFailure;
+use happyhorse_sandbox::api::{Error, JobState, Mode, TransportKind, VideoRequest};
 use std::time::{Duration, Instant};
 use video_gen_tests::*;
 
@@ -275,7 +275,7 @@ async fn cost_is_estimated_offline_with_overridable_rates() -> Test {
         plugin.estimate_cost(&long, None).await??.total_micros,
         2_700_000
     );
-    let card = [host_demo::api::ResolutionRate {
+    let card = [happyhorse_sandbox::api::ResolutionRate {
         resolution: "1080p".into(),
         micros_per_second: 200_000,
     }];
@@ -412,8 +412,8 @@ async fn a_submit_whose_answer_is_lost_is_not_resent() -> Test {
         Fault::ProcessThenHang(Duration::from_secs(30)),
     );
     let mut plugin = runtime()
-        .instantiate(host_demo::PluginOptions {
-            limits: host_demo::PluginLimits {
+        .instantiate(happyhorse_sandbox::PluginOptions {
+            limits: happyhorse_sandbox::PluginLimits {
                 call_timeout: Duration::from_secs(2),
                 ..Default::default()
             },

@@ -2,14 +2,14 @@
 //! submit that was not sent into one whose fate is unknown.
 
 use happyhorse_emulator::Emulator;
-use host_demo::api::{Error, TransportKind};
-use host_demo::{Runtime, RuntimeOptions};
+use happyhorse_sandbox::api::{Error, TransportKind};
+use happyhorse_sandbox::{Runtime, RuntimeOptions};
 use video_gen_tests::*;
 
 type Test = Result<(), Box<dyn std::error::Error>>;
 
 /// A plugin of `runtime` allowed to reach `base_url` only.
-async fn plugin_for(runtime: &Runtime, base_url: &str) -> host_demo::Plugin {
+async fn plugin_for(runtime: &Runtime, base_url: &str) -> happyhorse_sandbox::Plugin {
     runtime
         .instantiate(options_allowing(base_url))
         .await

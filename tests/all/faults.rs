@@ -6,9 +6,9 @@
 //! how many submits the server received and accepted: one job, one bill.
 
 use happyhorse_emulator::{Emulator, Fault, Route};
-use host_demo::Plugin;
-use host_demo::api::{ClientConfig, Error, PollPolicy};
-use host_demo::{Runtime, RuntimeOptions};
+use happyhorse_sandbox::Plugin;
+use happyhorse_sandbox::api::{ClientConfig, Error, PollPolicy};
+use happyhorse_sandbox::{Runtime, RuntimeOptions};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -389,7 +389,7 @@ async fn wait_returns_timeout_near_its_deadline_whatever_the_server_does() -> Te
 async fn greedy_submit_under_host_bounds(runtime: &Runtime, fault: Fault) -> Test {
     let emu = emulator(fast()).await;
     emu.push_fault(Route::Submit, fault.clone());
-    let policy = host_demo::SandboxPolicy {
+    let policy = happyhorse_sandbox::SandboxPolicy {
         first_byte_timeout_secs: 1,
         between_bytes_timeout_secs: 1,
         ..test_policy()
@@ -448,7 +448,7 @@ async fn a_submit_retry_queued_behind_the_budget_is_not_unknown() -> Test {
             retry_after: None,
         },
     );
-    let policy = host_demo::SandboxPolicy {
+    let policy = happyhorse_sandbox::SandboxPolicy {
         requests_per_minute: 1,
         burst: 1,
         ..test_policy()

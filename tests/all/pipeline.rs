@@ -4,12 +4,12 @@
 //! binary, are in `host-demo/tests/crash.rs`.
 
 use happyhorse_emulator::{Emulator, EmulatorConfig, Fault, Route};
-use host_demo::RuntimeOptions;
-use host_demo::SandboxPolicy;
-use host_demo::ScheduleConfig;
-use host_demo::pipeline::{Journal, Resolution, Stage, State, Storyboard, settle as resolve};
-use host_demo::pipeline::{RunConfig, RunOutcome, RunSummary, run};
-use host_demo::{ConnectOptions, Session};
+use happyhorse_pipeline::ScheduleConfig;
+use happyhorse_pipeline::{ConnectOptions, Session};
+use happyhorse_pipeline::{Journal, Resolution, Stage, State, Storyboard, settle as resolve};
+use happyhorse_pipeline::{RunConfig, RunOutcome, RunSummary, run};
+use happyhorse_sandbox::RuntimeOptions;
+use happyhorse_sandbox::SandboxPolicy;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

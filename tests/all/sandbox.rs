@@ -9,9 +9,9 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{any, get};
 use happyhorse_emulator::{EmulatorConfig, Fault, Route};
-use host_demo::api::{ClientConfig, Error, JobState, PollPolicy, TransportKind};
-use host_demo::{Plugin, PluginFailure};
-use host_demo::{Sandbox, SandboxPolicy};
+use happyhorse_sandbox::api::{ClientConfig, Error, JobState, PollPolicy, TransportKind};
+use happyhorse_sandbox::{Plugin, PluginFailure};
+use happyhorse_sandbox::{Sandbox, SandboxPolicy};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use video_gen_tests::*;
@@ -19,8 +19,8 @@ use video_gen_tests::*;
 type Test = Result<(), Box<dyn std::error::Error>>;
 
 /// The hostile test component (`tests/guests/hostile`), compiled once per test binary.
-fn hostile_runtime() -> &'static host_demo::Runtime {
-    static RUNTIME: OnceLock<host_demo::Runtime> = OnceLock::new();
+fn hostile_runtime() -> &'static happyhorse_sandbox::Runtime {
+    static RUNTIME: OnceLock<happyhorse_sandbox::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| load(video_gen_test_artifacts::HOSTILE))
 }
 
@@ -29,16 +29,7 @@ async fn attempt(
     plugin: &mut Plugin,
     command: &str,
 ) -> Result<Result<String, Error>, PluginFailure> {
-    let config = ClientConfig {
-        base_url: None,
-        api_key: None,
-        connect_timeout_ms: None,
-        first_byte_timeout_ms: None,
-        between_bytes_timeout_ms: None,
-        max_response_bytes: None,
-        poll: None,
-    };
-    plugin.submit(&config, &t2v(command)).await
+    plugin.submit(&ClientConfig::default(), &t2v(command)).await
 }
 
 fn denied(outcome: Result<Result<String, Error>, PluginFailure>) -> bool {

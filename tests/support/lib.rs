@@ -2,11 +2,11 @@
 //! fresh emulator on an ephemeral 127.0.0.1 port per test, and a fresh plugin per job.
 
 use happyhorse_emulator::{Emulator, EmulatorConfig};
-use host_demo::api::{ClientConfig, PollPolicy, VideoRequest};
-use host_demo::{Origin, OutboundPolicy};
-use host_demo::{Plugin, PluginLimits, PluginOptions};
-use host_demo::{Runtime, RuntimeOptions};
-use host_demo::{Sandbox, SandboxPolicy};
+use happyhorse_sandbox::api::{ClientConfig, PollPolicy, VideoRequest};
+use happyhorse_sandbox::{Origin, OutboundPolicy};
+use happyhorse_sandbox::{Plugin, PluginLimits, PluginOptions};
+use happyhorse_sandbox::{Runtime, RuntimeOptions};
+use happyhorse_sandbox::{Sandbox, SandboxPolicy};
 use std::sync::OnceLock;
 
 /// The key the emulator accepts by default.

@@ -3,8 +3,8 @@
 //! Every field of an error comes from the plugin or the provider, so each goes through
 //! [`shown`] first: a message cannot drive the terminal it is printed on.
 
-use crate::api::{Error, TransportKind};
 use crate::untrusted::shown;
+use happyhorse_sandbox::api::{Error, TransportKind};
 
 /// Render a component error as "what happened — what to do".
 pub fn describe(error: &Error) -> String {
@@ -115,7 +115,7 @@ pub fn money(micros: u64, currency: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::{describe, money};
-    use crate::api::{Error, FailedJob, JobFailure};
+    use happyhorse_sandbox::api::{Error, FailedJob, JobFailure};
 
     #[test]
     fn provider_text_cannot_drive_the_terminal() {

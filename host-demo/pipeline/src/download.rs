@@ -5,8 +5,8 @@
 //! somewhere harmless ([`DownloadPolicy`]), and the file's name is never taken from them: the
 //! caller chooses the stem, and the extension follows the content type, which must be a video.
 
-use crate::sandbox::egress::Origin;
 use anyhow::{Context, Result, bail};
+use happyhorse_sandbox::Origin;
 use ipnet::{Ipv4Net, Ipv6Net};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use sha2::{Digest, Sha256};

@@ -1,5 +1,5 @@
 //! The pipeline: a storyboard in, finished clips out — concurrent, durable, never billed
-//! twice. `host-demo run storyboard.toml` is [`price`] then [`run_priced`] (or [`run`],
+//! twice, every job run in the `happyhorse-sandbox` crate's sandbox. `host-demo run storyboard.toml` is [`price`] then [`run_priced`] (or [`run`],
 //! both at once); the steps are:
 //!
 //! 1. `storyboard` ([`Storyboard`]): read the file (TOML or JSON), apply run-wide defaults,
@@ -12,8 +12,11 @@
 //!    already submitted under another name, or from another journal per the per-user
 //!    `registry`, is refused unless the run is told to pay again;
 //! 4. `runner` ([`Runner`]): drive each shot from its journaled state, a few at a time, each
-//!    with its own plugin instance, shown by `progress` ([`Progress`], or any [`Observer`]);
+//!    with its own plugin instance, shown by an [`Observer`] ([`LogObserver`] logs; the command
+//!    line draws bars);
 //! 5. `reports`: `manifest.json` and the `index.html` contact sheet, from the journal.
+//!
+//! `run` strings the steps together ([`run`], or [`price`] then [`run_priced`]).
 //!
 //! `one_shot` runs one job through the same runner, journaled in memory: [`generate`] and
 //! [`resume`], for `host-demo generate` and `resume`.
@@ -29,370 +32,64 @@
 //! re-exported here, with the types in those items' signatures, renamed where the module's
 //! name carried the meaning (`check_plan`, `status_table`, `resolution_advice`, `INDEX_FILE`,
 //! `MANIFEST_FILE`); `unnameable_types` is denied, so a public signature cannot name a type
-//! a caller cannot.
+//! a caller cannot. The library prints nothing: it returns outcomes, reports progress to the
+//! observer its caller gives it and logs through `tracing`.
+//!
+//! # Example
+//!
+//! A storyboard run against the built-in emulator (no key: nothing is billed). Not run here,
+//! as it compiles the component:
+//!
+//! ```no_run
+//! use happyhorse_pipeline::{ConnectOptions, RunConfig, RunOutcome, Session, Storyboard, run};
+//!
+//! # async fn demo() -> anyhow::Result<()> {
+//! let session = Session::open(ConnectOptions::default()).await?;
+//! let storyboard = Storyboard::load("storyboard.toml".as_ref())?;
+//! let (_stop, stop) = tokio::sync::watch::channel(false);
+//! match run(&storyboard, &session, &RunConfig::default(), stop).await? {
+//!     RunOutcome::Finished(summary) => println!("complete: {}", summary.complete()),
+//!     other => println!("nothing submitted: {other:?}"),
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
-pub(crate) mod download;
+#![deny(unnameable_types)]
+
+mod advice;
+mod download;
 mod images;
 mod journal;
+mod observe;
 mod one_shot;
 mod plan;
-mod progress;
 mod registry;
 mod reports;
+mod run;
 mod runner;
-pub(crate) mod scheduler;
-pub(crate) mod session;
+mod scheduler;
+mod session;
 mod status;
 mod storyboard;
+mod untrusted;
 
+pub use advice::{describe, is_transient, money};
+pub use download::{DownloadPolicy, Downloaded, client as download_client, download, redact_query};
 pub use images::{check_shot_total, request_image};
 pub use journal::{
     Failure, FileRecord, Journal, PlannedRow, Reconciled, ShotRow, Stage, State, StateKind, Timings,
 };
+pub use observe::{BudgetView, LogObserver, Observer, displayable, progress_percent};
 pub use one_shot::{generate, resume};
 pub use plan::{Plan, PlannedShot, check as check_plan};
-pub use progress::{BudgetView, Observer, Progress};
 pub use registry::default_state_dir;
 pub use reports::{INDEX as INDEX_FILE, MANIFEST as MANIFEST_FILE, shot_json};
+pub use run::{Priced, RunConfig, RunOutcome, RunSummary, ShowRun, price, run, run_priced};
 pub use runner::{Cause, DEFAULT_CONCURRENCY, Ended, Runner, RunnerOptions};
 pub use scheduler::learn::{JobClass, Reading as JobReading, Record as LearnedJob};
+pub use scheduler::{PollCounts, PollScheduler, ScheduleConfig};
+pub use session::{ConnectOptions, EMULATOR_KEY, REAL_BASE_URL, Session};
 pub use status::{Resolution, advice as resolution_advice, settle, table as status_table};
 pub use storyboard::{ImageSource, Problem, RunSettings, Shot, Storyboard, output_dir};
-
-use crate::pipeline::session::Session;
-use anyhow::{Context, Result};
-use reports::ReportContext;
-use std::path::PathBuf;
-use std::time::Duration;
-use tokio::sync::watch;
-
-/// How to run a storyboard (the storyboard's `[run]` settings fill in what is `None`).
-#[derive(Debug, Clone, Default)]
-pub struct RunConfig {
-    /// Where outputs go when the storyboard names no `output`: `<out_root>/<file stem>`.
-    /// `None`: `out` next to the storyboard (`storyboard::default_out_root`), never the
-    /// working directory, so every run of one storyboard finds the same journal.
-    pub out_root: Option<PathBuf>,
-    /// The per-user registry's folder (`registry`): every submit is recorded there, and a
-    /// pending shot whose request was already submitted from another journal is refused.
-    /// `None` keeps no registry (the CLI always keeps one).
-    pub state_dir: Option<PathBuf>,
-    /// Submit shots even when the same request was already submitted (under another name, or
-    /// from another journal): pay again, knowingly.
-    pub pay_again: bool,
-    /// Refuse to start above this estimate, micro-units.
-    pub max_cost_micros: Option<u64>,
-    /// Shots in flight at once.
-    pub concurrency: Option<usize>,
-    /// Check and price only.
-    pub dry_run: bool,
-    /// Shortest spacing of one job's polls, overriding the session's.
-    pub poll_interval: Option<Duration>,
-    /// How long this run waits for one job (default: the session's poll deadline).
-    pub deadline: Option<Duration>,
-    /// Draw progress bars (stderr is a terminal) rather than log lines.
-    pub terminal: bool,
-}
-
-/// How a run ended.
-#[derive(Debug)]
-pub enum RunOutcome {
-    /// The storyboard has problems; nothing was submitted.
-    Invalid(Vec<Problem>),
-    /// The estimate is over the budget; nothing was submitted.
-    OverBudget {
-        /// The priced plan.
-        plan: Plan,
-        /// The budget, micro-units.
-        max_micros: u64,
-    },
-    /// Shots that already have a job were edited in the storyboard; nothing was submitted.
-    Conflicts(Vec<(String, String)>),
-    /// Pending shots whose very request was already submitted — by a shot of another name
-    /// in this journal (renamed), or from another journal — as (shot, where); nothing was
-    /// submitted. `RunConfig::pay_again` submits them anyway.
-    Repeats(Vec<(String, String)>),
-    /// `--dry-run`: checked and priced.
-    DryRun(Plan),
-    /// The shots ran.
-    Finished(RunSummary),
-}
-
-/// The end of a run that ran.
-#[derive(Debug)]
-pub struct RunSummary {
-    /// Where the clips, journal and reports are.
-    pub out_dir: PathBuf,
-    /// The storyboard's shots as journaled at the end, in storyboard order.
-    pub rows: Vec<ShotRow>,
-    /// Shots stopped by an error outside their states (journal or plugin creation).
-    pub errors: Vec<(String, String)>,
-    /// Shots found `submitting` at the start (now `unknown`).
-    pub interrupted: Vec<String>,
-    /// Whether the run was told to stop before the end.
-    pub stopped: bool,
-}
-
-impl RunSummary {
-    /// Whether every shot is downloaded.
-    pub fn complete(&self) -> bool {
-        self.errors.is_empty()
-            && self
-                .rows
-                .iter()
-                .all(|r| matches!(r.state, State::Downloaded { .. }))
-    }
-}
-
-/// A storyboard checked and priced, not yet run: what [`run_priced`] runs, and the table a
-/// person sees first.
-#[derive(Debug)]
-pub struct Priced {
-    /// Every shot, validated and priced.
-    pub plan: Plan,
-    /// Where the run's files and journal are.
-    pub out_dir: PathBuf,
-    /// The price table, with each shot's journaled state; provider text already made inert
-    /// for a terminal.
-    pub table: String,
-}
-
-/// How long a run waits for one job unless told otherwise: the session's poll deadline
-/// (`--timeout-secs`), else 15 minutes.
-fn wait_deadline(session: &Session) -> Duration {
-    Duration::from_millis(
-        session
-            .client_config
-            .poll
-            .map_or(15 * 60 * 1000, |p| p.deadline_ms),
-    )
-}
-
-/// Run `storyboard` in `session`: check, price, journal, generate, download, report.
-/// `stop` turning `true` (Ctrl-C) lets in-flight submits finish and starts nothing new.
-/// A caller that shows the price table first calls [`price`] and [`run_priced`] instead.
-pub async fn run(
-    storyboard: &Storyboard,
-    session: &Session,
-    config: &RunConfig,
-    stop: watch::Receiver<bool>,
-) -> Result<RunOutcome> {
-    match price(storyboard, session, config).await? {
-        Ok(priced) => run_priced(priced, storyboard, session, config, stop).await,
-        Err(problems) => Ok(RunOutcome::Invalid(problems)),
-    }
-}
-
-/// Check and price every shot of `storyboard` (nothing is sent or written), or every problem.
-pub async fn price(
-    storyboard: &Storyboard,
-    session: &Session,
-    config: &RunConfig,
-) -> Result<Result<Priced, Vec<Problem>>> {
-    let plan = match plan::check(session, storyboard).await? {
-        Ok(plan) => plan,
-        Err(problems) => return Ok(Err(problems)),
-    };
-    let out_dir = storyboard.output_dir(config.out_root.as_deref());
-    let journal_path = Journal::path_in(&out_dir);
-    let known: Vec<ShotRow> = if journal_path.is_file() {
-        Journal::open_read_only(&journal_path)?.shots()?
-    } else {
-        Vec::new()
-    };
-    let state_of = |name: &str| {
-        known
-            .iter()
-            .find(|r| r.plan.name == name)
-            .map(|r| r.state.name().to_string())
-    };
-    // Warnings in the table are the plugin's words: inert, line by line.
-    let table = plan::table(&plan, &state_of)
-        .lines()
-        .map(|line| format!("{}\n", crate::untrusted::shown(line)))
-        .collect();
-    Ok(Ok(Priced {
-        plan,
-        out_dir,
-        table,
-    }))
-}
-
-/// Run a priced storyboard: refuse it over its cost cap, stop there on a dry run, or
-/// journal, generate, download and report.
-pub async fn run_priced(
-    priced: Priced,
-    storyboard: &Storyboard,
-    session: &Session,
-    config: &RunConfig,
-    stop: watch::Receiver<bool>,
-) -> Result<RunOutcome> {
-    let Priced { plan, out_dir, .. } = priced;
-    let max_micros = config
-        .max_cost_micros
-        .or(storyboard.settings.max_cost_micros);
-    if let Some(max_micros) = max_micros
-        && plan.total_micros > max_micros
-    {
-        return Ok(RunOutcome::OverBudget { plan, max_micros });
-    }
-    if config.dry_run {
-        return Ok(RunOutcome::DryRun(plan));
-    }
-
-    let journal = Journal::open(&out_dir)?;
-    // The journal's identity in the registry: the same file however the run was started.
-    let journal_key = std::fs::canonicalize(journal.path())
-        .with_context(|| format!("resolving {}", journal.path().display()))?;
-    let registry = match &config.state_dir {
-        Some(dir) => Some(registry::Registry::open(dir)?),
-        None => None,
-    };
-    if !config.pay_again {
-        let repeats = repeats(&journal, &plan, registry.as_ref(), &journal_key)?;
-        if !repeats.is_empty() {
-            return Ok(RunOutcome::Repeats(repeats));
-        }
-    }
-    let reconciled = journal.reconcile(&plan.journal_rows())?;
-    if !reconciled.conflicts.is_empty() {
-        return Ok(RunOutcome::Conflicts(reconciled.conflicts));
-    }
-    for name in &reconciled.interrupted {
-        tracing::warn!(shot = %name, "an earlier run stopped during this shot's submit: it is now unknown and will not be resent");
-    }
-    let rows = storyboard_rows(&journal, &plan)?;
-    let shots: Vec<(String, String)> = rows
-        .iter()
-        .map(|r| (r.plan.name.clone(), r.state.name().to_string()))
-        .collect();
-    let done = rows
-        .iter()
-        .filter(|r| matches!(r.state, State::Downloaded { .. }))
-        .count() as u64;
-    let progress = Progress::new(&shots, done, config.terminal);
-    let deadline = config.deadline.unwrap_or_else(|| wait_deadline(session));
-    let runner = Runner::new(
-        session,
-        &journal,
-        &progress,
-        RunnerOptions {
-            concurrency: config
-                .concurrency
-                .or(storyboard.settings.concurrency)
-                .unwrap_or(DEFAULT_CONCURRENCY),
-            poll_interval: config.poll_interval,
-            deadline,
-            out_dir: out_dir.clone(),
-        },
-        stop.clone(),
-    )?;
-    let runner = match &registry {
-        Some(registry) => runner.with_registry(registry, journal_key.clone(), config.pay_again),
-        None => runner,
-    };
-    let errors = runner.run(&plan).await;
-    progress.close();
-
-    let rows = storyboard_rows(&journal, &plan)?;
-    let context = ReportContext {
-        storyboard: storyboard.path.display().to_string(),
-        api_base_url: Some(reports::safe_url(session.base_url())),
-        emulated: Some(session.is_emulated()),
-    };
-    reports::write(&out_dir, &rows, &context)?;
-    Ok(RunOutcome::Finished(RunSummary {
-        out_dir,
-        rows,
-        errors: errors
-            .into_iter()
-            .map(|(n, e)| (n, format!("{e:#}")))
-            .collect(),
-        interrupted: reconciled.interrupted,
-        stopped: *stop.borrow(),
-    }))
-}
-
-/// The journal rows of the plan's shots, in the plan's order.
-fn storyboard_rows(journal: &Journal, plan: &Plan) -> Result<Vec<ShotRow>> {
-    let mut all = journal.shots()?;
-    let mut rows = Vec::new();
-    for shot in &plan.shots {
-        if let Some(i) = all.iter().position(|r| r.plan.name == shot.shot.name) {
-            rows.push(all.swap_remove(i));
-        }
-    }
-    Ok(rows)
-}
-
-/// Whether a journaled shot's request may have been paid for: anything past `pending` but a
-/// submit the provider refused (no job exists).
-fn maybe_billed(state: &State) -> bool {
-    match state {
-        State::Pending => false,
-        State::Failed {
-            job_id: None,
-            failure,
-        } => failure.stage != journal::Stage::Submit,
-        _ => true,
-    }
-}
-
-/// The shots about to be submitted whose exact request (fingerprint) was already submitted:
-/// by a journaled shot that the storyboard no longer lists under that name (a rename, or a
-/// change of case), or from another journal per the registry. Shots that list the same
-/// request twice on purpose are left alone: both names are in the storyboard.
-fn repeats(
-    journal: &Journal,
-    plan: &Plan,
-    registry: Option<&registry::Registry>,
-    journal_key: &std::path::Path,
-) -> Result<Vec<(String, String)>> {
-    let rows = journal.shots()?;
-    let listed = |name: &str| plan.shots.iter().any(|s| s.shot.name == name);
-    let mut found = Vec::new();
-    for shot in &plan.shots {
-        let name = &shot.shot.name;
-        let to_submit = rows
-            .iter()
-            .find(|r| &r.plan.name == name)
-            .is_none_or(|r| !maybe_billed(&r.state));
-        if !to_submit {
-            continue;
-        }
-        let fingerprint = shot.fingerprint();
-        if let Some(earlier) = rows.iter().find(|r| {
-            r.plan.fingerprint == fingerprint && !listed(&r.plan.name) && maybe_billed(&r.state)
-        }) {
-            let job = earlier
-                .state
-                .job_id()
-                .map_or_else(String::new, |j| format!(" as job {j}"));
-            found.push((
-                name.clone(),
-                format!(
-                    "the same request was already submitted as shot \"{}\"{job} ({}): rename it back to keep that job",
-                    earlier.plan.name,
-                    earlier.state.name()
-                ),
-            ));
-            continue;
-        }
-        if let Some(registry) = registry
-            && let Some(earlier) = registry.elsewhere(&fingerprint, journal_key)?.first()
-        {
-            let job = earlier
-                .job_id
-                .as_deref()
-                .map_or_else(String::new, |j| format!(" as job {j}"));
-            found.push((
-                name.clone(),
-                format!(
-                    "the same request was already submitted{job} by shot \"{}\" of another journal, {}",
-                    earlier.shot, earlier.journal
-                ),
-            ));
-        }
-    }
-    Ok(found)
-}
+pub use untrusted::{check_job_id, job_file_stem, shown, shown_lines};

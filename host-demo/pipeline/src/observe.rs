@@ -1,20 +1,18 @@
-//! What a person watching sees: on a terminal, one live bar per shot (its state and the
-//! job's progress) and a total; anywhere else (a pipe, a CI log), one structured `tracing`
-//! line per change, which is what a log collector wants.
+//! How a run reports what happens to its shots: the [`Observer`] the runner calls (it prints
+//! nothing itself, so the caller decides what a person sees), the budget line beside the
+//! total ([`BudgetView`]), and [`LogObserver`]: one structured `tracing` line per change,
+//! which is what a log collector wants (the command line draws bars on a terminal instead).
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// Text from the plugin or the provider (failure messages, job ids), fit for a terminal and a
 /// log: control characters escaped, secrets redacted.
-fn clean(text: &str) -> String {
-    crate::redact::redact(&crate::untrusted::shown(text)).into_owned()
+pub fn displayable(text: &str) -> String {
+    happyhorse_sandbox::redact(&crate::untrusted::shown(text)).into_owned()
 }
 
-/// What a run reports as its shots move, for whoever shows it: [`Progress`] for a
-/// storyboard, the CLI's own bar for `generate` and `resume`. The runner calls these and
-/// prints nothing itself, so the caller decides what a person sees.
+/// What a run reports as its shots move, for whoever shows it: [`LogObserver`], the command
+/// line's bars, or anything else. The runner calls these and prints nothing itself.
 pub trait Observer: Send + Sync {
     /// A shot moved to `state` (with an optional detail such as the job id).
     fn state(&self, shot: &str, state: &str, detail: &str);
@@ -27,163 +25,67 @@ pub trait Observer: Send + Sync {
     /// A shot's submit created `job_id`, journaled: from here a crash loses nothing, so
     /// this is the moment to tell a person the id to resume by.
     fn submitted(&self, _shot: &str, _job_id: &str) {}
+    /// The run is over: leave the display as it stands.
+    fn close(&self) {}
 }
 
-/// The display of one run.
-pub struct Progress {
-    bars: Option<Bars>,
-    /// When the budget line was last logged (no terminal): once every [`BUDGET_LOG_EVERY`].
+/// One `tracing` line per change of a shot; the budget at most every [`BUDGET_LOG_EVERY`].
+#[derive(Debug, Default)]
+pub struct LogObserver {
+    /// When the budget line was last logged.
     budget_logged: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// How often the budget line is logged when there is no terminal to redraw it on.
 const BUDGET_LOG_EVERY: Duration = Duration::from_secs(30);
 
-struct Bars {
-    _multi: MultiProgress,
-    shots: HashMap<String, ProgressBar>,
-    total: ProgressBar,
-}
-
-impl Progress {
-    /// Bars on stderr when `terminal`, logs otherwise. `shots` are (name, state) in order;
-    /// `done` of them are already finished.
-    pub fn new(shots: &[(String, String)], done: u64, terminal: bool) -> Progress {
-        if !terminal {
-            return Progress {
-                bars: None,
-                budget_logged: Default::default(),
-            };
-        }
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-        let width = shots
-            .iter()
-            .map(|(n, _)| n.len())
-            .max()
-            .unwrap_or(4)
-            .min(32);
-        let style = ProgressStyle::with_template(&format!(
-            "{{spinner}} {{prefix:<{width}}} [{{bar:30}}] {{pos:>3}}% {{msg}}"
-        ))
-        .expect("a valid template")
-        .progress_chars("=> ");
-        let mut bars = HashMap::new();
-        for (name, state) in shots {
-            let bar = multi.add(ProgressBar::new(100));
-            bar.set_style(style.clone());
-            bar.set_prefix(name.clone());
-            bar.set_message(state.clone());
-            bar.enable_steady_tick(Duration::from_millis(150));
-            bars.insert(name.clone(), bar);
-        }
-        let total = multi.add(ProgressBar::new(shots.len() as u64));
-        total.set_style(
-            ProgressStyle::with_template(&format!(
-                "  {{prefix:<{width}}} [{{bar:30}}] {{pos}}/{{len}} downloaded {{msg}}"
-            ))
-            .expect("a valid template")
-            .progress_chars("## "),
-        );
-        total.set_prefix("total");
-        total.set_position(done);
-        Progress {
-            bars: Some(Bars {
-                _multi: multi,
-                shots: bars,
-                total,
-            }),
-            budget_logged: Default::default(),
-        }
-    }
-
-    /// Leave the display as it stands: unfinished bars are abandoned, not cleared.
-    pub fn close(&self) {
-        if let Some(b) = &self.bars {
-            for bar in b.shots.values() {
-                if !bar.is_finished() {
-                    bar.abandon();
-                }
-            }
-            b.total.finish();
-        }
-    }
-}
-
-impl Observer for Progress {
-    /// A shot moved to `state` (with an optional detail such as the job id).
+impl Observer for LogObserver {
     fn state(&self, shot: &str, state: &str, detail: &str) {
-        let detail = &clean(detail);
-        match &self.bars {
-            Some(b) => {
-                if let Some(bar) = b.shots.get(shot) {
-                    bar.set_message(if detail.is_empty() {
-                        state.to_string()
-                    } else {
-                        format!("{state} {detail}")
-                    });
-                }
-            }
-            None if detail.is_empty() => tracing::info!(shot, state, "shot"),
-            None => tracing::info!(shot, state, detail, "shot"),
+        let detail = &displayable(detail);
+        if detail.is_empty() {
+            tracing::info!(shot, state, "shot");
+        } else {
+            tracing::info!(shot, state, detail, "shot");
         }
     }
 
-    /// The job's progress, 0.0 to 1.0 (`None`: not reported).
     fn progress(&self, shot: &str, state: &str, fraction: Option<f64>) {
-        let percent = fraction.map_or(0, |p| (p.clamp(0.0, 1.0) * 100.0).round() as u64);
-        match &self.bars {
-            Some(b) => {
-                if let Some(bar) = b.shots.get(shot) {
-                    bar.set_position(percent);
-                    bar.set_message(state.to_string());
-                }
-            }
-            None => tracing::debug!(shot, state, progress = percent, "job status"),
-        }
+        tracing::debug!(
+            shot,
+            state,
+            progress = progress_percent(fraction),
+            "job status"
+        );
     }
 
-    /// A shot ended: downloaded (`ok`) or not, with a last word.
     fn finish(&self, shot: &str, ok: bool, message: &str) {
-        let message = &clean(message);
-        match &self.bars {
-            Some(b) => {
-                if let Some(bar) = b.shots.get(shot) {
-                    if ok {
-                        bar.set_position(100);
-                        bar.finish_with_message(message.to_string());
-                        b.total.inc(1);
-                    } else {
-                        bar.abandon_with_message(message.to_string());
-                    }
-                }
-            }
-            None if ok => tracing::info!(shot, state = "downloaded", detail = message, "shot"),
-            None => tracing::warn!(shot, detail = message, "shot did not finish"),
+        let message = &displayable(message);
+        if ok {
+            tracing::info!(shot, state = "downloaded", detail = message, "shot");
+        } else {
+            tracing::warn!(shot, detail = message, "shot did not finish");
         }
     }
 
-    /// Shows the account's budget in use beside the total: requests in the last window
-    /// against the limit, jobs in flight, and when the batch should be done.
     fn budget(&self, view: &BudgetView) {
-        let line = view.line();
-        match &self.bars {
-            Some(b) => b.total.set_message(line),
-            None => {
-                let mut logged = self.budget_logged.lock().unwrap_or_else(|e| e.into_inner());
-                if logged.is_none_or(|t| t.elapsed() >= BUDGET_LOG_EVERY) {
-                    *logged = Some(std::time::Instant::now());
-                    tracing::info!(budget = %line, "account");
-                }
-            }
+        let mut logged = self.budget_logged.lock().unwrap_or_else(|e| e.into_inner());
+        if logged.is_none_or(|t| t.elapsed() >= BUDGET_LOG_EVERY) {
+            *logged = Some(std::time::Instant::now());
+            tracing::info!(budget = %view.line(), "account");
         }
     }
+}
+
+/// A progress fraction as a whole percentage, 0 to 100 (`None`: 0).
+pub fn progress_percent(fraction: Option<f64>) -> u64 {
+    fraction.map_or(0, |p| (p.clamp(0.0, 1.0) * 100.0).round() as u64)
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn provider_text_is_made_inert_before_it_is_shown() {
-        let shown = super::clean("failed\u{1b}[2J\u{1b}]0;title\u{7}");
+        let shown = crate::displayable("failed\u{1b}[2J\u{1b}]0;title\u{7}");
         assert!(!shown.chars().any(char::is_control), "{shown:?}");
     }
 }

@@ -1,21 +1,21 @@
 //! One job as a one-shot plan: what `host-demo generate` and `host-demo resume` run. The
 //! shot goes through the same [`Runner`] as a storyboard's — the same decisions
-//! ([`runner`](super::runner)'s `step.rs`), the same scheduler, the same retries — journaled
+//! ([`runner`](crate::runner)'s `step.rs`), the same scheduler, the same retries — journaled
 //! in memory ([`Journal::in_memory`]): these commands leave no journal file, their job id
 //! is what resumes them.
 //!
 //! The caller checks and prices the request first (and shows what it likes); this submits,
 //! waits and downloads, and hands back how the shot ended ([`Ended`]) for the caller to word.
 
-use super::journal::Journal;
-use super::plan::PlannedShot;
-use super::progress::Observer;
-use super::runner::{Ended, OutputNames, Runner, RunnerOptions};
-use super::storyboard::Shot;
-use crate::api::{CostEstimate, VideoRequest};
-use crate::pipeline::session::Session;
+use crate::journal::Journal;
+use crate::observe::Observer;
+use crate::plan::PlannedShot;
+use crate::runner::{Ended, OutputNames, Runner, RunnerOptions};
+use crate::session::Session;
+use crate::storyboard::Shot;
 use crate::untrusted::check_job_id;
 use anyhow::Result;
+use happyhorse_sandbox::api::{CostEstimate, VideoRequest};
 use std::path::Path;
 use tokio::sync::watch;
 
@@ -101,7 +101,7 @@ async fn run(
     let options = RunnerOptions {
         concurrency: 1,
         poll_interval: None,
-        deadline: super::wait_deadline(session),
+        deadline: session.wait_deadline(),
         out_dir: out_dir.to_path_buf(),
     };
     // Nobody tells a one-shot plan to stop: Ctrl-C ends the process, and the job id it

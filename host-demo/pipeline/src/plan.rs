@@ -1,12 +1,12 @@
 //! Checking and pricing a storyboard before anything is sent: every shot through the
 //! component's `validate` and `estimate-cost`, every problem collected.
 
-use super::journal::PlannedRow;
-use super::storyboard::{Problem, Shot, Storyboard, mode_name};
 use crate::advice::{describe, money};
-use crate::api::{CostEstimate, Error as ApiError, VideoRequest};
-use crate::pipeline::session::Session;
+use crate::journal::PlannedRow;
+use crate::session::Session;
+use crate::storyboard::{Problem, Shot, Storyboard, mode_name};
 use anyhow::Result;
+use happyhorse_sandbox::api::{CostEstimate, Error as ApiError, VideoRequest};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 

@@ -126,7 +126,7 @@ impl Registry {
                 fingerprint,
                 journal.to_string_lossy(),
                 shot,
-                super::journal::now_ms()
+                crate::journal::now_ms()
             ],
         )?;
         tx.commit()?;

@@ -3,8 +3,8 @@
 //! same truth `host-demo status` shows. Neither ever contains the API key: the pipeline never
 //! holds it (the sandbox does), and base URLs are written without user information.
 
-use super::journal::{ShotRow, State};
 use crate::advice::money;
+use crate::journal::{ShotRow, State};
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -90,7 +90,7 @@ pub fn manifest(rows: &[ShotRow], context: &ReportContext) -> Value {
     let total = total_micros(rows);
     json!({
         "storyboard": context.storyboard,
-        "generated_at": rfc3339(super::journal::now_ms()),
+        "generated_at": rfc3339(crate::journal::now_ms()),
         "api_base_url": context.api_base_url,
         "emulated": context.emulated,
         "totals": {
@@ -114,7 +114,7 @@ fn total_micros(rows: &[ShotRow]) -> u64 {
 
 /// Escape text for HTML content and attribute values (secrets redacted first).
 fn esc(s: &str) -> String {
-    let s = crate::redact::redact(s);
+    let s = happyhorse_sandbox::redact(s);
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -312,10 +312,13 @@ dd {{ margin: 0; overflow-wrap: anywhere; }}
 pub fn write(dir: &Path, rows: &[ShotRow], context: &ReportContext) -> Result<()> {
     // The last line of defence: every string redacted, whatever path it took.
     let manifest =
-        serde_json::to_string_pretty(&crate::redact::redact_json(&manifest(rows, context)))?;
+        serde_json::to_string_pretty(&happyhorse_sandbox::redact_json(&manifest(rows, context)))?;
     replace(&dir.join(MANIFEST), manifest.as_bytes())?;
     let html = index_html(rows, context);
-    replace(&dir.join(INDEX), crate::redact::redact(&html).as_bytes())?;
+    replace(
+        &dir.join(INDEX),
+        happyhorse_sandbox::redact(&html).as_bytes(),
+    )?;
     Ok(())
 }
 
@@ -331,9 +334,9 @@ mod tests {
 
     #[test]
     fn a_hostile_failure_message_cannot_script_the_contact_sheet_or_leak_the_key() {
-        use super::super::journal::{Failure, PlannedRow, Stage, Timings};
+        use crate::journal::{Failure, PlannedRow, Stage, Timings};
         let secret = "sk-report-SECRET-0123456789";
-        crate::redact::register(secret);
+        happyhorse_sandbox::register_secret(secret);
         let row = ShotRow {
             plan: PlannedRow {
                 name: "a".into(),

@@ -1,15 +1,15 @@
 //! A session: which API the plugins talk to (the real one, or the built-in emulator when
 //! no key is given), the compiled component, and the sandbox every plugin runs in.
 
-use crate::api::{ClientConfig, PollPolicy};
-use crate::pipeline::download::DownloadPolicy;
-use crate::pipeline::scheduler::{PollScheduler, ScheduleConfig};
-use crate::sandbox::egress::Origin;
-use crate::sandbox::plugin::Plugin;
-use crate::sandbox::runtime::{Runtime, RuntimeOptions};
-use crate::sandbox::{Sandbox, SandboxPolicy};
+use crate::download::DownloadPolicy;
+use crate::scheduler::{PollScheduler, ScheduleConfig};
 use anyhow::{Context, Result, bail};
 use happyhorse_emulator::{Emulator, EmulatorConfig, JobModel, RenderFarm};
+use happyhorse_sandbox::Origin;
+use happyhorse_sandbox::Plugin;
+use happyhorse_sandbox::api::{ClientConfig, PollPolicy};
+use happyhorse_sandbox::{Runtime, RuntimeOptions};
+use happyhorse_sandbox::{Sandbox, SandboxPolicy};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,7 +63,7 @@ impl Default for ConnectOptions {
             },
             runtime: RuntimeOptions::default(),
             schedule: None,
-            rate_window: crate::sandbox::egress::budget::WINDOW,
+            rate_window: happyhorse_sandbox::RATE_WINDOW,
         }
     }
 }
@@ -120,7 +120,7 @@ impl Session {
         if emulator.is_none() {
             // Whatever path the key takes back out (an echoing provider, a hostile plugin),
             // every sink of the host redacts it.
-            crate::redact::register(&key);
+            happyhorse_sandbox::register_secret(&key);
         }
         let sandbox =
             Sandbox::new(&base_url, key, options.sandbox)?.with_rate_window(options.rate_window);
@@ -175,6 +175,16 @@ impl Session {
             emulator,
             scheduler,
         })
+    }
+
+    /// How long a run waits for one job unless told otherwise: the poll deadline
+    /// (`--timeout-secs`), else 15 minutes.
+    pub fn wait_deadline(&self) -> Duration {
+        Duration::from_millis(
+            self.client_config
+                .poll
+                .map_or(15 * 60 * 1000, |p| p.deadline_ms),
+        )
     }
 
     /// Whether this session talks to the built-in emulator.

@@ -1,8 +1,8 @@
 //! Reading the journal for people (`host-demo status`), advising on what to do next, and
 //! settling shots a person must decide about (`host-demo resolve`).
 
-use super::journal::{Journal, ShotRow, Stage, State, StateKind};
 use crate::advice::money;
+use crate::journal::{Journal, ShotRow, Stage, State, StateKind};
 use anyhow::{Result, bail};
 
 /// How a person settles a shot.

@@ -2,7 +2,7 @@
 //! names a file or reaches the journal, and any such text is made inert before a person
 //! sees it on a terminal.
 //!
-//! Neither the plugin nor the provider behind it is trusted (README "Sandbox"): a job id may
+//! Neither the plugin nor the provider behind it is trusted (docs/sandbox.md): a job id may
 //! be an absolute path or `../..`, and an error message may carry escape sequences that
 //! repaint or retitle the user's terminal.
 
@@ -18,7 +18,7 @@ pub fn check_job_id(job_id: &str) -> Result<(), String> {
     happyhorse_core::wire::job_path(job_id)
         .map(|_| ())
         .map_err(|v| shown(&v.message).into_owned())?;
-    if crate::redact::contains_secret(job_id) {
+    if happyhorse_sandbox::contains_secret(job_id) {
         return Err("the job id contains the API key".into());
     }
     Ok(())
@@ -109,7 +109,7 @@ mod tests {
         // plugin that copies it, can hand it back as a job id, which `generate` would then
         // write into the output's file name, a sink no redaction reaches.
         let key = "sk-live-job-shaped-0f1e2d3c";
-        crate::redact::register(key);
+        happyhorse_sandbox::register_secret(key);
         for id in [key.to_string(), format!("job_{key}"), format!("{key}:1")] {
             assert!(check_job_id(&id).is_err(), "{id}");
             assert!(job_file_stem(&id).is_err(), "{id}");

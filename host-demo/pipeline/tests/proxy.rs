@@ -1,10 +1,10 @@
-//! The download client checks every address it connects to (README "Sandbox"): a proxy from
+//! The download client checks every address it connects to (docs/sandbox.md): a proxy from
 //! the environment (`HTTPS_PROXY`, `ALL_PROXY`, …) would resolve and connect for it, so the
 //! check would see only the proxy's address and an output URL naming an internal host would
 //! be fetched anyway. Its own process: the test sets the environment.
 
-use host_demo::Origin;
-use host_demo::{DownloadPolicy, download, download_client as client};
+use happyhorse_pipeline::{DownloadPolicy, download, download_client as client};
+use happyhorse_sandbox::Origin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -1,11 +1,11 @@
 //! One sandboxed instance of the component, and typed, time-bounded calls into it.
 
-use crate::api::{
+use crate::contract::api::{
     ClientConfig, CostEstimate, Error as ApiError, JobResult, JobStatus, ResolutionRate,
     ValidatedRequest, VideoRequest,
 };
-use crate::bindings::{Happyhorse, HappyhorsePre};
-use crate::sandbox::egress::OutboundPolicy;
+use crate::contract::bindings::{Happyhorse, HappyhorsePre};
+use crate::egress::OutboundPolicy;
 use anyhow::Result;
 use std::future::Future;
 use std::time::Duration;
@@ -77,7 +77,7 @@ impl PluginLimits {
     pub fn host_memory_bound(&self, max_concurrent_requests: usize) -> u64 {
         let per_entry = (self.max_header_bytes as u64)
             .max((1 + OUTGOING_BODY_CHUNKS as u64) * self.max_request_body_chunk_bytes as u64)
-            .max(crate::sandbox::egress::BUFFERED_RESPONSE_BYTES)
+            .max(crate::egress::BUFFERED_RESPONSE_BYTES)
             + ENTRY_OVERHEAD_BYTES;
         self.max_memory_bytes as u64
             + self.max_host_resources as u64 * per_entry

@@ -6,7 +6,8 @@
 //! in the real key on requests to the API origin alone), but the key can still come back:
 //! a provider may echo it in an error message, and the plugin may copy whatever it received
 //! into a job id or a failure message. This module is the one place that knows the secrets;
-//! [`crate::pipeline::session::Session::open`] registers the API key.
+//! a host registers the API key with [`register_secret`](crate::register_secret) (the
+//! pipeline's session does when it opens).
 
 use std::borrow::Cow;
 use std::io::Write;

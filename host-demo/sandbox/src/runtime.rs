@@ -1,9 +1,9 @@
 //! The Wasmtime engine, the on-disk cache of the precompiled component, and the
 //! pre-instantiated component every plugin instance is created from.
 
-use crate::bindings::HappyhorsePre;
-use crate::sandbox::egress::connections::{self, Connections};
-use crate::sandbox::plugin::{Plugin, PluginOptions, PluginState};
+use crate::contract::bindings::HappyhorsePre;
+use crate::egress::connections::{self, Connections};
+use crate::plugin::{Plugin, PluginOptions, PluginState};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
@@ -40,7 +40,7 @@ impl Default for RuntimeOptions {
             cache_dir: default_cache_dir(),
             pooling: true,
             max_instances: 1_000,
-            max_memory_bytes: crate::sandbox::plugin::PluginLimits::default().max_memory_bytes,
+            max_memory_bytes: crate::plugin::PluginLimits::default().max_memory_bytes,
             keep_alive_idle: Some(connections::DEFAULT_IDLE_TIMEOUT),
         }
     }
@@ -71,7 +71,7 @@ impl Runtime {
         let component = load_component(&engine, wasm, options.cache_dir.as_deref())?;
         let mut linker = Linker::<PluginState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        super::http_linker::add_to_linker(&mut linker)?;
+        crate::http_linker::add_to_linker(&mut linker)?;
         let pre = HappyhorsePre::new(linker.instantiate_pre(&component)?)?;
         let connections = options
             .keep_alive_idle
@@ -171,7 +171,7 @@ fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) {
         .name("wasm-epoch".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(crate::sandbox::plugin::EPOCH_TICK);
+                std::thread::sleep(crate::plugin::EPOCH_TICK);
                 engine.increment_epoch();
             }
         })

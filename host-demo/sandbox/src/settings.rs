@@ -5,9 +5,9 @@
 //! time, response size and concurrent requests; all plugins share one request budget. A
 //! [`SandboxPolicy`] (from a TOML file or CLI flags) widens these explicitly.
 
-use crate::sandbox::egress::budget::RequestBudget;
-use crate::sandbox::egress::{Credential, Origin, OutboundPolicy, RequestBounds};
-use crate::sandbox::plugin::{PluginLimits, PluginOptions};
+use crate::egress::budget::RequestBudget;
+use crate::egress::{Credential, Origin, OutboundPolicy, RequestBounds};
+use crate::plugin::{PluginLimits, PluginOptions};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -71,8 +71,8 @@ impl Default for SandboxPolicy {
             max_cpu_ms_per_call: u64::try_from(limits.max_cpu_per_call.as_millis())
                 .unwrap_or(u64::MAX),
             call_timeout_secs: limits.call_timeout.as_secs(),
-            max_response_bytes: crate::sandbox::egress::DEFAULT_MAX_RESPONSE_BYTES,
-            max_concurrent_requests: narrow(crate::sandbox::egress::DEFAULT_MAX_CONCURRENT),
+            max_response_bytes: crate::egress::DEFAULT_MAX_RESPONSE_BYTES,
+            max_concurrent_requests: narrow(crate::egress::DEFAULT_MAX_CONCURRENT),
             max_host_resources: narrow(limits.max_host_resources),
             max_header_bytes: narrow(limits.max_header_bytes),
             max_request_body_chunk_bytes: narrow(limits.max_request_body_chunk_bytes),
@@ -338,7 +338,7 @@ mod tests {
                 .unwrap()
                 .host_memory_bound()
         };
-        // The README's figure for the defaults.
+        // The figure README.md and docs/sandbox.md give for the defaults.
         assert_eq!(bound(SandboxPolicy::default()), 119 << 20);
         let tight = SandboxPolicy {
             max_memory_mib: 16,

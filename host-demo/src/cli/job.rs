@@ -1,10 +1,9 @@
 //! What `generate` and `resume` show while their one-shot plan runs
-//! ([`host_demo::pipeline::generate`] and [`resume`](host_demo::pipeline::resume)): the job id once
+//! ([`happyhorse_pipeline::generate`] and [`resume`](happyhorse_pipeline::resume)): the job id once
 //! it exists, one progress bar, and a last line saying how the job ended — worded as these commands
 //! always have.
 
-use host_demo::pipeline::{Cause, Ended, Observer, State};
-use host_demo::{describe, shown, shown_lines};
+use happyhorse_pipeline::{Cause, Ended, Observer, State, describe, shown, shown_lines};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -30,7 +29,7 @@ impl JobBar {
     fn show(&self, position: u64, label: &str) {
         let bar = self.bar();
         bar.set_position(position);
-        bar.set_message(host_demo::redact(label).into_owned());
+        bar.set_message(happyhorse_sandbox::redact(label).into_owned());
         // On a terminal the bar shows this; elsewhere a log line per reading does, under the
         // binary's target as it always was, so log filters written for it still match.
         if bar.is_hidden() {

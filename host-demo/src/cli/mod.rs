@@ -6,14 +6,14 @@
 /// Print a line to stdout, redacted (the key never reaches a terminal): the CLI's `println!`.
 macro_rules! say {
     ($($arg:tt)*) => {
-        println!("{}", host_demo::redact(&format!($($arg)*)))
+        println!("{}", happyhorse_sandbox::redact(&format!($($arg)*)))
     };
 }
 
 /// Print a line to stderr, redacted: the CLI's `eprintln!`.
 macro_rules! tell {
     ($($arg:tt)*) => {
-        eprintln!("{}", host_demo::redact(&format!($($arg)*)))
+        eprintln!("{}", happyhorse_sandbox::redact(&format!($($arg)*)))
     };
 }
 
@@ -21,3 +21,4 @@ pub(crate) use {say, tell};
 
 pub mod job;
 pub mod pipeline;
+pub mod progress;

@@ -1,15 +1,13 @@
 //! The `run`, `status` and `resolve` subcommands: flags, printing and exit codes.
 
+use super::progress::Progress;
 use anyhow::{Context, Result, bail};
 use clap::{ArgGroup, Args};
-use host_demo::Session;
-use host_demo::money;
-use host_demo::pipeline::{
-    INDEX_FILE, Journal, MANIFEST_FILE, Resolution, RunConfig, RunOutcome, Storyboard,
-    default_state_dir, output_dir, price, resolution_advice, run_priced, settle, shot_json,
-    status_table,
+use happyhorse_pipeline::{
+    INDEX_FILE, Journal, MANIFEST_FILE, Observer, Resolution, RunConfig, RunOutcome, Session,
+    ShowRun, Storyboard, default_state_dir, money, output_dir, price, resolution_advice,
+    run_priced, settle, shot_json, shown, status_table,
 };
-use host_demo::shown;
 use std::future::Future;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -25,7 +23,7 @@ const EXIT_STOPPED: u8 = 130;
 /// `host-demo run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The storyboard: TOML, or JSON when the name ends in `.json` (see README "Pipeline").
+    /// The storyboard: TOML, or JSON when the name ends in `.json` (see docs/pipeline.md).
     pub storyboard: PathBuf,
     /// Refuse to start when the estimated total is higher, e.g. `12.50` (the rate card's
     /// currency, USD). Overrides the storyboard's `[run] max_cost`.
@@ -122,7 +120,6 @@ pub async fn run(
         dry_run: args.dry_run,
         poll_interval: args.poll_interval_ms.map(Duration::from_millis),
         deadline: None,
-        terminal: std::io::stderr().is_terminal(),
     };
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let ctrl_c = tokio::spawn(async move {
@@ -140,8 +137,12 @@ pub async fn run(
     let outcome = match price(&storyboard, &session, &config).await {
         Ok(Ok(priced)) => {
             // Shown before anything is sent: what each shot costs and where it stands.
-            print!("{}", host_demo::redact(&priced.table));
-            run_priced(priced, &storyboard, &session, &config, stop).await
+            print!("{}", happyhorse_sandbox::redact(&priced.table));
+            let terminal = std::io::stderr().is_terminal();
+            let show: ShowRun = &|shots, done| -> Box<dyn Observer> {
+                Box::new(Progress::new(shots, done, terminal))
+            };
+            run_priced(priced, &storyboard, &session, &config, show, stop).await
         }
         Ok(Err(problems)) => Ok(RunOutcome::Invalid(problems)),
         Err(e) => Err(e),

@@ -263,7 +263,7 @@ mod tests {
         for kind in StateKind::ALL {
             assert_eq!(StateKind::parse(kind.as_str()), Some(kind));
             // The schema's CHECK constraint admits every name.
-            assert!(super::super::SCHEMA.contains(&format!("'{kind}'")));
+            assert!(super::super::schema::SCHEMA.contains(&format!("'{kind}'")));
         }
         assert_eq!(StateKind::parse("Pending"), None);
     }

@@ -8,26 +8,25 @@
 //! ([`Runner::run_one`], from [`super::one_shot`]): one driver and one set of rules for a
 //! job's life, whichever command started it.
 
+mod fetch;
 mod step;
+mod submit;
+mod wait;
 
-use super::journal::{FileRecord, Journal, State, StateKind};
-use super::plan::{Plan, PlannedShot};
-use super::progress::{BudgetView, Observer};
-use super::registry::Registry;
-use crate::advice::describe;
-use crate::api::{ClientConfig, Error as ApiError, JobState};
-use crate::pipeline::download::{download, redact_query};
-use crate::pipeline::scheduler::PollScheduler;
-use crate::pipeline::scheduler::learn::JobClass;
-use crate::pipeline::session::Session;
-use crate::redact::contains_secret;
-use crate::sandbox::plugin::Plugin;
-use crate::untrusted::{check_job_id, job_file_stem};
+use crate::journal::{Journal, State};
+use crate::observe::{BudgetView, Observer};
+use crate::plan::{Plan, PlannedShot};
+use crate::registry::Registry;
+use crate::scheduler::learn::JobClass;
+use crate::session::Session;
 use anyhow::{Context, Result};
+use fetch::Fetch;
 use futures::StreamExt;
+use happyhorse_sandbox::Plugin;
+use happyhorse_sandbox::api::{ClientConfig, Error as ApiError};
 use std::path::PathBuf;
 use std::time::Duration;
-use step::{Action, Decision, Outcome, action, after_poll_error, decide};
+use step::{Action, Decision, Outcome, action, decide};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -115,31 +114,12 @@ fn forfeit_unused(plugin: &Plugin, shot: &str) {
     }
 }
 
-/// Stops the scheduler watching a job when its shot's `wait` ends, however it ends.
-struct Watching<'s> {
-    scheduler: &'s PollScheduler,
-    job_id: &'s str,
-}
-
-impl Drop for Watching<'_> {
-    fn drop(&mut self) {
-        self.scheduler.forget(self.job_id);
-    }
-}
-
 /// What a shot's step decided.
 enum Flow {
     /// Look at the journal again and take the next step.
     Next,
     /// The run is stopping (Ctrl-C): leave the shot where the journal says it is.
     Stop,
-}
-
-/// The shot a download is for, and what names its files.
-struct Fetch<'s> {
-    name: &'s str,
-    output: &'s str,
-    job_id: &'s str,
 }
 
 /// Runs a plan's shots.
@@ -177,7 +157,7 @@ impl<'a> Runner<'a> {
         }
         // Output URLs come from the provider through the plugin: the download client checks
         // every address it connects to, follows no redirect and times out a stalled transfer.
-        let http = crate::pipeline::download::client(&session.downloads)?;
+        let http = crate::download::client(&session.downloads)?;
         Ok(Runner {
             session,
             journal,
@@ -405,359 +385,6 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// `pending` → `submitting` (committed) → one submit → `submitted` / `failed` / `unknown`.
-    async fn submit(
-        &self,
-        planned: &PlannedShot,
-        slot: &mut Option<Plugin>,
-        cause: &mut Option<Cause>,
-    ) -> Result<Flow> {
-        let name = &planned.shot.name;
-        // The instance first: failing to make one must not leave the shot `submitting`.
-        let plugin = self.plugin(slot).await?;
-        // A new job waits while the budget is promised to polls of jobs about to end.
-        let permit = tokio::select! {
-            permit = self.session.scheduler.submit_turn() => permit,
-            _ = self.stopped() => return Ok(Flow::Stop),
-        };
-        // Both may have become ready together: after Ctrl-C, nothing new is paid for.
-        if self.stopping() {
-            return Ok(Flow::Stop);
-        }
-        // Recorded before it can be sent: a failure here leaves the shot `pending`. The
-        // run's start checked the registry, but another run may have sent the same request
-        // since (two copies of a storyboard run at once): the claim checks again, atomically.
-        let fingerprint = planned.fingerprint();
-        if let Some((registry, journal, pay_again)) = &self.registry {
-            let earlier = registry
-                .claim(&fingerprint, journal, name, *pay_again)
-                .context("recording the submit in the per-user registry")?;
-            if let Some(earlier) = earlier {
-                let job = earlier
-                    .job_id
-                    .as_deref()
-                    .map_or_else(String::new, |j| format!(" as job {j}"));
-                anyhow::bail!(
-                    "not sent: the same request was submitted{job} meanwhile by shot {:?} of another journal, {} \
-                     (pass --pay-again to generate it anew, billed again)",
-                    earlier.shot,
-                    earlier.journal
-                );
-            }
-        }
-        // The grant first: it may wait for the budget, and a crash while waiting must leave
-        // the shot `pending` (nothing sent), not `submitting` (which would become a false
-        // `unknown` needing a person). Only the commit of `submitting` then separates the
-        // grant from the send.
-        permit.pay(plugin.policy()).await;
-        self.apply(name, &State::Pending, Outcome::Granted)?;
-        self.progress.state(name, "submitting", "");
-        let sent_before = plugin.policy().sent();
-        let sent_at = Instant::now();
-        let outcome = plugin.submit(&self.config, &planned.request).await;
-        let received = Instant::now();
-        forfeit_unused(plugin, name);
-        // The host's own count of requests the plugin got past the sandbox: when the plugin
-        // died before sending anything, nothing can exist at the provider.
-        let sent = plugin.policy().sent() != sent_before;
-        let outcome = match outcome {
-            // The id is the plugin's: one that could not be polled (or that names a path, or
-            // carries escape sequences or the key) is not journaled; a job may exist.
-            Ok(Ok(job_id)) if check_job_id(&job_id).is_err() || contains_secret(&job_id) => {
-                let problem = check_job_id(&job_id)
-                    .err()
-                    .unwrap_or_else(|| "it contains a secret".into());
-                *cause = Some(Cause::UnusableJobId(problem.clone()));
-                Outcome::UnusableJobId { problem }
-            }
-            Ok(Ok(job_id)) => Outcome::Created { job_id },
-            Ok(Err(e)) => {
-                *cause = Some(Cause::Error(e.clone()));
-                match e {
-                    ApiError::PermanentSubmitOutcomeUnknown(u) => {
-                        Outcome::AnswerLost { message: u.message }
-                    }
-                    e => Outcome::Refused {
-                        code: error_code(&e),
-                        message: describe(&e),
-                    },
-                }
-            }
-            Err(failure) => {
-                *slot = None;
-                *cause = Some(Cause::PluginFailed(failure.to_string()));
-                Outcome::PluginDied {
-                    sent,
-                    failure: failure.to_string(),
-                }
-            }
-        };
-        let next = match decide(&State::Submitting, outcome) {
-            Decision::To(next) => next,
-            // Never: every submit outcome moves a submitting shot. Left `submitting`, the
-            // next run's start makes it `unknown`, which is the safe side.
-            _ => anyhow::bail!("shot {name:?}: the runner has no move for this submit outcome"),
-        };
-        if let Err(e) = self.journal.transition(name, StateKind::Submitting, &next) {
-            if let State::Submitted { job_id } = &next {
-                // The one thing that must not be lost: logged at once (the CLI's log goes to
-                // stderr) and carried in the error the run reports for this shot.
-                let what = format!(
-                    "shot {name}: job {job_id} was created but could not be journaled; once the \
-                     journal is writable, run `host-demo resolve <storyboard> {name} --job-id {job_id}`"
-                );
-                tracing::error!("{what} ({e:#})");
-                return Err(e.context(what));
-            }
-            return Err(e);
-        }
-        // Only a journaled job is watched: `wait`, which comes next, lets it go again.
-        if let State::Submitted { job_id } = &next {
-            self.progress.submitted(name, job_id);
-            self.session
-                .scheduler
-                .submitted_as(job_id, class_of(planned), sent_at, received);
-            if let Some((registry, journal, _)) = &self.registry
-                && let Err(e) = registry.record_job(&fingerprint, journal, name, job_id)
-            {
-                // The submit itself is recorded; only the job id is missing there.
-                tracing::warn!(shot = %name, error = %format!("{e:#}"), "could not note the job in the registry");
-            }
-        }
-        // A submitted shot is announced by `wait`, which comes next.
-        if let State::Failed { failure, .. } | State::Unknown { failure } = &next {
-            tracing::warn!(shot = %name, state = next.name(), error = %crate::untrusted::shown(&failure.message), "submit did not succeed");
-        }
-        Ok(Flow::Next)
-    }
-
-    /// Poll `submitted` until the job ends (→ `completed` / `failed`) or this run's deadline,
-    /// when the session's scheduler says: a probe of its progress, then a poll just after
-    /// the predicted end.
-    async fn wait(
-        &self,
-        name: &str,
-        job_id: &str,
-        slot: &mut Option<Plugin>,
-        cause: &mut Option<Cause>,
-    ) -> Result<Flow> {
-        let scheduler = &self.session.scheduler;
-        // However this returns, the scheduler stops holding budget for the job.
-        let _watch = Watching { scheduler, job_id };
-        let deadline = Instant::now() + self.options.deadline;
-        let mut plugin_failures = 0;
-        let mut transient = 0u32;
-        let here = State::Submitted {
-            job_id: job_id.to_string(),
-        };
-        self.progress.state(name, "submitted", job_id);
-        loop {
-            if self.stopping() {
-                return Ok(Flow::Stop);
-            }
-            let plugin = self.plugin(slot).await?;
-            // Past the deadline, one last look before giving up.
-            tokio::select! {
-                _ = tokio::time::timeout_at(deadline, scheduler.poll_turn(job_id, plugin.policy())) => {}
-                _ = self.stopped() => return Ok(Flow::Stop),
-            }
-            // A poll is a read: on Ctrl-C it is abandoned (with its instance) rather than
-            // waited for. Its retries and its requests' timeouts end by the deadline, so a
-            // silent server costs the run its deadline and no more.
-            let config = self.until(deadline);
-            let sent = Instant::now();
-            let polled = tokio::select! {
-                polled = plugin.poll(&config, job_id) => Some(polled),
-                _ = self.stopped() => None,
-            };
-            forfeit_unused(plugin, name);
-            let Some(polled) = polled else {
-                *slot = None;
-                return Ok(Flow::Stop);
-            };
-            let received = Instant::now();
-            match polled {
-                Ok(Ok(status)) => {
-                    transient = 0;
-                    scheduler.observed(job_id, &status, sent, received);
-                    // What the job taught outlives the run: the next one starts informed.
-                    let learned = scheduler.take_learned();
-                    if let Err(e) = self.journal.save_learned(&learned) {
-                        tracing::warn!(error = %format!("{e:#}"), "could not save what finished jobs taught");
-                    }
-                    let outcome = match status.state {
-                        JobState::Queued => {
-                            self.progress.progress(name, "queued", Some(0.0));
-                            Outcome::Working
-                        }
-                        JobState::Running(p) => {
-                            self.progress.progress(name, "running", p);
-                            Outcome::Working
-                        }
-                        JobState::Completed(urls) => Outcome::Completed { urls },
-                        JobState::Failed(f) => {
-                            *cause = Some(Cause::JobFailed {
-                                code: f.code.clone(),
-                                message: f.message.clone(),
-                            });
-                            Outcome::JobEnded {
-                                code: f.code,
-                                message: f.message,
-                            }
-                        }
-                        JobState::Cancelled | JobState::Expired => {
-                            *cause = Some(Cause::JobEnded(status.raw_status.clone()));
-                            Outcome::JobEnded {
-                                message: format!("the job ended as {}", status.raw_status),
-                                code: status.raw_status,
-                            }
-                        }
-                    };
-                    if let Some(state) = self.apply(name, &here, outcome)? {
-                        self.progress.state(name, state.name(), "");
-                        return Ok(Flow::Next);
-                    }
-                }
-                Ok(Err(e)) => {
-                    if let Some(outcome) = after_poll_error(&e) {
-                        *cause = Some(Cause::Error(e));
-                        self.apply(name, &here, outcome)?;
-                        return Ok(Flow::Next);
-                    }
-                    let delay = match e {
-                        ApiError::RateLimited(r) => {
-                            Duration::from_millis(r.retry_after_ms.unwrap_or(5_000))
-                        }
-                        other => {
-                            // The component already retried the read; wait longer and try
-                            // again until the deadline: the job goes on at the provider
-                            // regardless.
-                            transient += 1;
-                            tracing::warn!(shot = %name, job = %job_id, error = %describe(&other), "poll failed; retrying");
-                            Duration::from_millis((500u64 << transient.min(5)).min(15_000))
-                        }
-                    };
-                    scheduler.retry(job_id, delay);
-                }
-                Err(failure) => {
-                    *slot = None;
-                    plugin_failures += 1;
-                    tracing::warn!(shot = %name, error = %failure, "plugin failed while polling; starting a new one");
-                    if plugin_failures >= MAX_PLUGIN_FAILURES {
-                        *cause = Some(Cause::PluginFailed(failure.to_string()));
-                        let outcome = Outcome::GaveUp {
-                            code: "plugin-failure".into(),
-                            message: format!("the plugin kept failing while polling: {failure}"),
-                        };
-                        self.apply(name, &here, outcome)?;
-                        return Ok(Flow::Next);
-                    }
-                    scheduler.retry(job_id, Duration::from_millis(200));
-                }
-            }
-            if let Some(interval) = self.options.poll_interval {
-                scheduler.not_before(job_id, received + interval);
-            }
-            if Instant::now() >= deadline {
-                *cause = Some(Cause::Deadline);
-                let outcome = Outcome::GaveUp {
-                    code: "timeout".into(),
-                    message: format!(
-                        "gave up waiting after {} s; the job goes on at the provider: run again to pick it up",
-                        self.options.deadline.as_secs()
-                    ),
-                };
-                self.apply(name, &here, outcome)?;
-                return Ok(Flow::Next);
-            }
-        }
-    }
-
-    /// Download `completed` outputs (→ `downloaded`); a failed download polls the job again
-    /// for fresh URLs (they are signed and expire) and retries.
-    async fn fetch(
-        &self,
-        Fetch {
-            name,
-            output,
-            job_id,
-        }: Fetch<'_>,
-        mut urls: Vec<String>,
-        slot: &mut Option<Plugin>,
-        cause: &mut Option<Cause>,
-    ) -> Result<Flow> {
-        let mut attempt = 0;
-        let mut here = State::Completed {
-            job_id: job_id.to_string(),
-            urls: urls.clone(),
-        };
-        loop {
-            if self.stopping() {
-                return Ok(Flow::Stop);
-            }
-            attempt += 1;
-            self.progress.state(name, "downloading", "");
-            let error = match self.download_all(output, job_id, &urls).await {
-                Ok(files) => {
-                    self.apply(name, &here, Outcome::Downloaded { files })?;
-                    return Ok(Flow::Next);
-                }
-                Err(e) => e,
-            };
-            tracing::warn!(shot = %name, attempt, error = %crate::untrusted::shown(&format!("{error:#}")), "download failed");
-            if attempt >= MAX_DOWNLOAD_ATTEMPTS {
-                *cause = Some(Cause::Download(format!("{error:#}")));
-                let outcome = Outcome::GaveUp {
-                    code: "download".into(),
-                    message: format!(
-                        "downloading failed {attempt} times: {error:#}; run again to retry"
-                    ),
-                };
-                self.apply(name, &here, outcome)?;
-                return Ok(Flow::Next);
-            }
-            if !self.pause(Duration::from_millis(250 << attempt)).await {
-                return Ok(Flow::Stop);
-            }
-            // Fresh, freshly signed URLs.
-            let plugin = self.plugin(slot).await?;
-            match plugin.poll(&self.config, job_id).await {
-                Ok(Ok(status)) => match status.state {
-                    JobState::Completed(fresh) if !fresh.is_empty() => {
-                        let outcome = Outcome::Completed {
-                            urls: fresh.clone(),
-                        };
-                        if let Some(state) = self.apply(name, &here, outcome)? {
-                            (urls, here) = (fresh, state);
-                        }
-                    }
-                    JobState::Expired | JobState::Cancelled => {
-                        *cause = Some(Cause::JobEnded(status.raw_status.clone()));
-                        let outcome = Outcome::JobEnded {
-                            message: format!(
-                                "the job's outputs are gone: it is now {}",
-                                status.raw_status
-                            ),
-                            code: status.raw_status,
-                        };
-                        self.apply(name, &here, outcome)?;
-                        return Ok(Flow::Next);
-                    }
-                    other => {
-                        tracing::warn!(shot = %name, state = ?other, "re-polling a completed job gave no URLs; retrying the old ones");
-                    }
-                },
-                Ok(Err(e)) => {
-                    tracing::warn!(shot = %name, error = %describe(&e), "re-polling for fresh URLs failed");
-                }
-                Err(failure) => {
-                    *slot = None;
-                    tracing::warn!(shot = %name, error = %failure, "plugin failed while re-polling");
-                }
-            }
-        }
-    }
-
     /// Journal where `outcome` takes a shot the driver holds in `here` ([`step::decide`]);
     /// returns the new state, or `None` when the shot stays. An outcome the state cannot
     /// have is a bug: refused, nothing journaled.
@@ -785,39 +412,6 @@ impl<'a> Runner<'a> {
         }
         config
     }
-
-    async fn download_all(
-        &self,
-        output: &str,
-        job_id: &str,
-        urls: &[String],
-    ) -> Result<Vec<FileRecord>> {
-        let mut files = Vec::new();
-        for (i, url) in urls.iter().enumerate() {
-            let stem = match self.names {
-                OutputNames::Shot => output_stem(output, i, urls.len()),
-                // Checked when journaled; checked again here, where it names files.
-                OutputNames::Job => {
-                    format!("{}-{i}", job_file_stem(job_id).map_err(anyhow::Error::msg)?)
-                }
-            };
-            let file = download(
-                &self.http,
-                &self.session.downloads,
-                url,
-                &self.options.out_dir,
-                &stem,
-            )
-            .await
-            .with_context(|| format!("downloading {}", redact_query(url)))?;
-            files.push(FileRecord {
-                path: file.file_name,
-                bytes: file.bytes,
-                sha256: file.sha256,
-            });
-        }
-        Ok(files)
-    }
 }
 
 /// The error's case name, in the contract's spelling.
@@ -840,18 +434,6 @@ pub(crate) fn error_code(error: &ApiError) -> String {
     }
 }
 
-/// The file stem of a job's output `index` of `count`: `<output>`, or `<output>-<n>` when a
-/// job has several. The extension follows the content type ([`download`]); the URL names
-/// nothing. The storyboard refuses stems that could meet this way
-/// ([`super::storyboard`]'s output rules).
-fn output_stem(output: &str, index: usize, count: usize) -> String {
-    if count == 1 {
-        output.to_string()
-    } else {
-        format!("{output}-{}", index + 1)
-    }
-}
-
 /// The learner's class of a shot's job: its clip length and resolution.
 fn class_of(planned: &PlannedShot) -> JobClass {
     let request = &planned.request;
@@ -859,15 +441,4 @@ fn class_of(planned: &PlannedShot) -> JobClass {
         request.duration_seconds.unwrap_or(0),
         request.resolution.as_deref().unwrap_or(""),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::output_stem;
-
-    #[test]
-    fn output_stems_follow_the_shot_never_the_url() {
-        assert_eq!(output_stem("intro", 0, 1), "intro");
-        assert_eq!(output_stem("intro", 1, 2), "intro-2");
-    }
 }

@@ -4,9 +4,9 @@
 //! job's life is here, tested on every (state, outcome) pair.
 
 use crate::advice::{describe, is_transient};
-use crate::api::Error as ApiError;
-use crate::pipeline::journal::state::{self, Mover};
-use crate::pipeline::journal::{Failure, FileRecord, Stage, State};
+use crate::journal::state::{self, Mover};
+use crate::journal::{Failure, FileRecord, Stage, State};
+use happyhorse_sandbox::api::Error as ApiError;
 
 /// What the driver does with a shot, from its journaled state.
 #[derive(Debug, PartialEq)]
@@ -268,7 +268,7 @@ pub(crate) fn after_poll_error(error: &ApiError) -> Option<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::journal::StateKind;
+    use crate::journal::StateKind;
 
     fn failure() -> Failure {
         Failure::new(Stage::Poll, "timeout", "gave up")
@@ -452,7 +452,7 @@ mod tests {
 
     #[test]
     fn a_poll_error_ends_the_wait_only_when_polling_again_cannot_help() {
-        use crate::api::{ApiError as Answer, RateLimit};
+        use happyhorse_sandbox::api::{ApiError as Answer, RateLimit};
         let refused = |status| Answer {
             status,
             code: Some("invalid_api_key".into()),

@@ -1,5 +1,5 @@
 //! When a running job will complete, predicted from its progress readings: what lets the
-//! scheduler ([`crate::pipeline::scheduler`]) poll each job about once, just after it ends, instead of
+//! scheduler ([`crate::scheduler`]) poll each job about once, just after it ends, instead of
 //! on a timer. It lives with the scheduler that uses it, not in the component: a component
 //! answers one poll at a time and never needs to know when a job will end.
 

@@ -1,5 +1,5 @@
 //! Keep-alive connections for the requests the policy admits, shared by every plugin of a
-//! [`Runtime`](crate::sandbox::runtime::Runtime).
+//! [`Runtime`](crate::runtime::Runtime).
 //!
 //! Wasmtime's `default_send_request` opens a new TCP connection (and, for `https`, does a
 //! full TLS handshake with a freshly built root store) for every request: on loopback that

@@ -1,0 +1,311 @@
+//! The journal against real SQLite files: transitions, reconciliation, locks, redaction,
+//! older rows and what finished jobs taught.
+
+use super::*;
+use crate::scheduler::learn::{JobClass, Reading, Record};
+use rusqlite::params;
+
+fn plan(name: &str, fingerprint: &str) -> PlannedRow {
+    PlannedRow {
+        name: name.into(),
+        position: 0,
+        output: name.into(),
+        fingerprint: fingerprint.into(),
+        request: serde_json::json!({"prompt": "p"}),
+        warnings: vec![],
+        currency: "USD".into(),
+        cost_micros: 700_000,
+        billed_seconds: 5,
+    }
+}
+
+#[test]
+fn an_adopted_job_starts_submitted_in_a_journal_that_leaves_no_file() {
+    let j = Journal::in_memory().unwrap();
+    j.adopt(&plan("job", "f"), "job_7").unwrap();
+    let row = j.shot("job").unwrap().unwrap();
+    assert_eq!(
+        row.state,
+        State::Submitted {
+            job_id: "job_7".into()
+        }
+    );
+    assert!(row.timings.submitted_at.is_some());
+    // Adopted once: a second adoption would overwrite what the first run did.
+    assert!(j.adopt(&plan("job", "f"), "job_8").is_err());
+    // From here it moves as any shot does.
+    let done = State::Completed {
+        job_id: "job_7".into(),
+        urls: vec!["https://cdn.example/a.mp4".into()],
+    };
+    j.transition("job", StateKind::Submitted, &done).unwrap();
+}
+
+#[test]
+fn an_interrupted_submit_becomes_unknown_and_a_refused_one_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path()).unwrap();
+    j.reconcile(&[plan("a", "f"), plan("b", "f"), plan("c", "f")])
+        .unwrap();
+    j.transition("a", StateKind::Pending, &State::Submitting)
+        .unwrap();
+    j.transition("b", StateKind::Pending, &State::Submitting)
+        .unwrap();
+    let refused = State::Failed {
+        job_id: None,
+        failure: Failure {
+            stage: Stage::Submit,
+            code: Some("insufficient_credits".into()),
+            message: "no credits".into(),
+        },
+    };
+    j.transition("b", StateKind::Submitting, &refused).unwrap();
+    j.transition("c", StateKind::Pending, &State::Submitting)
+        .unwrap();
+    j.transition(
+        "c",
+        StateKind::Submitting,
+        &State::Submitted {
+            job_id: "job_1".into(),
+        },
+    )
+    .unwrap();
+    drop(j);
+
+    let j = Journal::open(dir.path()).unwrap();
+    let r = j
+        .reconcile(&[plan("a", "f"), plan("b", "f"), plan("c", "f")])
+        .unwrap();
+    assert_eq!(r.interrupted, vec!["a"]);
+    assert_eq!(r.requeued, vec!["b"]);
+    let shots = j.shots().unwrap();
+    assert_eq!(shots[0].state.name(), "unknown");
+    assert_eq!(shots[1].state, State::Pending);
+    assert_eq!(
+        shots[2].state,
+        State::Submitted {
+            job_id: "job_1".into()
+        }
+    );
+    assert!(shots[0].timings.submitting_at.is_some());
+    // Out-of-order transitions are refused.
+    assert!(
+        j.transition("a", StateKind::Pending, &State::Submitting)
+            .is_err()
+    );
+}
+
+#[test]
+fn editing_a_submitted_shot_is_a_conflict_that_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path()).unwrap();
+    j.reconcile(&[plan("a", "f1"), plan("b", "f1")]).unwrap();
+    j.transition("a", StateKind::Pending, &State::Submitting)
+        .unwrap();
+    j.transition(
+        "a",
+        StateKind::Submitting,
+        &State::Submitted {
+            job_id: "job_1".into(),
+        },
+    )
+    .unwrap();
+    j.transition("b", StateKind::Pending, &State::Submitting)
+        .unwrap();
+    let r = j.reconcile(&[plan("a", "f2"), plan("b", "f1")]).unwrap();
+    assert_eq!(r.conflicts.len(), 1);
+    assert!(r.conflicts[0].1.contains("job_1"));
+    assert_eq!(
+        j.shot("b").unwrap().unwrap().state,
+        State::Submitting,
+        "rolled back"
+    );
+    // A pending shot may change freely.
+    let r = j
+        .reconcile(&[plan("a", "f1"), plan("b", "f1"), plan("c", "x")])
+        .unwrap();
+    assert!(r.conflicts.is_empty());
+}
+
+#[test]
+fn a_registered_secret_is_never_stored() {
+    let secret = "sk-journal-SECRET-0123456789";
+    happyhorse_sandbox::register_secret(secret);
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path()).unwrap();
+    j.reconcile(&[plan("a", "f")]).unwrap();
+    j.transition("a", StateKind::Pending, &State::Submitting)
+        .unwrap();
+    let failure = State::Unknown {
+        failure: Failure {
+            stage: Stage::Submit,
+            code: None,
+            message: format!("the provider said: bad key {secret}"),
+        },
+    };
+    j.transition("a", StateKind::Submitting, &failure).unwrap();
+    drop(j);
+    let bytes = std::fs::read(Journal::path_in(dir.path())).unwrap();
+    let wal = std::fs::read(dir.path().join("journal.sqlite-wal")).unwrap_or_default();
+    for file in [bytes, wal] {
+        assert!(
+            !file.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the key reached the journal's files"
+        );
+    }
+}
+
+#[test]
+fn one_run_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Journal::open(dir.path()).unwrap();
+    let second = Journal::open(dir.path()).err().unwrap();
+    assert!(second.to_string().contains("another host-demo run"));
+    // Reading is always possible.
+    let reader = Journal::open_read_only(&Journal::path_in(dir.path())).unwrap();
+    assert!(reader.shots().unwrap().is_empty());
+}
+
+#[test]
+fn rows_written_by_earlier_versions_read_back_as_the_same_states() {
+    // Rows as every earlier host-demo wrote them: the state's name as text, and the
+    // columns it needs.
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path()).unwrap();
+    let failure = r#"{"stage":"poll","code":"timeout","message":"gave up"}"#;
+    let rows = [
+        ("a", "pending", None, None, None, None),
+        ("b", "submitting", None, None, None, None),
+        ("c", "submitted", Some("job_c"), None, None, None),
+        (
+            "d",
+            "completed",
+            Some("job_d"),
+            Some(r#"["https://x/d.mp4"]"#),
+            None,
+            None,
+        ),
+        (
+            "e",
+            "downloaded",
+            Some("job_e"),
+            None,
+            Some(r#"[{"path":"e.mp4","bytes":3,"sha256":"00"}]"#),
+            None,
+        ),
+        ("f", "failed", Some("job_f"), None, None, Some(failure)),
+        ("g", "unknown", None, None, None, Some(failure)),
+    ];
+    for (position, (name, state, job, urls, files, error)) in rows.into_iter().enumerate() {
+        j.conn()
+            .execute(
+                "INSERT INTO shots (name, position, output, fingerprint, request, warnings,
+                    currency, cost_micros, billed_seconds, state, job_id, urls, files, error,
+                    created_at, updated_at)
+                 VALUES (?1, ?2, ?1, 'f', '{}', '[]', 'USD', 0, 5, ?3, ?4, ?5, ?6, ?7, 0, 0)",
+                params![name, position as i64, state, job, urls, files, error],
+            )
+            .unwrap();
+    }
+    let read: Vec<(String, StateKind)> = j
+        .shots()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.state.name().to_string(), r.state.kind()))
+        .collect();
+    let expected: Vec<(String, StateKind)> = StateKind::ALL
+        .iter()
+        .map(|k| (k.as_str().to_string(), *k))
+        .collect();
+    assert_eq!(read, expected);
+}
+
+#[test]
+fn what_finished_jobs_taught_survives_the_run_and_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let class = JobClass::new(3, "720p");
+    let record = |total: f64| {
+        Record::new(
+            class.clone(),
+            total,
+            &[Reading {
+                age_ms: 10_000.0,
+                progress: 0.25,
+            }],
+            1_700_000_000_000,
+        )
+        .unwrap()
+        .with_load(Some(total as u32 % 50))
+    };
+    {
+        let journal = Journal::open(dir.path()).unwrap();
+        assert!(journal.learned().unwrap().is_empty());
+        let many: Vec<Record> = (0..crate::scheduler::learn::CAPACITY + 10)
+            .map(|i| record(40_000.0 + i as f64))
+            .collect();
+        journal.save_learned(&many).unwrap();
+    }
+    // The next run reads them back, the oldest beyond the bound gone.
+    let journal = Journal::open(dir.path()).unwrap();
+    let learned = journal.learned().unwrap();
+    assert_eq!(learned.len(), crate::scheduler::learn::CAPACITY);
+    assert_eq!(learned[0], record(40_010.0));
+    // A hand-edited row that makes no sense is skipped, not fatal.
+    journal
+        .conn()
+        .execute(
+            "INSERT INTO learned_jobs (class, total_ms, readings, ended_at) VALUES ('x', -1, 'nonsense', -5)",
+            [],
+        )
+        .unwrap();
+    assert_eq!(
+        journal.learned().unwrap().len(),
+        crate::scheduler::learn::CAPACITY
+    );
+}
+
+#[test]
+fn an_in_memory_journal_keeps_what_finished_jobs_taught() {
+    // `generate` and `resume` run on one: it must take the same rows as a file's.
+    let journal = Journal::in_memory().unwrap();
+    let record = Record::new(JobClass::new(3, "720p"), 45_000.0, &[], 1_700_000_000_000)
+        .unwrap()
+        .with_load(Some(3));
+    journal.save_learned(std::slice::from_ref(&record)).unwrap();
+    assert_eq!(journal.learned().unwrap(), [record]);
+}
+
+#[test]
+fn a_journal_written_before_loads_were_kept_reads_on() {
+    // As the journal was written before `load`, with one learned job.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(Journal::path_in(dir.path())).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE learned_jobs (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT, class TEXT NOT NULL,
+                total_ms REAL NOT NULL, readings TEXT NOT NULL, ended_at INTEGER NOT NULL);
+             INSERT INTO learned_jobs (class, total_ms, readings, ended_at)
+                VALUES ('3s@720p', 45000, '[[20000,0.4]]', 1700000000000);
+             PRAGMA user_version=1;",
+        )
+        .unwrap();
+    }
+    let journal = Journal::open(dir.path()).unwrap();
+    let old = journal.learned().unwrap();
+    assert_eq!(old.len(), 1);
+    assert_eq!((old[0].total_ms, old[0].load), (45_000.0, None));
+    journal
+        .save_learned(&[old[0].clone().with_load(Some(7))])
+        .unwrap();
+    drop(journal);
+    // Opened again, nothing is migrated twice and both rows read back.
+    let loads: Vec<Option<u32>> = Journal::open(dir.path())
+        .unwrap()
+        .learned()
+        .unwrap()
+        .iter()
+        .map(|r| r.load)
+        .collect();
+    assert_eq!(loads, [None, Some(7)]);
+}

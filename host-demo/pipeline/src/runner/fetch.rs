@@ -1,0 +1,164 @@
+//! A completed job's outputs downloaded into the output folder, each file named after its
+//! shot (never the URL) and journaled with its size and SHA-256.
+
+use super::OutputNames;
+use super::step::Outcome;
+use super::{Cause, Flow, MAX_DOWNLOAD_ATTEMPTS, Runner};
+use crate::advice::describe;
+use crate::download::{download, redact_query};
+use crate::journal::{FileRecord, State};
+use crate::untrusted::job_file_stem;
+use anyhow::{Context, Result};
+use happyhorse_sandbox::Plugin;
+use happyhorse_sandbox::api::JobState;
+use std::time::Duration;
+
+/// The shot a download is for, and what names its files.
+pub(super) struct Fetch<'s> {
+    pub(super) name: &'s str,
+    pub(super) output: &'s str,
+    pub(super) job_id: &'s str,
+}
+
+impl Runner<'_> {
+    /// Download `completed` outputs (→ `downloaded`); a failed download polls the job again
+    /// for fresh URLs (they are signed and expire) and retries.
+    pub(super) async fn fetch(
+        &self,
+        Fetch {
+            name,
+            output,
+            job_id,
+        }: Fetch<'_>,
+        mut urls: Vec<String>,
+        slot: &mut Option<Plugin>,
+        cause: &mut Option<Cause>,
+    ) -> Result<Flow> {
+        let mut attempt = 0;
+        let mut here = State::Completed {
+            job_id: job_id.to_string(),
+            urls: urls.clone(),
+        };
+        loop {
+            if self.stopping() {
+                return Ok(Flow::Stop);
+            }
+            attempt += 1;
+            self.progress.state(name, "downloading", "");
+            let error = match self.download_all(output, job_id, &urls).await {
+                Ok(files) => {
+                    self.apply(name, &here, Outcome::Downloaded { files })?;
+                    return Ok(Flow::Next);
+                }
+                Err(e) => e,
+            };
+            tracing::warn!(shot = %name, attempt, error = %crate::untrusted::shown(&format!("{error:#}")), "download failed");
+            if attempt >= MAX_DOWNLOAD_ATTEMPTS {
+                *cause = Some(Cause::Download(format!("{error:#}")));
+                let outcome = Outcome::GaveUp {
+                    code: "download".into(),
+                    message: format!(
+                        "downloading failed {attempt} times: {error:#}; run again to retry"
+                    ),
+                };
+                self.apply(name, &here, outcome)?;
+                return Ok(Flow::Next);
+            }
+            if !self.pause(Duration::from_millis(250 << attempt)).await {
+                return Ok(Flow::Stop);
+            }
+            // Fresh, freshly signed URLs.
+            let plugin = self.plugin(slot).await?;
+            match plugin.poll(&self.config, job_id).await {
+                Ok(Ok(status)) => match status.state {
+                    JobState::Completed(fresh) if !fresh.is_empty() => {
+                        let outcome = Outcome::Completed {
+                            urls: fresh.clone(),
+                        };
+                        if let Some(state) = self.apply(name, &here, outcome)? {
+                            (urls, here) = (fresh, state);
+                        }
+                    }
+                    JobState::Expired | JobState::Cancelled => {
+                        *cause = Some(Cause::JobEnded(status.raw_status.clone()));
+                        let outcome = Outcome::JobEnded {
+                            message: format!(
+                                "the job's outputs are gone: it is now {}",
+                                status.raw_status
+                            ),
+                            code: status.raw_status,
+                        };
+                        self.apply(name, &here, outcome)?;
+                        return Ok(Flow::Next);
+                    }
+                    other => {
+                        tracing::warn!(shot = %name, state = ?other, "re-polling a completed job gave no URLs; retrying the old ones");
+                    }
+                },
+                Ok(Err(e)) => {
+                    tracing::warn!(shot = %name, error = %describe(&e), "re-polling for fresh URLs failed");
+                }
+                Err(failure) => {
+                    *slot = None;
+                    tracing::warn!(shot = %name, error = %failure, "plugin failed while re-polling");
+                }
+            }
+        }
+    }
+
+    async fn download_all(
+        &self,
+        output: &str,
+        job_id: &str,
+        urls: &[String],
+    ) -> Result<Vec<FileRecord>> {
+        let mut files = Vec::new();
+        for (i, url) in urls.iter().enumerate() {
+            let stem = match self.names {
+                OutputNames::Shot => output_stem(output, i, urls.len()),
+                // Checked when journaled; checked again here, where it names files.
+                OutputNames::Job => {
+                    format!("{}-{i}", job_file_stem(job_id).map_err(anyhow::Error::msg)?)
+                }
+            };
+            let file = download(
+                &self.http,
+                &self.session.downloads,
+                url,
+                &self.options.out_dir,
+                &stem,
+            )
+            .await
+            .with_context(|| format!("downloading {}", redact_query(url)))?;
+            files.push(FileRecord {
+                path: file.file_name,
+                bytes: file.bytes,
+                sha256: file.sha256,
+            });
+        }
+        Ok(files)
+    }
+}
+
+/// The file stem of a job's output `index` of `count`: `<output>`, or `<output>-<n>` when a
+/// job has several. The extension follows the content type ([`download`]); the URL names
+/// nothing. The storyboard refuses stems that could meet this way
+/// ([`super::storyboard`]'s output rules).
+fn output_stem(output: &str, index: usize, count: usize) -> String {
+    if count == 1 {
+        output.to_string()
+    } else {
+        format!("{output}-{}", index + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::output_stem;
+
+    #[test]
+    fn output_stems_follow_the_shot_never_the_url() {
+        assert_eq!(output_stem("intro", 0, 1), "intro");
+        assert_eq!(output_stem("intro", 1, 2), "intro-2");
+    }
+}
