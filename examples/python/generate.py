@@ -27,7 +27,7 @@ from wasmtime.component import Component, Linker, Record, Variant
 
 print = functools.partial(print, flush=True)  # keep stdout and stderr in order
 
-INTERFACE = "videogen:api/video-gen@0.1.0"
+INTERFACE = "videogen:api/video-gen@0.2.0"
 
 
 # --- Values in and out of the component -------------------------------------------------------

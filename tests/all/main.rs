@@ -7,6 +7,7 @@
 mod cluster;
 mod component;
 mod connections;
+mod contract;
 mod faults;
 mod hosts;
 mod pipeline;
