@@ -701,7 +701,7 @@ async fn run_pipeline(
     early: Duration,
 ) -> Result<(Outcome, Early)> {
     let scale = args.scale;
-    let journal = Journal::open(out_dir)?;
+    let journal = Journal::open(out_dir, &session.endpoint())?;
     journal.reconcile(&plan.journal_rows())?;
     let progress = LogObserver::default();
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -476,9 +476,13 @@ async fn a_lost_submit_answer_is_unknown_never_resent_and_resolved_by_hand() -> 
     )?;
     let job_id = usage["data"][0]["job_id"].as_str().unwrap().to_string();
     {
-        let journal = Journal::open(&summary.out_dir)?;
+        let journal = Journal::open(&summary.out_dir, &session.endpoint())?;
         resolve(&journal, "created", &Resolution::JobId(job_id.clone()))?;
-        resolve(&journal, "refused", &Resolution::Forget)?;
+        resolve(
+            &journal,
+            "refused",
+            &Resolution::Forget { pay_again: false },
+        )?;
     }
     let done = finished(run_once(&path, &session, &config).await);
     assert!(done.complete(), "{done:#?}");
@@ -540,8 +544,10 @@ async fn editing_a_submitted_shot_is_refused_until_the_user_decides() -> Test {
     }
     assert_eq!(submits(&emu), 1);
     {
-        let journal = Journal::open(&dir.path().join("storyboard"))?;
-        resolve(&journal, "a", &Resolution::Forget)?;
+        let journal = Journal::open(&dir.path().join("storyboard"), &session.endpoint())?;
+        // Downloaded: forgetting it pays again, so only when asked to.
+        assert!(resolve(&journal, "a", &Resolution::Forget { pay_again: false }).is_err());
+        resolve(&journal, "a", &Resolution::Forget { pay_again: true })?;
     }
     assert!(finished(run_once(&path, &session, &config).await).complete());
     assert_eq!(
@@ -744,7 +750,7 @@ async fn a_second_run_starts_with_what_the_first_learned() -> Test {
     let summary = finished(run_once(&path, &first, &config).await);
     assert!(summary.complete(), "{summary:#?}");
     assert_eq!(first.scheduler.learned_jobs(), 6);
-    let learned = Journal::open(&summary.out_dir)?.learned()?;
+    let learned = Journal::open(&summary.out_dir, &session.endpoint())?.learned()?;
     assert_eq!(learned.len(), 6, "every finished job is journaled");
     assert!(
         learned.iter().all(|r| r.class.key() == "3s@720p"),

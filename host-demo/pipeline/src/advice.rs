@@ -46,7 +46,10 @@ pub fn describe(error: &Error) -> String {
             shown(&f.failure.code),
             shown(&f.failure.message)
         ),
-        Error::NotFound(id) => format!("the provider does not know job {}", shown(id)),
+        Error::NotFound(id) => format!(
+            "this endpoint does not know job {}: it was submitted to another endpoint (use the --base-url it was submitted to) or the endpoint no longer has it; nothing was resubmitted",
+            shown(id)
+        ),
         Error::ServerError(e) => format!(
             "the provider failed (HTTP {}): {} — retry later",
             e.status,

@@ -34,7 +34,7 @@ pub async fn generate(
     observer: &dyn Observer,
 ) -> Result<Ended> {
     let planned = planned(request, cost);
-    let journal = Journal::in_memory()?;
+    let journal = Journal::in_memory(&session.endpoint())?;
     journal.reconcile(&[planned.journal_row(0)])?;
     run(session, &journal, &planned, out_dir, observer).await
 }
@@ -69,7 +69,7 @@ pub async fn resume(
         watermark: None,
     };
     let planned = planned(request, unknown);
-    let journal = Journal::in_memory()?;
+    let journal = Journal::in_memory(&session.endpoint())?;
     journal.adopt(&planned.journal_row(0), job_id)?;
     run(session, &journal, &planned, out_dir, observer).await
 }

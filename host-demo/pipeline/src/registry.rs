@@ -17,6 +17,9 @@ pub const STATE_DIR_ENV: &str = "HAPPYHORSE_STATE_DIR";
 /// The registry's file name inside the state folder.
 pub const FILE_NAME: &str = "submits.sqlite";
 
+/// `endpoint` is the API origin a submit went to (`Session::endpoint`): a request is paid
+/// for at one endpoint, so only a submit to the same endpoint is a repeat. Submits recorded
+/// before endpoints were (`NULL`) count for every endpoint: the safe side.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS submits (
     fingerprint TEXT NOT NULL,
@@ -24,9 +27,35 @@ CREATE TABLE IF NOT EXISTS submits (
     shot        TEXT NOT NULL,
     job_id      TEXT,
     at          INTEGER NOT NULL,
-    PRIMARY KEY (fingerprint, journal, shot)
+    endpoint    TEXT,
+    UNIQUE (fingerprint, journal, shot, endpoint)
 );
 ";
+
+/// Brings a registry from before endpoints were recorded up to date, in one transaction:
+/// its rows keep a `NULL` endpoint.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let old: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('submits') WHERE name = 'fingerprint')
+         AND NOT EXISTS (SELECT 1 FROM pragma_table_info('submits') WHERE name = 'endpoint')",
+        [],
+        |r| r.get(0),
+    )?;
+    if old {
+        tx.execute_batch("ALTER TABLE submits RENAME TO submits_v1;")?;
+    }
+    tx.execute_batch(SCHEMA)?;
+    if old {
+        tx.execute_batch(
+            "INSERT INTO submits (fingerprint, journal, shot, job_id, at)
+             SELECT fingerprint, journal, shot, job_id, at FROM submits_v1;
+             DROP TABLE submits_v1;",
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
 
 /// The per-user state folder, from the environment (see the module's documentation).
 pub fn default_state_dir() -> Result<PathBuf> {
@@ -70,13 +99,13 @@ impl Registry {
     pub fn open(dir: &Path) -> Result<Registry> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(FILE_NAME);
-        let conn =
+        let mut conn =
             Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
         // Several runs (processes) share it.
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
         conn.execute_batch("PRAGMA synchronous=FULL;")?;
-        conn.execute_batch(SCHEMA)?;
+        migrate(&mut conn)?;
         Ok(Registry {
             conn: Mutex::new(conn),
         })
@@ -94,6 +123,7 @@ impl Registry {
     pub fn claim(
         &self,
         fingerprint: &str,
+        endpoint: &str,
         journal: &Path,
         shot: &str,
         pay_again: bool,
@@ -104,8 +134,9 @@ impl Registry {
             let earlier = tx
                 .query_row(
                     "SELECT journal, shot, job_id FROM submits
-                     WHERE fingerprint = ?1 AND journal != ?2 ORDER BY at LIMIT 1",
-                    params![fingerprint, journal.to_string_lossy()],
+                     WHERE fingerprint = ?1 AND journal != ?2
+                       AND (endpoint = ?3 OR endpoint IS NULL) ORDER BY at LIMIT 1",
+                    params![fingerprint, journal.to_string_lossy(), endpoint],
                     |r| {
                         Ok(Recorded {
                             journal: r.get(0)?,
@@ -120,13 +151,15 @@ impl Registry {
             }
         }
         tx.execute(
-            "INSERT INTO submits (fingerprint, journal, shot, at) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO submits (fingerprint, journal, shot, at, endpoint)
+             VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT DO UPDATE SET at = excluded.at",
             params![
                 fingerprint,
                 journal.to_string_lossy(),
                 shot,
-                crate::journal::now_ms()
+                crate::journal::now_ms(),
+                endpoint
             ],
         )?;
         tx.commit()?;
@@ -137,31 +170,49 @@ impl Registry {
     pub fn record_job(
         &self,
         fingerprint: &str,
+        endpoint: &str,
         journal: &Path,
         shot: &str,
         job_id: &str,
     ) -> Result<()> {
         self.conn().execute(
-            "UPDATE submits SET job_id = ?4 WHERE fingerprint = ?1 AND journal = ?2 AND shot = ?3",
-            params![fingerprint, journal.to_string_lossy(), shot, job_id],
+            "UPDATE submits SET job_id = ?4
+             WHERE fingerprint = ?1 AND journal = ?2 AND shot = ?3 AND endpoint = ?5",
+            params![
+                fingerprint,
+                journal.to_string_lossy(),
+                shot,
+                job_id,
+                endpoint
+            ],
         )?;
         Ok(())
     }
 
-    /// Submits of `fingerprint` recorded from journals other than `journal`.
-    pub fn elsewhere(&self, fingerprint: &str, journal: &Path) -> Result<Vec<Recorded>> {
+    /// Submits of `fingerprint` to `endpoint` (or to an endpoint not recorded) from journals
+    /// other than `journal`.
+    pub fn elsewhere(
+        &self,
+        fingerprint: &str,
+        endpoint: &str,
+        journal: &Path,
+    ) -> Result<Vec<Recorded>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT journal, shot, job_id FROM submits
-             WHERE fingerprint = ?1 AND journal != ?2 ORDER BY at",
+             WHERE fingerprint = ?1 AND journal != ?2 AND (endpoint = ?3 OR endpoint IS NULL)
+             ORDER BY at",
         )?;
-        let rows = stmt.query_map(params![fingerprint, journal.to_string_lossy()], |r| {
-            Ok(Recorded {
-                journal: r.get(0)?,
-                shot: r.get(1)?,
-                job_id: r.get(2)?,
-            })
-        })?;
+        let rows = stmt.query_map(
+            params![fingerprint, journal.to_string_lossy(), endpoint],
+            |r| {
+                Ok(Recorded {
+                    journal: r.get(0)?,
+                    shot: r.get(1)?,
+                    job_id: r.get(2)?,
+                })
+            },
+        )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }
@@ -169,6 +220,9 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The endpoint the tests' submits go to.
+    const E: &str = "https://api.example.com:443";
 
     #[test]
     fn a_submit_is_found_from_other_journals_only() {
@@ -178,16 +232,16 @@ mod tests {
             Path::new("/x/a/journal.sqlite"),
             Path::new("/y/journal.sqlite"),
         );
-        assert_eq!(r.claim("f1", a, "shot", false).unwrap(), None);
-        r.record_job("f1", a, "shot", "job_1").unwrap();
-        assert!(r.elsewhere("f1", a).unwrap().is_empty());
-        assert!(r.elsewhere("f2", b).unwrap().is_empty());
-        let found = r.elsewhere("f1", b).unwrap();
+        assert_eq!(r.claim("f1", E, a, "shot", false).unwrap(), None);
+        r.record_job("f1", E, a, "shot", "job_1").unwrap();
+        assert!(r.elsewhere("f1", E, a).unwrap().is_empty());
+        assert!(r.elsewhere("f2", E, b).unwrap().is_empty());
+        let found = r.elsewhere("f1", E, b).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].job_id.as_deref(), Some("job_1"));
         // Another process sees it too.
         let again = Registry::open(dir.path()).unwrap();
-        assert_eq!(again.elsewhere("f1", b).unwrap(), found);
+        assert_eq!(again.elsewhere("f1", E, b).unwrap(), found);
     }
 
     #[test]
@@ -198,17 +252,20 @@ mod tests {
             Path::new("/a/journal.sqlite"),
             Path::new("/b/journal.sqlite"),
         );
-        assert_eq!(r.claim("f", a, "one", false).unwrap(), None);
+        assert_eq!(r.claim("f", E, a, "one", false).unwrap(), None);
         // The same journal again (a retried submit, two shots asking the same): allowed.
-        assert_eq!(r.claim("f", a, "two", false).unwrap(), None);
-        let earlier = r.claim("f", b, "one", false).unwrap().expect("a's claim");
+        assert_eq!(r.claim("f", E, a, "two", false).unwrap(), None);
+        let earlier = r
+            .claim("f", E, b, "one", false)
+            .unwrap()
+            .expect("a's claim");
         assert_eq!(earlier.journal, "/a/journal.sqlite");
         assert!(
-            r.elsewhere("f", a).unwrap().is_empty(),
+            r.elsewhere("f", E, a).unwrap().is_empty(),
             "b recorded a refused claim"
         );
         // --pay-again records it whatever came before.
-        assert_eq!(r.claim("f", b, "one", true).unwrap(), None);
-        assert_eq!(r.elsewhere("f", a).unwrap().len(), 1);
+        assert_eq!(r.claim("f", E, b, "one", true).unwrap(), None);
+        assert_eq!(r.elsewhere("f", E, a).unwrap().len(), 1);
     }
 }

@@ -59,6 +59,7 @@ pub fn shot_json(row: &ShotRow) -> Value {
         "output": row.plan.output,
         "state": row.state.name(),
         "job_id": row.state.job_id(),
+        "endpoint": row.endpoint,
         "request": row.plan.request,
         "warnings": row.plan.warnings,
         "cost_estimate": {
@@ -358,6 +359,7 @@ mod tests {
                 },
             },
             timings: Timings::default(),
+            endpoint: "<b>https://api.example.com:443</b>".into(),
         };
         let rows = [row.clone(), row];
         let context = ReportContext {

@@ -78,6 +78,18 @@ pub struct RunSummary {
     pub interrupted: Vec<String>,
     /// Whether the run was told to stop before the end.
     pub stopped: bool,
+    /// Why the run stopped itself, when a refusal held for every shot (a refused key, no
+    /// credits): nothing was submitted after it.
+    pub halted: Option<String>,
+    /// The endpoint this run's jobs belong to (`Session::endpoint`).
+    pub endpoint: String,
+    /// Jobs other endpoints have for this storyboard's shots (the built-in emulator's, or
+    /// another `--base-url`'s), kept as they were: none counts for this endpoint, whose own
+    /// jobs this run submitted. In storyboard order.
+    pub elsewhere: Vec<ShotRow>,
+    /// Shots whose built-in emulator jobs ended with an earlier process, submitted anew to
+    /// this one (nothing is billed there).
+    pub restarted: Vec<String>,
 }
 
 impl RunSummary {
@@ -139,11 +151,17 @@ pub async fn price(
     };
     let out_dir = storyboard.output_dir(config.out_root.as_deref());
     let journal_path = Journal::path_in(&out_dir);
-    let known: Vec<ShotRow> = if journal_path.is_file() {
-        Journal::open_read_only(&journal_path)?.shots()?
-    } else {
-        Vec::new()
-    };
+    // The state column is for show: a journal this version cannot read yet (an older
+    // schema) shows none, and the run itself opens it for writing and says what is wrong.
+    let endpoint = session.endpoint();
+    let known: Vec<ShotRow> = Journal::open_read_only(&journal_path)
+        .and_then(|j| j.shots())
+        .map(|rows| {
+            rows.into_iter()
+                .filter(|r| r.endpoint == endpoint)
+                .collect()
+        })
+        .unwrap_or_default();
     let state_of = |name: &str| {
         known
             .iter()
@@ -185,16 +203,27 @@ pub async fn run_priced(
         return Ok(RunOutcome::DryRun(plan));
     }
 
-    let journal = Journal::open(&out_dir)?;
+    let endpoint = session.endpoint();
+    let journal = Journal::open(&out_dir, &endpoint)?;
     // The journal's identity in the registry: the same file however the run was started.
     let journal_key = std::fs::canonicalize(journal.path())
         .with_context(|| format!("resolving {}", journal.path().display()))?;
+    // The built-in emulator bills nothing, so its submits are no one's to refuse.
     let registry = match &config.state_dir {
-        Some(dir) => Some(registry::Registry::open(dir)?),
-        None => None,
+        Some(dir) if !session.is_emulated() => Some(registry::Registry::open(dir)?),
+        _ => None,
+    };
+    // The built-in emulator's jobs ended with the process that started it: no later run can
+    // poll them, so its shots that had one are submitted anew (nothing is billed there).
+    let restarted = if session.is_emulated() {
+        journal.restart_lost_jobs(
+            "the built-in emulator's jobs end with the process that started it: submitted anew (nothing is billed)",
+        )?
+    } else {
+        Vec::new()
     };
     if !config.pay_again {
-        let repeats = repeats(&journal, &plan, registry.as_ref(), &journal_key)?;
+        let repeats = repeats(&journal, &plan, registry.as_ref(), &journal_key, &endpoint)?;
         if !repeats.is_empty() {
             return Ok(RunOutcome::Repeats(repeats));
         }
@@ -237,6 +266,7 @@ pub async fn run_priced(
         None => runner,
     };
     let errors = runner.run(&plan).await;
+    let halted = runner.halted();
     progress.close();
 
     let rows = storyboard_rows(&journal, &plan)?;
@@ -246,6 +276,12 @@ pub async fn run_priced(
         emulated: Some(session.is_emulated()),
     };
     reports::write(&out_dir, &rows, &context)?;
+    let listed = |name: &str| plan.shots.iter().any(|s| s.shot.name == name);
+    let elsewhere = journal
+        .elsewhere()?
+        .into_iter()
+        .filter(|r| listed(&r.plan.name) && maybe_billed(&r.state))
+        .collect();
     Ok(RunOutcome::Finished(RunSummary {
         out_dir,
         rows,
@@ -255,6 +291,10 @@ pub async fn run_priced(
             .collect(),
         interrupted: reconciled.interrupted,
         stopped: *stop.borrow(),
+        halted,
+        endpoint,
+        elsewhere,
+        restarted,
     }))
 }
 
@@ -292,6 +332,7 @@ fn repeats(
     plan: &Plan,
     registry: Option<&registry::Registry>,
     journal_key: &std::path::Path,
+    endpoint: &str,
 ) -> Result<Vec<(String, String)>> {
     let rows = journal.shots()?;
     let listed = |name: &str| plan.shots.iter().any(|s| s.shot.name == name);
@@ -324,7 +365,9 @@ fn repeats(
             continue;
         }
         if let Some(registry) = registry
-            && let Some(earlier) = registry.elsewhere(&fingerprint, journal_key)?.first()
+            && let Some(earlier) = registry
+                .elsewhere(&fingerprint, endpoint, journal_key)?
+                .first()
         {
             let job = earlier
                 .job_id

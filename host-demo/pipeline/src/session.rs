@@ -18,6 +18,9 @@ use std::time::Duration;
 pub const REAL_BASE_URL: &str = happyhorse_core::limits::DEFAULT_BASE_URL;
 /// The key the built-in emulator accepts.
 pub const EMULATOR_KEY: &str = "emulator-key";
+/// The endpoint the built-in emulator's jobs are journaled under: its address changes with
+/// every process, and its jobs end with the process, so they never count for another.
+pub const BUILT_IN_EMULATOR: &str = "built-in emulator";
 
 /// How to open a session.
 #[derive(Debug, Clone)]
@@ -185,6 +188,16 @@ impl Session {
                 .poll
                 .map_or(15 * 60 * 1000, |p| p.deadline_ms),
         )
+    }
+
+    /// Where this session's jobs live, as the journal and the registry record them: the
+    /// API's origin (scheme, host and port), or [`BUILT_IN_EMULATOR`]. A job belongs to the
+    /// endpoint it was submitted to; no other endpoint knows it.
+    pub fn endpoint(&self) -> String {
+        if self.is_emulated() {
+            return BUILT_IN_EMULATOR.to_string();
+        }
+        self.downloads.api_origin.to_string()
     }
 
     /// Whether this session talks to the built-in emulator.

@@ -12,38 +12,49 @@ impl Journal {
         if records.is_empty() {
             return Ok(());
         }
+        let endpoint = self.endpoint()?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         for r in records {
             let readings: Vec<[f64; 2]> =
                 r.readings.iter().map(|x| [x.age_ms, x.progress]).collect();
             tx.execute(
-                "INSERT INTO learned_jobs (class, total_ms, readings, ended_at, load) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO learned_jobs (class, total_ms, readings, ended_at, load, endpoint)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 rusqlite::params![
                     r.class.key(),
                     r.total_ms,
                     serde_json::to_string(&readings)?,
                     i64::try_from(r.ended_unix_ms).unwrap_or(i64::MAX),
-                    r.load
+                    r.load,
+                    endpoint
                 ],
             )?;
         }
+        // Each endpoint keeps its own most recent: one provider's timings say nothing of
+        // another's (least of all the built-in emulator's of the real service's).
         tx.execute(
-            "DELETE FROM learned_jobs WHERE seq <= (SELECT MAX(seq) FROM learned_jobs) - ?1",
-            [i64::try_from(crate::scheduler::learn::CAPACITY).unwrap_or(i64::MAX)],
+            "DELETE FROM learned_jobs WHERE endpoint = ?2 AND seq NOT IN
+                (SELECT seq FROM learned_jobs WHERE endpoint = ?2 ORDER BY seq DESC LIMIT ?1)",
+            rusqlite::params![
+                i64::try_from(crate::scheduler::learn::CAPACITY).unwrap_or(i64::MAX),
+                endpoint
+            ],
         )?;
         tx.commit()?;
         Ok(())
     }
 
-    /// The finished jobs' timings an earlier run saved, oldest first. Rows that do not
-    /// read back as a sane record (a hand-edited journal) are skipped.
+    /// The finished jobs' timings an earlier run against this journal's endpoint saved,
+    /// oldest first. Rows that do not read back as a sane record (a hand-edited journal) are
+    /// skipped.
     pub fn learned(&self) -> Result<Vec<Record>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT class, total_ms, readings, ended_at, load FROM learned_jobs ORDER BY seq",
+            "SELECT class, total_ms, readings, ended_at, load FROM learned_jobs
+             WHERE ?1 IS NULL OR endpoint = ?1 ORDER BY seq",
         )?;
-        let rows = stmt.query_map([], |row| {
+        let rows = stmt.query_map([&self.endpoint], |row| {
             Ok((
                 row.get::<_, String>(0)?,
                 row.get::<_, f64>(1)?,

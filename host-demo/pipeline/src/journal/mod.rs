@@ -45,7 +45,7 @@ pub use schema::FILE_NAME;
 pub use state::{Failure, FileRecord, Mover, Stage, State, StateKind};
 
 use rows::{COLUMNS, event, insert, read_row, set_state};
-use schema::{LOCK_NAME, SCHEMA_VERSION, create_schema};
+use schema::{LOCK_NAME, SCHEMA_VERSION, UNKNOWN_ENDPOINT, create_schema, manifest_endpoint};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
@@ -82,6 +82,9 @@ pub struct ShotRow {
     pub state: State,
     /// When it got there.
     pub timings: Timings,
+    /// Where its job lives: the API origin it is (or was to be) submitted to, or
+    /// `BUILT_IN_EMULATOR` (empty: journaled before endpoints were recorded, not yet adopted).
+    pub endpoint: String,
 }
 
 /// A shot as the current storyboard plans it, for [`Journal::reconcile`].
@@ -119,10 +122,15 @@ pub struct Reconciled {
     pub requeued: Vec<String>,
 }
 
-/// An open journal.
+/// An open journal. One opened for a run sees and changes only its endpoint's shots: a job
+/// belongs to the endpoint it was submitted to, and no other endpoint's run reuses, fails or
+/// forgets it. One opened to read ([`Journal::open_read_only`]) sees every endpoint's.
 pub struct Journal {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// The endpoint whose shots this journal reads and writes; `None`: every endpoint's,
+    /// read only.
+    endpoint: Option<String>,
     /// Held for the journal's lifetime when opened for writing.
     _lock: Option<File>,
 }
@@ -133,8 +141,10 @@ impl Journal {
         dir.join(FILE_NAME)
     }
 
-    /// Open (creating it if needed) the journal in `dir` for a run, taking the folder's lock.
-    pub fn open(dir: &Path) -> Result<Journal> {
+    /// Open (creating it if needed) the journal in `dir` for a run against `endpoint`
+    /// (`Session::endpoint`), taking the folder's lock. Shots journaled before endpoints were
+    /// recorded, with no manifest to say where they went, are adopted by this endpoint.
+    pub fn open(dir: &Path, endpoint: &str) -> Result<Journal> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let lock_path = dir.join(LOCK_NAME);
         let lock = File::options()
@@ -172,10 +182,15 @@ impl Journal {
                 path.display()
             );
         }
-        create_schema(&mut conn)?;
+        let legacy = (version < SCHEMA_VERSION)
+            .then(|| manifest_endpoint(dir))
+            .flatten();
+        create_schema(&mut conn, legacy.as_deref())?;
+        adopt_unknown(&mut conn, endpoint)?;
         Ok(Journal {
             conn: Mutex::new(conn),
             path,
+            endpoint: Some(endpoint.to_string()),
             _lock: Some(lock),
         })
     }
@@ -184,12 +199,13 @@ impl Journal {
     /// `resume`, which leave no file beside their outputs (and take no folder lock, so two of
     /// them may write into one output folder, as they always could). Their crash safety is
     /// the job id they print as soon as it exists.
-    pub fn in_memory() -> Result<Journal> {
+    pub fn in_memory(endpoint: &str) -> Result<Journal> {
         let mut conn = Connection::open_in_memory().context("opening an in-memory journal")?;
-        create_schema(&mut conn)?;
+        create_schema(&mut conn, None)?;
         Ok(Journal {
             conn: Mutex::new(conn),
             path: PathBuf::from(":memory:"),
+            endpoint: Some(endpoint.to_string()),
             _lock: None,
         })
     }
@@ -202,6 +218,7 @@ impl Journal {
         let conn = self.conn();
         insert(
             &conn,
+            self.endpoint()?,
             plan,
             Some(job_id),
             now_ms(),
@@ -224,9 +241,22 @@ impl Journal {
         )
         .with_context(|| format!("opening {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version != SCHEMA_VERSION {
+            bail!(
+                "{} is journal schema {version}, this host-demo reads {SCHEMA_VERSION}: {}",
+                path.display(),
+                if version > SCHEMA_VERSION {
+                    "use the newer host-demo that wrote it"
+                } else {
+                    "run the storyboard (or `host-demo resolve`) once with this version to bring it up to date"
+                }
+            );
+        }
         Ok(Journal {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
+            endpoint: None,
             _lock: None,
         })
     }
@@ -236,29 +266,54 @@ impl Journal {
         &self.path
     }
 
+    /// The endpoint this journal is scoped to (see [`Journal::open`]); `None` for a
+    /// read-only journal, which sees every endpoint's shots.
+    pub fn scope(&self) -> Option<&str> {
+        self.endpoint.as_deref()
+    }
+
+    /// The endpoint a change is made for: a journal opened read-only changes nothing.
+    fn endpoint(&self) -> Result<&str> {
+        self.endpoint
+            .as_deref()
+            .context("a journal opened to read is not changed")
+    }
+
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite half-written (transactions roll
         // back), so the connection is still good.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Every shot, in storyboard order.
+    /// Every shot of this journal's endpoint (of every endpoint, read only), in storyboard
+    /// order.
     pub fn shots(&self) -> Result<Vec<ShotRow>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM shots ORDER BY position, name"
+            "SELECT {COLUMNS} FROM shots WHERE ?1 IS NULL OR endpoint = ?1
+             ORDER BY position, name, endpoint"
         ))?;
-        let rows = stmt.query_map([], read_row)?;
+        let rows = stmt.query_map([&self.endpoint], read_row)?;
         rows.map(|r| r?).collect()
     }
 
-    /// One shot.
+    /// The shots of every other endpoint than this journal's: what runs elsewhere left.
+    pub fn elsewhere(&self) -> Result<Vec<ShotRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM shots WHERE endpoint IS NOT ?1 ORDER BY position, name, endpoint"
+        ))?;
+        let rows = stmt.query_map([&self.endpoint], read_row)?;
+        rows.map(|r| r?).collect()
+    }
+
+    /// One shot of this journal's endpoint.
     pub fn shot(&self, name: &str) -> Result<Option<ShotRow>> {
         let conn = self.conn();
         let row = conn
             .query_row(
-                &format!("SELECT {COLUMNS} FROM shots WHERE name = ?1"),
-                [name],
+                &format!("SELECT {COLUMNS} FROM shots WHERE name = ?1 AND endpoint = ?2"),
+                [name, self.endpoint()?],
                 read_row,
             )
             .optional()?;
@@ -275,12 +330,15 @@ impl Journal {
 
     /// Move `name` from one of `from` to `to`, as `by`, checked as [`Journal::transition`].
     fn move_shot(&self, name: &str, from: &[StateKind], to: &State, by: Mover) -> Result<()> {
+        let endpoint = self.endpoint()?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let current: Option<String> = tx
-            .query_row("SELECT state FROM shots WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT state FROM shots WHERE name = ?1 AND endpoint = ?2",
+                [name, endpoint],
+                |r| r.get(0),
+            )
             .optional()?;
         let Some(current) = current else {
             bail!("shot {name:?} is not in the journal");
@@ -294,9 +352,41 @@ impl Journal {
                 to.name()
             );
         }
-        set_state(&tx, name, to, now_ms())?;
+        set_state(&tx, endpoint, name, to, now_ms())?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Put every shot of this endpoint whose job can no longer be reached back to `pending`,
+    /// saying `why` in its event log, and return their names: for the built-in emulator,
+    /// whose jobs end with the process that started it (nothing was billed, nothing can be
+    /// polled). Downloaded shots keep their files; pending ones stay as they are.
+    pub fn restart_lost_jobs(&self, why: &str) -> Result<Vec<String>> {
+        let endpoint = self.endpoint()?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let names: Vec<String> = tx
+            .prepare("SELECT name FROM shots WHERE endpoint = ?1 AND state NOT IN ('pending', 'downloaded') ORDER BY position")?
+            .query_map([endpoint], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let now = now_ms();
+        for name in &names {
+            tx.execute(
+                "UPDATE shots SET state = 'pending', job_id = NULL, urls = NULL, files = NULL,
+                    error = NULL, updated_at = ?3 WHERE endpoint = ?1 AND name = ?2",
+                rusqlite::params![endpoint, name, now],
+            )?;
+            event(
+                &tx,
+                endpoint,
+                name,
+                now,
+                StateKind::Pending.as_str(),
+                Some(why),
+            )?;
+        }
+        tx.commit()?;
+        Ok(names)
     }
 
     /// Record a person's decision (`resolve`) in the event log as well as the state.
@@ -309,16 +399,66 @@ impl Journal {
     ) -> Result<()> {
         self.move_shot(name, from, to, Mover::Person)?;
         let conn = self.conn();
-        event(&conn, name, now_ms(), to.name(), Some(detail))?;
+        event(
+            &conn,
+            self.endpoint()?,
+            name,
+            now_ms(),
+            to.name(),
+            Some(detail),
+        )?;
         Ok(())
     }
 
     /// The event log of one shot: (time, state, detail), oldest first.
     pub fn events(&self, name: &str) -> Result<Vec<(i64, String, Option<String>)>> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT at, state, detail FROM events WHERE shot = ?1 ORDER BY seq")?;
-        let rows = stmt.query_map([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let mut stmt = conn.prepare(
+            "SELECT at, state, detail FROM events
+             WHERE shot = ?1 AND (?2 IS NULL OR endpoint = ?2) ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(rusqlite::params![name, self.endpoint], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// Shots (and what finished jobs taught) journaled before endpoints were recorded, with no
+/// manifest to say where they went, become `endpoint`'s: the first run after the upgrade is
+/// the best witness there is. Said in each shot's event log.
+fn adopt_unknown(conn: &mut Connection, endpoint: &str) -> Result<()> {
+    let tx = conn.transaction()?;
+    let names: Vec<String> = tx
+        .prepare("SELECT name FROM shots WHERE endpoint = ?1")?
+        .query_map([UNKNOWN_ENDPOINT], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for name in &names {
+        let taken: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM shots WHERE endpoint = ?1 AND name = ?2)",
+            [endpoint, name],
+            |r| r.get(0),
+        )?;
+        if taken {
+            continue;
+        }
+        tx.execute(
+            "UPDATE shots SET endpoint = ?1 WHERE endpoint = ?2 AND name = ?3",
+            [endpoint, UNKNOWN_ENDPOINT, name],
+        )?;
+        event(
+            &tx,
+            endpoint,
+            name,
+            now_ms(),
+            "adopted",
+            Some("journaled before endpoints were recorded: taken as this endpoint's"),
+        )?;
+    }
+    tx.execute(
+        "UPDATE learned_jobs SET endpoint = ?1 WHERE endpoint = ?2",
+        [endpoint, UNKNOWN_ENDPOINT],
+    )?;
+    tx.commit()?;
+    Ok(())
 }

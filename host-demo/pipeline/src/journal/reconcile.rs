@@ -15,6 +15,7 @@ impl Journal {
     /// requeue refused submits and given-up polls or downloads. When a shot that has a job
     /// was edited in the storyboard, nothing at all is changed and the conflicts are returned.
     pub fn reconcile(&self, planned: &[PlannedRow]) -> Result<Reconciled> {
+        let endpoint = self.endpoint()?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let mut out = Reconciled::default();
@@ -22,14 +23,14 @@ impl Journal {
         for plan in planned {
             let existing = tx
                 .query_row(
-                    &format!("SELECT {COLUMNS} FROM shots WHERE name = ?1"),
-                    [&plan.name],
+                    &format!("SELECT {COLUMNS} FROM shots WHERE name = ?1 AND endpoint = ?2"),
+                    [plan.name.as_str(), endpoint],
                     read_row,
                 )
                 .optional()?
                 .transpose()?;
             let Some(row) = existing else {
-                insert(&tx, plan, None, now, "added from the storyboard")?;
+                insert(&tx, endpoint, plan, None, now, "added from the storyboard")?;
                 continue;
             };
             let nothing_billed = match &row.state {
@@ -49,15 +50,17 @@ impl Journal {
                     "UPDATE shots SET position = ?2, output = ?3, fingerprint = ?4, request = ?5,
                         warnings = ?6, currency = ?7, cost_micros = ?8, billed_seconds = ?9,
                         state = ?11, error = NULL, updated_at = ?10
-                     WHERE name = ?1",
+                     WHERE name = ?1 AND endpoint = ?12",
                     rusqlite::params_from_iter(planned_values(plan)?.into_iter().chain([
                         Sql::Integer(now),
                         Sql::Text(StateKind::Pending.as_str().into()),
+                        Sql::Text(endpoint.into()),
                     ])),
                 )?;
                 if requeue {
                     event(
                         &tx,
+                        endpoint,
                         &plan.name,
                         now,
                         StateKind::Pending.as_str(),
@@ -77,8 +80,8 @@ impl Journal {
             }
             // Same request: follow storyboard reordering and renamed outputs.
             tx.execute(
-                "UPDATE shots SET position = ?2, output = ?3 WHERE name = ?1",
-                params![plan.name, plan.position, plan.output],
+                "UPDATE shots SET position = ?2, output = ?3 WHERE name = ?1 AND endpoint = ?4",
+                params![plan.name, plan.position, plan.output, endpoint],
             )?;
             match &row.state {
                 State::Submitting => {
@@ -94,7 +97,7 @@ impl Journal {
                     );
                     let state = State::Unknown { failure };
                     checked(&row.state, &state)?;
-                    set_state(&tx, &plan.name, &state, now)?;
+                    set_state(&tx, endpoint, &plan.name, &state, now)?;
                     out.interrupted.push(plan.name.clone());
                 }
                 State::Failed {
@@ -105,7 +108,7 @@ impl Journal {
                         job_id: job_id.clone(),
                     };
                     checked(&row.state, &state)?;
-                    set_state(&tx, &plan.name, &state, now)?;
+                    set_state(&tx, endpoint, &plan.name, &state, now)?;
                     out.requeued.push(plan.name.clone());
                 }
                 _ => {}

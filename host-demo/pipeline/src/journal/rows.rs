@@ -11,7 +11,7 @@ use serde_json::Value;
 pub(super) const COLUMNS: &str =
     "name, position, output, fingerprint, request, warnings, currency, cost_micros,
     billed_seconds, state, job_id, urls, files, error, created_at, submitting_at, submitted_at,
-    completed_at, downloaded_at, ended_at, updated_at";
+    completed_at, downloaded_at, ended_at, updated_at, endpoint";
 
 /// Read a row; the outer error is SQLite's, the inner one a row that does not make sense.
 pub(super) fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ShotRow>> {
@@ -86,6 +86,7 @@ pub(super) fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ShotRow
             ended_at: r.get(19)?,
             updated_at: r.get(20)?,
         },
+        endpoint: r.get(21)?,
     }))
 }
 
@@ -154,7 +155,13 @@ impl<'a> Columns<'a> {
 }
 
 /// Write `state` into the row (and the event log), stamping the step's time.
-pub(super) fn set_state(conn: &Connection, name: &str, state: &State, now: i64) -> Result<()> {
+pub(super) fn set_state(
+    conn: &Connection,
+    endpoint: &str,
+    name: &str,
+    state: &State,
+    now: i64,
+) -> Result<()> {
     let c = Columns::of(state)?;
     // `stamp` is one of the fixed column names above, never user input.
     let stamp_sql = c
@@ -163,7 +170,7 @@ pub(super) fn set_state(conn: &Connection, name: &str, state: &State, now: i64) 
     let changed = conn.execute(
         &format!(
             "UPDATE shots SET state = ?2, job_id = ?3, urls = ?4, files = ?5, error = ?6,
-                updated_at = ?7{stamp_sql} WHERE name = ?1"
+                updated_at = ?7{stamp_sql} WHERE name = ?1 AND endpoint = ?8"
         ),
         params![
             name,
@@ -172,13 +179,14 @@ pub(super) fn set_state(conn: &Connection, name: &str, state: &State, now: i64) 
             c.urls.as_deref().map(redact),
             c.files.as_deref().map(redact),
             c.error.as_deref().map(redact),
-            now
+            now,
+            endpoint
         ],
     )?;
     if changed != 1 {
         bail!("shot {name:?} is not in the journal");
     }
-    event(conn, name, now, state.name(), c.detail.as_deref())
+    event(conn, endpoint, name, now, state.name(), c.detail.as_deref())
 }
 
 /// A plan's columns as `?1`–`?9` of the statements that write them (a new shot, a shot
@@ -202,6 +210,7 @@ pub(super) fn planned_values(plan: &PlannedRow) -> Result<Vec<Sql>> {
 /// journaled is refused by the table's key.
 pub(super) fn insert(
     conn: &Connection,
+    endpoint: &str,
     plan: &PlannedRow,
     job_id: Option<&str>,
     now: i64,
@@ -213,28 +222,31 @@ pub(super) fn insert(
     };
     conn.execute(
         "INSERT INTO shots (name, position, output, fingerprint, request, warnings, currency,
-            cost_micros, billed_seconds, state, job_id, created_at, submitted_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?12)",
+            cost_micros, billed_seconds, state, job_id, created_at, submitted_at, updated_at,
+            endpoint)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?12, ?14)",
         rusqlite::params_from_iter(planned_values(plan)?.into_iter().chain([
             Sql::Text(state.as_str().into()),
             job_id.map_or(Sql::Null, |j| Sql::Text(j.into())),
             Sql::Integer(now),
             job_id.map_or(Sql::Null, |_| Sql::Integer(now)),
+            Sql::Text(endpoint.into()),
         ])),
     )?;
-    event(conn, &plan.name, now, state.as_str(), Some(why))
+    event(conn, endpoint, &plan.name, now, state.as_str(), Some(why))
 }
 
 pub(super) fn event(
     conn: &Connection,
+    endpoint: &str,
     shot: &str,
     at: i64,
     state: &str,
     detail: Option<&str>,
 ) -> Result<()> {
     conn.execute(
-        "INSERT INTO events (shot, at, state, detail) VALUES (?1, ?2, ?3, ?4)",
-        params![shot, at, state, detail.map(redact)],
+        "INSERT INTO events (shot, at, state, detail, endpoint) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![shot, at, state, detail.map(redact), endpoint],
     )?;
     Ok(())
 }

@@ -5,6 +5,9 @@ use super::*;
 use crate::scheduler::learn::{JobClass, Reading, Record};
 use rusqlite::params;
 
+/// The endpoint the tests' journals are scoped to.
+const E: &str = "https://api.example.com:443";
+
 fn plan(name: &str, fingerprint: &str) -> PlannedRow {
     PlannedRow {
         name: name.into(),
@@ -21,7 +24,7 @@ fn plan(name: &str, fingerprint: &str) -> PlannedRow {
 
 #[test]
 fn an_adopted_job_starts_submitted_in_a_journal_that_leaves_no_file() {
-    let j = Journal::in_memory().unwrap();
+    let j = Journal::in_memory(E).unwrap();
     j.adopt(&plan("job", "f"), "job_7").unwrap();
     let row = j.shot("job").unwrap().unwrap();
     assert_eq!(
@@ -44,7 +47,7 @@ fn an_adopted_job_starts_submitted_in_a_journal_that_leaves_no_file() {
 #[test]
 fn an_interrupted_submit_becomes_unknown_and_a_refused_one_is_retried() {
     let dir = tempfile::tempdir().unwrap();
-    let j = Journal::open(dir.path()).unwrap();
+    let j = Journal::open(dir.path(), E).unwrap();
     j.reconcile(&[plan("a", "f"), plan("b", "f"), plan("c", "f")])
         .unwrap();
     j.transition("a", StateKind::Pending, &State::Submitting)
@@ -72,7 +75,7 @@ fn an_interrupted_submit_becomes_unknown_and_a_refused_one_is_retried() {
     .unwrap();
     drop(j);
 
-    let j = Journal::open(dir.path()).unwrap();
+    let j = Journal::open(dir.path(), E).unwrap();
     let r = j
         .reconcile(&[plan("a", "f"), plan("b", "f"), plan("c", "f")])
         .unwrap();
@@ -98,7 +101,7 @@ fn an_interrupted_submit_becomes_unknown_and_a_refused_one_is_retried() {
 #[test]
 fn editing_a_submitted_shot_is_a_conflict_that_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let j = Journal::open(dir.path()).unwrap();
+    let j = Journal::open(dir.path(), E).unwrap();
     j.reconcile(&[plan("a", "f1"), plan("b", "f1")]).unwrap();
     j.transition("a", StateKind::Pending, &State::Submitting)
         .unwrap();
@@ -132,7 +135,7 @@ fn a_registered_secret_is_never_stored() {
     let secret = "sk-journal-SECRET-0123456789";
     happyhorse_sandbox::register_secret(secret);
     let dir = tempfile::tempdir().unwrap();
-    let j = Journal::open(dir.path()).unwrap();
+    let j = Journal::open(dir.path(), E).unwrap();
     j.reconcile(&[plan("a", "f")]).unwrap();
     j.transition("a", StateKind::Pending, &State::Submitting)
         .unwrap();
@@ -158,8 +161,8 @@ fn a_registered_secret_is_never_stored() {
 #[test]
 fn one_run_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
-    let _first = Journal::open(dir.path()).unwrap();
-    let second = Journal::open(dir.path()).err().unwrap();
+    let _first = Journal::open(dir.path(), E).unwrap();
+    let second = Journal::open(dir.path(), E).err().unwrap();
     assert!(second.to_string().contains("another host-demo run"));
     // Reading is always possible.
     let reader = Journal::open_read_only(&Journal::path_in(dir.path())).unwrap();
@@ -171,7 +174,7 @@ fn rows_written_by_earlier_versions_read_back_as_the_same_states() {
     // Rows as every earlier host-demo wrote them: the state's name as text, and the
     // columns it needs.
     let dir = tempfile::tempdir().unwrap();
-    let j = Journal::open(dir.path()).unwrap();
+    let j = Journal::open(dir.path(), E).unwrap();
     let failure = r#"{"stage":"poll","code":"timeout","message":"gave up"}"#;
     let rows = [
         ("a", "pending", None, None, None, None),
@@ -201,9 +204,9 @@ fn rows_written_by_earlier_versions_read_back_as_the_same_states() {
             .execute(
                 "INSERT INTO shots (name, position, output, fingerprint, request, warnings,
                     currency, cost_micros, billed_seconds, state, job_id, urls, files, error,
-                    created_at, updated_at)
-                 VALUES (?1, ?2, ?1, 'f', '{}', '[]', 'USD', 0, 5, ?3, ?4, ?5, ?6, ?7, 0, 0)",
-                params![name, position as i64, state, job, urls, files, error],
+                    created_at, updated_at, endpoint)
+                 VALUES (?1, ?2, ?1, 'f', '{}', '[]', 'USD', 0, 5, ?3, ?4, ?5, ?6, ?7, 0, 0, ?8)",
+                params![name, position as i64, state, job, urls, files, error, E],
             )
             .unwrap();
     }
@@ -238,7 +241,7 @@ fn what_finished_jobs_taught_survives_the_run_and_stays_bounded() {
         .with_load(Some(total as u32 % 50))
     };
     {
-        let journal = Journal::open(dir.path()).unwrap();
+        let journal = Journal::open(dir.path(), E).unwrap();
         assert!(journal.learned().unwrap().is_empty());
         let many: Vec<Record> = (0..crate::scheduler::learn::CAPACITY + 10)
             .map(|i| record(40_000.0 + i as f64))
@@ -246,7 +249,7 @@ fn what_finished_jobs_taught_survives_the_run_and_stays_bounded() {
         journal.save_learned(&many).unwrap();
     }
     // The next run reads them back, the oldest beyond the bound gone.
-    let journal = Journal::open(dir.path()).unwrap();
+    let journal = Journal::open(dir.path(), E).unwrap();
     let learned = journal.learned().unwrap();
     assert_eq!(learned.len(), crate::scheduler::learn::CAPACITY);
     assert_eq!(learned[0], record(40_010.0));
@@ -267,7 +270,7 @@ fn what_finished_jobs_taught_survives_the_run_and_stays_bounded() {
 #[test]
 fn an_in_memory_journal_keeps_what_finished_jobs_taught() {
     // `generate` and `resume` run on one: it must take the same rows as a file's.
-    let journal = Journal::in_memory().unwrap();
+    let journal = Journal::in_memory(E).unwrap();
     let record = Record::new(JobClass::new(3, "720p"), 45_000.0, &[], 1_700_000_000_000)
         .unwrap()
         .with_load(Some(3));
@@ -291,7 +294,7 @@ fn a_journal_written_before_loads_were_kept_reads_on() {
         )
         .unwrap();
     }
-    let journal = Journal::open(dir.path()).unwrap();
+    let journal = Journal::open(dir.path(), E).unwrap();
     let old = journal.learned().unwrap();
     assert_eq!(old.len(), 1);
     assert_eq!((old[0].total_ms, old[0].load), (45_000.0, None));
@@ -300,7 +303,7 @@ fn a_journal_written_before_loads_were_kept_reads_on() {
         .unwrap();
     drop(journal);
     // Opened again, nothing is migrated twice and both rows read back.
-    let loads: Vec<Option<u32>> = Journal::open(dir.path())
+    let loads: Vec<Option<u32>> = Journal::open(dir.path(), E)
         .unwrap()
         .learned()
         .unwrap()
@@ -308,4 +311,133 @@ fn a_journal_written_before_loads_were_kept_reads_on() {
         .map(|r| r.load)
         .collect();
     assert_eq!(loads, [None, Some(7)]);
+}
+
+#[test]
+fn one_endpoint_never_sees_uses_or_forgets_anothers_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = "http://127.0.0.1:8787";
+    {
+        let j = Journal::open(dir.path(), other).unwrap();
+        j.reconcile(&[plan("a", "f")]).unwrap();
+        j.transition("a", StateKind::Pending, &State::Submitting)
+            .unwrap();
+        let job = State::Submitted {
+            job_id: "job_1".into(),
+        };
+        j.transition("a", StateKind::Submitting, &job).unwrap();
+    }
+    let j = Journal::open(dir.path(), E).unwrap();
+    assert!(j.shots().unwrap().is_empty(), "not this endpoint's");
+    assert!(j.shot("a").unwrap().is_none());
+    j.reconcile(&[plan("a", "f")]).unwrap();
+    assert_eq!(j.shot("a").unwrap().unwrap().state, State::Pending);
+    let elsewhere = j.elsewhere().unwrap();
+    assert_eq!(elsewhere.len(), 1);
+    assert_eq!(
+        (elsewhere[0].endpoint.as_str(), elsewhere[0].state.job_id()),
+        (other, Some("job_1"))
+    );
+    drop(j);
+    // Back at the first endpoint, its job is as it was.
+    let j = Journal::open(dir.path(), other).unwrap();
+    assert_eq!(j.shot("a").unwrap().unwrap().state.job_id(), Some("job_1"));
+    // Read only, both are there, each with its endpoint.
+    let all = Journal::open_read_only(&Journal::path_in(dir.path()))
+        .unwrap()
+        .shots()
+        .unwrap();
+    assert_eq!(all.len(), 2);
+}
+
+/// A journal as schema 1 wrote it: shots keyed by name alone, one job submitted.
+fn journal_v1(dir: &Path) {
+    let conn = Connection::open(Journal::path_in(dir)).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE shots (
+            name TEXT PRIMARY KEY, position INTEGER NOT NULL, output TEXT NOT NULL,
+            fingerprint TEXT NOT NULL, request TEXT NOT NULL, warnings TEXT NOT NULL,
+            currency TEXT NOT NULL, cost_micros INTEGER NOT NULL, billed_seconds INTEGER NOT NULL,
+            state TEXT NOT NULL, job_id TEXT, urls TEXT, files TEXT, error TEXT,
+            created_at INTEGER NOT NULL, submitting_at INTEGER, submitted_at INTEGER,
+            completed_at INTEGER, downloaded_at INTEGER, ended_at INTEGER,
+            updated_at INTEGER NOT NULL);
+         CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, shot TEXT NOT NULL,
+            at INTEGER NOT NULL, state TEXT NOT NULL, detail TEXT);
+         INSERT INTO shots (name, position, output, fingerprint, request, warnings, currency,
+            cost_micros, billed_seconds, state, job_id, created_at, updated_at)
+            VALUES ('a', 0, 'a', 'f', '{}', '[]', 'USD', 700000, 5, 'submitted', 'job_1', 0, 0);
+         PRAGMA user_version=1;",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_journal_from_before_endpoints_keeps_its_jobs_where_the_manifest_says_they_went() {
+    let dir = tempfile::tempdir().unwrap();
+    journal_v1(dir.path());
+    // The last run there was the built-in emulator's.
+    std::fs::write(
+        dir.path().join(crate::reports::MANIFEST),
+        r#"{"api_base_url": "http://127.0.0.1:40000", "emulated": true, "shots": []}"#,
+    )
+    .unwrap();
+    let j = Journal::open(dir.path(), E).unwrap();
+    assert!(
+        j.shots().unwrap().is_empty(),
+        "the emulator's job is not {E}'s"
+    );
+    let elsewhere = j.elsewhere().unwrap();
+    assert_eq!(elsewhere[0].endpoint, crate::session::BUILT_IN_EMULATOR);
+    // Without a manifest, the first run after the upgrade adopts them.
+    let plain = tempfile::tempdir().unwrap();
+    journal_v1(plain.path());
+    let j = Journal::open(plain.path(), E).unwrap();
+    let a = j.shot("a").unwrap().unwrap();
+    assert_eq!((a.endpoint.as_str(), a.state.job_id()), (E, Some("job_1")));
+    assert!(
+        j.events("a")
+            .unwrap()
+            .iter()
+            .any(|(_, state, _)| state == "adopted")
+    );
+}
+
+#[test]
+fn the_built_in_emulators_lost_jobs_start_over_and_downloads_stay() {
+    let j = Journal::in_memory(crate::session::BUILT_IN_EMULATOR).unwrap();
+    j.reconcile(&[plan("a", "f"), plan("b", "g")]).unwrap();
+    for name in ["a", "b"] {
+        j.transition(name, StateKind::Pending, &State::Submitting)
+            .unwrap();
+        j.transition(
+            name,
+            StateKind::Submitting,
+            &State::Submitted {
+                job_id: format!("job_{name}"),
+            },
+        )
+        .unwrap();
+    }
+    j.transition(
+        "b",
+        StateKind::Submitted,
+        &State::Completed {
+            job_id: "job_b".into(),
+            urls: vec!["http://x/b.mp4".into()],
+        },
+    )
+    .unwrap();
+    j.transition(
+        "b",
+        StateKind::Completed,
+        &State::Downloaded {
+            job_id: "job_b".into(),
+            files: vec![],
+        },
+    )
+    .unwrap();
+    assert_eq!(j.restart_lost_jobs("gone").unwrap(), ["a"]);
+    assert_eq!(j.shot("a").unwrap().unwrap().state, State::Pending);
+    assert_eq!(j.shot("b").unwrap().unwrap().state.name(), "downloaded");
 }

@@ -244,12 +244,14 @@ pub(crate) fn decide(state: &State, outcome: Outcome) -> Decision {
 
 /// What a poll's error means for the wait: `None` to poll again (the job goes on at the
 /// provider whatever one poll met: a hung, refused, garbled or rate-limited answer), else the
-/// outcome that ends this run's wait. The job is gone when the provider says so; an error
+/// outcome that ends this run's wait. The job is gone when the provider says it failed; a job
+/// the endpoint does not know (404) is given up for this run, never failed: it was submitted
+/// to another endpoint, or the endpoint lost it, and only a person can tell which; an error
 /// retrying cannot mend ([`is_transient`]: a refused key, a request the sandbox denies, TLS)
 /// gives up at once rather than spend the deadline on it, and the next run resumes the job.
 pub(crate) fn after_poll_error(error: &ApiError) -> Option<Outcome> {
     match error {
-        ApiError::NotFound(_) => Some(Outcome::JobEnded {
+        ApiError::NotFound(_) => Some(Outcome::GaveUp {
             code: "not_found".into(),
             message: describe(error),
         }),
@@ -469,9 +471,9 @@ mod tests {
         ] {
             assert!(after_poll_error(&again).is_none(), "{again:?}");
         }
-        // The provider forgot the job: it is gone.
-        let gone = after_poll_error(&ApiError::NotFound("job_1".into()));
-        assert!(matches!(gone, Some(Outcome::JobEnded { code, .. }) if code == "not_found"));
+        // The endpoint does not know the job: given up for this run, never failed for good.
+        let unknown = after_poll_error(&ApiError::NotFound("job_1".into()));
+        assert!(matches!(unknown, Some(Outcome::GaveUp { code, .. }) if code == "not_found"));
         // Polling again cannot mend these: this run gives up, the next resumes the job.
         for stuck in [
             ApiError::PermanentUnauthorized(refused(401)),
