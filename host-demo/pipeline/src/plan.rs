@@ -128,7 +128,10 @@ pub async fn check(
     let mut plugin = session.plugin().await?;
     let mut shots = Vec::new();
     let rates = storyboard.settings.rates.as_deref();
-    for shot in &storyboard.shots {
+    // Flawed shots are checked for what only the component knows, never planned.
+    let checked = (storyboard.shots.iter().map(|shot| (shot, true)))
+        .chain(storyboard.flawed.iter().map(|shot| (shot, false)));
+    for (shot, runnable) in checked {
         let who = Some(format!("\"{}\"", shot.name));
         let problem = |field: &str, message: String| Problem {
             shot: who.clone(),
@@ -170,6 +173,9 @@ pub async fn check(
                 continue;
             }
         };
+        if !runnable {
+            continue;
+        }
         shots.push(PlannedShot {
             shot: shot.clone(),
             warnings: validated

@@ -147,6 +147,10 @@ pub struct Storyboard {
     pub shots: Vec<Shot>,
     /// How many shots the file lists, including those with problems.
     pub listed: usize,
+    /// Shots with problems of their own, as far as they could be read (a field that failed
+    /// left out): the component checks them too, so every problem of a shot is reported in
+    /// one pass; they are never run.
+    pub flawed: Vec<Shot>,
     /// Every problem found; the run starts only when there is none.
     pub problems: Vec<Problem>,
 }
@@ -238,18 +242,21 @@ impl Storyboard {
             cache: HashMap::new(),
             names: HashSet::new(),
             outputs: HashSet::new(),
+            flawed: Vec::new(),
         };
         let shots: Vec<Shot> = listed
             .iter()
             .enumerate()
             .filter_map(|(i, v)| reader.shot(i, v))
             .collect();
+        let flawed = std::mem::take(&mut reader.flawed);
         problems.extend(stem_collisions(&shots));
         Ok(Storyboard {
             path: path.to_path_buf(),
             settings,
             shots,
             listed: listed.len(),
+            flawed,
             problems,
         })
     }

@@ -179,6 +179,8 @@ pub(super) struct ShotReader<'a> {
     /// Lowercased, since names become file names and some file systems ignore case.
     pub(super) names: HashSet<String>,
     pub(super) outputs: HashSet<String>,
+    /// Shots with problems of their own, as far as they could be read.
+    pub(super) flawed: Vec<Shot>,
 }
 
 impl ShotReader<'_> {
@@ -311,10 +313,7 @@ impl ShotReader<'_> {
             }
         });
         let (image_urls, sources) = self.images(&who, field("images"));
-        if self.problems.len() > before {
-            return None;
-        }
-        Some(Shot {
+        let shot = Shot {
             name: name?,
             output: output?,
             request: VideoRequest {
@@ -329,7 +328,15 @@ impl ShotReader<'_> {
                 watermark,
             },
             images: sources,
-        })
+        };
+        if self.problems.len() > before {
+            // Still checked by the component, the fields that failed here left out, so the
+            // rules only it knows (a seed's range, an inherited duration) are reported in the
+            // same pass; never run.
+            self.flawed.push(shot);
+            return None;
+        }
+        Some(shot)
     }
 
     fn push(&mut self, who: &str, field: &str, message: &str) {
