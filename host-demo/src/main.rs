@@ -4,6 +4,8 @@ mod cli;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use cli::exit::{Exit, RefuseInput, refuse};
+use cli::job::{JobBar, Phase, Pickup};
 use cli::{say, tell};
 use happyhorse_emulator::{Emulator, EmulatorConfig, JobModel, RenderFarm};
 use happyhorse_pipeline::{
@@ -21,12 +23,14 @@ use std::time::{Duration, Instant};
 #[derive(Parser)]
 #[command(
     version,
-    about = "Run the HappyHorse 1.1 video-gen component in a sandboxed Wasmtime host"
+    about = "Run the HappyHorse 1.1 video-gen component in a sandboxed Wasmtime host",
+    after_help = cli::exit::TABLE
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Log more (the effective sandbox policy, every request).
+    /// Log more: the effective sandbox policy (commands that open a session), the libraries'
+    /// own lines, every request.
     #[arg(long, short, global = true)]
     verbose: bool,
 }
@@ -103,7 +107,7 @@ struct ConnectionArgs {
     #[arg(long)]
     base_url: Option<String>,
     /// Give up waiting after this many seconds (the job goes on; resume it by id).
-    #[arg(long, default_value_t = 900)]
+    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
     timeout_secs: u64,
     /// How long one request may wait for its answer to start, and pause inside it, in
     /// seconds (the component's defaults: 30 and 15). A poll that times out is polled again;
@@ -200,10 +204,15 @@ enum CliMode {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Without -v, only the host's own lines: a library's (a connect error's internals, a
+    // retry) would say again, in its words, what the command prints once in the user's.
+    // Piped, the pipeline's lines are a storyboard's progress display, so they stay.
     let filter = if cli.verbose {
         "info,host_demo=debug,happyhorse_pipeline=debug,happyhorse_sandbox=debug"
+    } else if std::io::stderr().is_terminal() {
+        "off,host_demo=info"
     } else {
-        "warn,host_demo=info,happyhorse_pipeline=info,happyhorse_sandbox=info"
+        "off,host_demo=info,happyhorse_pipeline=info"
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -218,7 +227,8 @@ async fn main() -> ExitCode {
         Command::Generate(args) => generate(args, cli.verbose).await,
         Command::Resume { job_id, conn } => resume(job_id, conn, cli.verbose).await,
         Command::Run { run, conn } => {
-            cli::pipeline::run(run, open_session(conn, cli.verbose)).await
+            let flags = conn.pickup_flags();
+            cli::pipeline::run(run, flags, open_session(conn, cli.verbose)).await
         }
         Command::Status(args) => cli::pipeline::status(args),
         Command::Resolve(args) => cli::pipeline::resolve(args),
@@ -228,19 +238,86 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             tell!("error: {}", shown_lines(&format!("{e:#}")));
-            ExitCode::FAILURE
+            cli::exit::of_error(&e).into()
         }
     }
 }
 
+impl ConnectionArgs {
+    /// The flags a printed command must repeat to reach the same endpoint and folder (`run`,
+    /// `resume` and `resolve` all take both).
+    fn pickup_flags(&self) -> String {
+        let mut flags = String::new();
+        if let Some(url) = &self.base_url {
+            flags.push_str(&format!(" --base-url {}", shell_word(url)));
+        }
+        if let Some(dir) = &self.out_dir {
+            flags.push_str(&format!(
+                " --out-dir {}",
+                shell_word(&dir.display().to_string())
+            ));
+        }
+        flags
+    }
+
+    /// Refuse a `--base-url` that is not an http(s) URL, before anything starts.
+    fn check(&self) -> Result<()> {
+        if let Some(url) = &self.base_url {
+            let parsed =
+                url::Url::parse(url).refused(&format!("--base-url {url:?} is not a URL"))?;
+            if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() {
+                return refuse(format!(
+                    "--base-url {url:?}: give the API's https:// address (http:// only for a local emulator)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `word` quoted for a POSIX shell when it needs it, so a printed command runs as shown.
+pub(crate) fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// Refuse an output folder that cannot be made or written, before anything is submitted: a
+/// clip paid for and then undeliverable is the worst outcome there is.
+fn check_out_dir(dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(dir).refused(&format!(
+        "the output folder {} cannot be created",
+        dir.display()
+    ))?;
+    write_probe(dir).refused(&format!(
+        "the output folder {} is not writable",
+        dir.display()
+    ))
+}
+
+/// A file made and removed in `dir`, to prove it writable.
+fn write_probe(dir: &std::path::Path) -> std::io::Result<()> {
+    let path = dir.join(format!(".host-demo-write-check-{}", std::process::id()));
+    std::fs::write(&path, b"")?;
+    std::fs::remove_file(&path)
+}
+
 /// Open a session as the flags say, telling the user plainly when it is the emulator.
 async fn open_session(conn: ConnectionArgs, verbose: bool) -> Result<(Session, Option<PathBuf>)> {
+    conn.check()?;
+    let policy = conn.sandbox.policy().refused("the sandbox policy")?;
     let options = ConnectOptions {
         api_key: conn.api_key,
         base_url: conn.base_url,
         component: conn.component,
         wait_deadline: Duration::from_secs(conn.timeout_secs),
-        sandbox: conn.sandbox.policy()?,
+        sandbox: policy,
         ..Default::default()
     };
     let started = Instant::now();
@@ -265,6 +342,7 @@ async fn open_session(conn: ConnectionArgs, verbose: bool) -> Result<(Session, O
 }
 
 async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
+    let images = local_images(&args.images).refused("--image")?;
     let request = VideoRequest {
         model: args.model,
         prompt: args.prompt,
@@ -274,13 +352,14 @@ async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
             CliMode::I2v => Mode::I2v,
             CliMode::R2v => Mode::R2v,
         }),
-        images: local_images(&args.images)?,
+        images,
         aspect_ratio: args.aspect_ratio,
         resolution: args.resolution,
         duration_seconds: args.duration,
         seed: args.seed,
         watermark: Some(args.watermark),
     };
+    let flags = args.conn.pickup_flags();
     let (session, out_dir) = open_session(args.conn, verbose).await?;
     let out_dir = out_dir.unwrap_or_else(|| PathBuf::from("out"));
     let mut plugin = session.plugin().await?;
@@ -289,7 +368,7 @@ async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
         Ok(v) => v,
         Err(e) => {
             tell!("{}", describe(&e));
-            return Ok(ExitCode::from(2));
+            return Ok(Exit::Refused.into());
         }
     };
     for w in &validated.warnings {
@@ -299,7 +378,7 @@ async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
         Ok(c) => c,
         Err(e) => {
             tell!("{}", describe(&e));
-            return Ok(ExitCode::from(2));
+            return Ok(Exit::Refused.into());
         }
     };
     say!(
@@ -311,22 +390,89 @@ async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
     );
     // Checked and priced by this instance; the run makes its own, as every shot does.
     drop(plugin);
-    let bar = cli::job::JobBar::default();
-    let ended =
-        happyhorse_pipeline::generate(&session, validated.request, cost, &out_dir, &bar).await?;
-    Ok(cli::job::report(ended, &out_dir))
+    check_out_dir(&out_dir)?;
+    let bar = JobBar::new(Pickup {
+        flags,
+        emulated: session.is_emulated(),
+    });
+    let job = happyhorse_pipeline::generate(&session, validated.request, cost, &out_dir, &bar);
+    let Some(ended) = until_ctrl_c(job, &bar).await? else {
+        return Ok(stopped(&bar));
+    };
+    Ok(cli::job::report(ended, &out_dir, &bar))
 }
 
 async fn resume(job_id: String, conn: ConnectionArgs, verbose: bool) -> Result<ExitCode> {
     if let Err(problem) = check_job_id(&job_id) {
         tell!("{problem}");
-        return Ok(ExitCode::from(2));
+        return Ok(Exit::Refused.into());
     }
+    let flags = conn.pickup_flags();
     let (session, out_dir) = open_session(conn, verbose).await?;
     let out_dir = out_dir.unwrap_or_else(|| PathBuf::from("out"));
-    let bar = cli::job::JobBar::default();
-    let ended = happyhorse_pipeline::resume(&session, &job_id, &out_dir, &bar).await?;
-    Ok(cli::job::report(ended, &out_dir))
+    check_out_dir(&out_dir)?;
+    let bar = JobBar::new(Pickup {
+        flags,
+        emulated: session.is_emulated(),
+    });
+    let job = happyhorse_pipeline::resume(&session, &job_id, &out_dir, &bar);
+    let Some(ended) = until_ctrl_c(job, &bar).await? else {
+        return Ok(stopped(&bar));
+    };
+    Ok(cli::job::report(ended, &out_dir, &bar))
+}
+
+/// Drive `job` until it ends, or until Ctrl-C: then `None`. A submit in flight at the first
+/// Ctrl-C is let finish, so its job id is printed rather than lost; a second Ctrl-C quits at
+/// once.
+async fn until_ctrl_c<T>(
+    job: impl std::future::Future<Output = Result<T>>,
+    bar: &JobBar,
+) -> Result<Option<T>> {
+    tokio::pin!(job);
+    tokio::select! {
+        ended = &mut job => return ended.map(Some),
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    if bar.phase() != Phase::Submitting {
+        return Ok(None);
+    }
+    bar.abandon();
+    tell!(
+        "\nStopping: the submit in flight finishes first, so its job id is not lost. Ctrl-C again to quit at once."
+    );
+    loop {
+        tokio::select! {
+            ended = &mut job => return ended.map(Some),
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                if bar.phase() != Phase::Submitting {
+                    return Ok(None);
+                }
+            }
+            _ = tokio::signal::ctrl_c() => {
+                tell!("Quit during the submit: whether a job was created (and billed) is unknown. \
+                       Look in the provider's dashboard before generating again.");
+                std::process::exit(cli::exit::INTERRUPTED);
+            }
+        }
+    }
+}
+
+/// What Ctrl-C leaves, on its own lines: the job submitted and the command that picks it
+/// up, or that nothing was.
+fn stopped(bar: &JobBar) -> ExitCode {
+    bar.abandon();
+    match bar.phase() {
+        Phase::Submitted(job) => {
+            tell!("\nStopped. Job {job} was submitted and goes on at the provider.");
+            tell!("Pick it up with: {}", bar.pickup(&job));
+            Exit::Resumable.into()
+        }
+        Phase::NotSent | Phase::Submitting => {
+            tell!("\nStopped before anything was submitted: nothing was billed.");
+            ExitCode::from(cli::exit::INTERRUPTED as u8)
+        }
+    }
 }
 
 async fn emulator(args: EmulatorArgs) -> Result<ExitCode> {

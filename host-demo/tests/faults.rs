@@ -59,7 +59,7 @@ async fn a_silent_server_costs_generate_its_deadline_and_no_more() {
     }
     let (out, took) = host(&generate("4"), &emu, home.path()).await;
     let text = printed(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(out.status.code(), Some(3), "resumable\n{text}");
     assert!(text.contains("gave up waiting"), "{text}");
     assert!(text.contains("host-demo resume job_"), "{text}");
     // The 4 s deadline, the process's start and the submit; never the server's whim.
@@ -97,7 +97,7 @@ async fn a_submit_reset_after_its_job_was_made_is_reported_unknown_not_resent() 
     emu.push_fault(Route::Submit, Fault::ResetAfterProcessing);
     let (out, _) = host(&generate("30"), &emu, home.path()).await;
     let text = printed(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(out.status.code(), Some(3), "not finished\n{text}");
     assert!(text.contains("do NOT resubmit"), "{text}");
     assert!(!text.contains("Submitted job"), "{text}");
     assert_eq!((emu.submits_received(), emu.jobs_created()), (1, 1));
@@ -121,13 +121,13 @@ async fn a_storyboard_shot_whose_submit_was_reset_stays_unknown_across_runs() {
     let run = ["run", board.to_str().unwrap(), "--poll-interval-ms", "20"];
     let (first, _) = host(&run, &emu, home.path()).await;
     let text = printed(&first);
-    assert_eq!(first.status.code(), Some(1), "{text}");
+    assert_eq!(first.status.code(), Some(3), "{text}");
     assert!(text.contains("unknown"), "{text}");
     assert_eq!((emu.submits_received(), emu.jobs_created()), (2, 2));
     // The next run reports the shot again and sends nothing.
     let (again, _) = host(&run, &emu, home.path()).await;
     let text = printed(&again);
-    assert_eq!(again.status.code(), Some(1), "{text}");
+    assert_eq!(again.status.code(), Some(3), "{text}");
     assert!(text.contains("unknown"), "{text}");
     assert_eq!(emu.submits_received(), 2, "never resubmitted\n{text}");
 }

@@ -47,6 +47,16 @@ pub fn is_url(entry: &str) -> bool {
     lower.starts_with("https://") || lower.starts_with("http://") || lower.starts_with("data:")
 }
 
+/// The scheme of a URL that is not one a request carries (`ftp://…`, `file://…`), so it is
+/// never read as a local path named `ftp:`.
+fn other_scheme(entry: &str) -> Option<&str> {
+    let (scheme, _) = entry.split_once("://")?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic() && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)))
+        .then_some(scheme)
+}
+
 /// Read `path`, check it, and encode it as a data URL. The error is a sentence for a person.
 /// The file is opened once and read with a cap, so a file that grows (or a special file that
 /// claims a small size) between the check and the read is still bounded.
@@ -99,6 +109,11 @@ pub fn request_image(base: &Path, entry: &str) -> Result<(String, u64), String> 
     if is_url(entry) {
         return Ok((entry.to_string(), 0));
     }
+    if let Some(scheme) = other_scheme(entry) {
+        return Err(format!(
+            "{entry:?} is a {scheme}: URL, which the provider cannot fetch: give an https:// URL, or a local PNG, JPEG or WebP file"
+        ));
+    }
     let image = load(&base.join(entry))?;
     Ok((image.data_url, image.bytes))
 }
@@ -130,6 +145,24 @@ fn sniff(data: &[u8]) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_of_another_scheme_is_named_never_read_as_a_path() {
+        for entry in [
+            "ftp://example.com/a.png",
+            "file:///etc/passwd",
+            "s3://bucket/a.png",
+        ] {
+            let error = request_image(Path::new("."), entry).unwrap_err();
+            assert!(
+                error.contains("https://") && !error.contains("cannot read"),
+                "{error}"
+            );
+        }
+        // A relative path is still a path.
+        let error = request_image(Path::new("."), "no-such.png").unwrap_err();
+        assert!(error.contains("cannot read"), "{error}");
+    }
 
     #[test]
     fn recognises_images_by_content() {

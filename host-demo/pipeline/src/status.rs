@@ -12,8 +12,13 @@ pub enum Resolution {
     /// run polls and downloads it without submitting anything.
     JobId(String),
     /// Start the shot over: the next run submits it again. When a job exists after all, it
-    /// is billed too — the person decides that, never the pipeline.
-    Forget,
+    /// is billed too — the person decides that, never the pipeline. A shot whose job is
+    /// downloaded or still in flight is refused unless `pay_again`: forgetting it pays again
+    /// for what was (or is being) delivered.
+    Forget {
+        /// Forget a downloaded or in-flight shot anyway.
+        pay_again: bool,
+    },
 }
 
 /// Settle `shot` as a person decided (`host-demo resolve`): apply `resolution` and return a
@@ -47,7 +52,19 @@ pub fn settle(journal: &Journal, shot: &str, resolution: &Resolution) -> Result<
                 "shot {shot} is now submitted as job {job_id}: the next run polls and downloads it (a wrong id ends as not found)"
             ))
         }
-        Resolution::Forget => {
+        Resolution::Forget { pay_again } => {
+            let paid = matches!(
+                row.state,
+                State::Downloaded { .. } | State::Submitted { .. } | State::Completed { .. }
+            );
+            if paid && !pay_again {
+                bail!(
+                    "shot {shot:?} is {} as job {}: forgetting it makes the next run pay again (an estimated {}) and overwrite its clip; add --pay-again to do that knowingly",
+                    row.state.name(),
+                    row.state.job_id().unwrap_or("?"),
+                    money(row.plan.cost_micros, &row.plan.currency)
+                );
+            }
             let consequence = match &row.state {
                 State::Pending => return Ok(format!("shot {shot} is already pending")),
                 State::Unknown { .. } | State::Submitting => {

@@ -3,13 +3,46 @@
 //! it exists, one progress bar, and a last line saying how the job ended — worded as these commands
 //! always have.
 
-use happyhorse_pipeline::{Cause, Ended, Observer, State, describe, shown, shown_lines};
+use super::exit::Exit;
+use happyhorse_pipeline::{Cause, Ended, Observer, Stage, State, describe, shown, shown_lines};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
+
+/// How to pick a job up again, as the user must type it: the flags that chose the endpoint
+/// and the folder, never the key.
+#[derive(Debug, Clone, Default)]
+pub struct Pickup {
+    /// ` --base-url … --out-dir …`, as given (empty when neither was).
+    pub flags: String,
+    /// The built-in emulator: its jobs end with this process, so nothing can be picked up.
+    pub emulated: bool,
+}
+
+impl Pickup {
+    /// The command that picks `job` up, or why none can.
+    pub fn resume(&self, job: &str) -> String {
+        if self.emulated {
+            "the built-in emulator's jobs end with this process: there is nothing to resume later (nothing was billed)".into()
+        } else {
+            format!("host-demo resume {job}{}", self.flags)
+        }
+    }
+}
+
+/// Where the one job stands, for Ctrl-C.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// Nothing sent yet.
+    NotSent,
+    /// The submit is on its way: its answer carries the job id.
+    Submitting,
+    /// The job exists.
+    Submitted(String),
+}
 
 /// One job's display: a bar on a terminal, a log line per reading anywhere else.
 #[derive(Default)]
@@ -18,15 +51,61 @@ pub struct JobBar {
     bar: OnceLock<ProgressBar>,
     /// The job, for the log lines.
     job: Mutex<String>,
+    /// Where the job stands (`None`: nothing sent yet).
+    phase: Mutex<Option<Phase>>,
+    /// The highest progress shown: a reading lower than one already shown is not drawn.
+    shown: Mutex<u64>,
+    /// How to pick the job up again.
+    pickup: Pickup,
 }
 
 impl JobBar {
+    /// A display whose hints carry `pickup`.
+    pub fn new(pickup: Pickup) -> JobBar {
+        JobBar {
+            pickup,
+            ..JobBar::default()
+        }
+    }
+
+    /// Where the job stands.
+    pub fn phase(&self) -> Phase {
+        self.phase
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or(Phase::NotSent)
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = Some(phase);
+    }
+
+    /// The command that picks this job up (or why none can).
+    pub fn pickup(&self, job: &str) -> String {
+        self.pickup.resume(job)
+    }
+
+    /// Leave the bar where it is, ending its line, before the last words are printed.
+    pub fn abandon(&self) {
+        if let Some(bar) = self.bar.get() {
+            bar.abandon();
+        }
+    }
+
     fn bar(&self) -> &ProgressBar {
         self.bar.get_or_init(progress_bar)
     }
 
     /// Show one reading of the job.
     fn show(&self, position: u64, label: &str) {
+        // Forward only: a job's readings may dip (noise, or a scale read differently), and a
+        // bar that moves back tells a person the job lost ground it did not.
+        let position = {
+            let mut shown = self.shown.lock().unwrap_or_else(|e| e.into_inner());
+            *shown = (*shown).max(position.min(100));
+            *shown
+        };
         let bar = self.bar();
         bar.set_position(position);
         bar.set_message(happyhorse_sandbox::redact(label).into_owned());
@@ -41,11 +120,14 @@ impl JobBar {
 
 impl Observer for JobBar {
     fn submitted(&self, _shot: &str, job_id: &str) {
-        say!("Submitted job {job_id} (if interrupted: host-demo resume {job_id})");
+        self.set_phase(Phase::Submitted(job_id.to_string()));
+        say!("Submitted job {job_id}");
+        say!("If interrupted: {}", self.pickup(job_id));
     }
 
     fn state(&self, _shot: &str, state: &str, detail: &str) {
         match state {
+            "submitting" => self.set_phase(Phase::Submitting),
             "submitted" => {
                 *self.job.lock().unwrap_or_else(|e| e.into_inner()) = detail.to_string();
                 self.bar();
@@ -59,7 +141,7 @@ impl Observer for JobBar {
     }
 
     fn progress(&self, _shot: &str, state: &str, fraction: Option<f64>) {
-        self.show(fraction.map_or(0, |p| (p * 100.0).round() as u64), state);
+        self.show(happyhorse_pipeline::progress_percent(fraction), state);
     }
 
     fn finish(&self, _shot: &str, ok: bool, _message: &str) {
@@ -83,12 +165,15 @@ fn progress_bar() -> ProgressBar {
     bar
 }
 
-/// Print how the job ended and choose the exit code: 0 when every output is in `out_dir`.
-pub fn report(ended: Ended, out_dir: &Path) -> ExitCode {
+/// Print how the job ended and choose the exit code ([`Exit`]): done when every output is in
+/// `out_dir`; resumable while the job may still be picked up; failed when it cannot.
+pub fn report(ended: Ended, out_dir: &Path, bar: &JobBar) -> ExitCode {
     let job = ended.state.job_id().unwrap_or("").to_string();
-    match (ended.state, ended.cause) {
+    let exit = exit_of(&ended.state);
+    let gave_up = matches!(ended.cause, Some(Cause::Deadline));
+    match (&ended.state, ended.cause) {
         (State::Downloaded { files, .. }, _) => {
-            for file in &files {
+            for file in files {
                 say!(
                     "Downloaded {} ({} bytes, sha256 {})",
                     out_dir.join(&file.path).display(),
@@ -96,7 +181,7 @@ pub fn report(ended: Ended, out_dir: &Path) -> ExitCode {
                     file.sha256
                 );
             }
-            return ExitCode::SUCCESS;
+            return Exit::Done.into();
         }
         (_, Some(Cause::Error(e))) => tell!("{}", describe(&e)),
         (_, Some(Cause::UnusableJobId(problem))) => tell!(
@@ -108,7 +193,7 @@ pub fn report(ended: Ended, out_dir: &Path) -> ExitCode {
         }
         (_, Some(Cause::JobEnded(status))) => tell!("job {job} ended as {}", shown(&status)),
         (_, Some(Cause::Deadline)) => {
-            tell!("gave up waiting; the job goes on: host-demo resume {job}")
+            tell!("gave up waiting; the job goes on: {}", bar.pickup(&job))
         }
         (_, Some(Cause::PluginFailed(error) | Cause::Download(error))) => {
             tell!("error: {}", shown_lines(&error))
@@ -120,5 +205,24 @@ pub fn report(ended: Ended, out_dir: &Path) -> ExitCode {
         }
         (state, None) => tell!("error: the job was left {}", state.name()),
     }
-    ExitCode::FAILURE
+    if exit == Exit::Resumable && !job.is_empty() && !gave_up {
+        tell!("The job goes on; pick it up with: {}", bar.pickup(&job));
+    }
+    exit.into()
+}
+
+/// What a shot's journaled state means for the exit code.
+pub fn exit_of(state: &State) -> Exit {
+    match state {
+        State::Downloaded { .. } => Exit::Done,
+        State::Pending
+        | State::Submitting
+        | State::Unknown { .. }
+        | State::Submitted { .. }
+        | State::Completed { .. } => Exit::Resumable,
+        State::Failed { failure, .. } => match failure.stage {
+            Stage::Poll | Stage::Download => Exit::Resumable,
+            Stage::Submit | Stage::Job => Exit::Failed,
+        },
+    }
 }

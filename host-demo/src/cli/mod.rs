@@ -19,6 +19,7 @@ macro_rules! tell {
 
 pub(crate) use {say, tell};
 
+pub mod exit;
 pub mod job;
 pub mod pipeline;
 pub mod progress;

@@ -1,24 +1,21 @@
 //! The `run`, `status` and `resolve` subcommands: flags, printing and exit codes.
 
+use super::exit::{Exit, RefuseInput, refuse};
+use super::job::exit_of;
 use super::progress::Progress;
 use anyhow::{Context, Result, bail};
 use clap::{ArgGroup, Args};
 use happyhorse_pipeline::{
-    INDEX_FILE, Journal, MANIFEST_FILE, Observer, Resolution, RunConfig, RunOutcome, Session,
-    ShowRun, Storyboard, default_state_dir, money, output_dir, price, resolution_advice,
-    run_priced, settle, shot_json, shown, status_table,
+    BUILT_IN_EMULATOR, INDEX_FILE, Journal, MANIFEST_FILE, Observer, REAL_BASE_URL, Resolution,
+    RunConfig, RunOutcome, Session, ShotRow, ShowRun, State, Storyboard, default_state_dir, money,
+    output_dir, price, resolution_advice, run_priced, settle, shot_json, shown, status_table,
 };
+use happyhorse_sandbox::Origin;
 use std::future::Future;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-
-/// Exit code when the storyboard is refused before anything is sent (invalid, over budget,
-/// edited under a submitted shot).
-const EXIT_REFUSED: u8 = 2;
-/// Exit code after Ctrl-C.
-const EXIT_STOPPED: u8 = 130;
 
 /// `host-demo run`.
 #[derive(Debug, Args)]
@@ -80,9 +77,17 @@ pub struct ResolveArgs {
     /// Start the shot over: the next run submits it again (billed again if a job exists).
     #[arg(long)]
     pub forget: bool,
+    /// With `--forget` on a shot whose job is downloaded or still in flight: forget it
+    /// anyway, knowing the next run pays again.
+    #[arg(long)]
+    pub pay_again: bool,
     /// The `--out-dir` the run was given, if any (default: `out` next to the storyboard).
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
+    /// The API base URL the shot's job was submitted to (default: the one endpoint the
+    /// journal has the shot under, else the real service).
+    #[arg(long)]
+    pub base_url: Option<String>,
 }
 
 /// Parse an amount such as `12.5`, `$12.50` or `0.7` into micro-units, exactly.
@@ -105,10 +110,17 @@ pub fn parse_money(text: &str) -> Result<u64> {
 /// file fails before an emulator starts) and gives the `--out-dir`, if one was given.
 pub async fn run(
     args: RunArgs,
+    flags: String,
     open: impl Future<Output = Result<(Session, Option<PathBuf>)>>,
 ) -> Result<ExitCode> {
-    let max_cost_micros = args.max_cost.as_deref().map(parse_money).transpose()?;
-    let storyboard = Storyboard::load(&args.storyboard)?;
+    let max_cost_micros = args
+        .max_cost
+        .as_deref()
+        .map(parse_money)
+        .transpose()
+        .refused("--max-cost")?;
+    let storyboard = Storyboard::load(&args.storyboard)
+        .refused(&format!("the storyboard {}", args.storyboard.display()))?;
     let state_dir = default_state_dir()?;
     let (session, out_root) = open.await?;
     let config = RunConfig {
@@ -130,7 +142,8 @@ pub async fn run(
             );
             let _ = stop_tx.send(true);
             if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(i32::from(EXIT_STOPPED));
+                tell!("Quit at once: `host-demo status` shows what was submitted.");
+                std::process::exit(super::exit::INTERRUPTED);
             }
         }
     });
@@ -148,11 +161,15 @@ pub async fn run(
         Err(e) => Err(e),
     };
     ctrl_c.abort();
-    let shown = args.storyboard.display().to_string();
-    Ok(print_outcome(outcome?, &shown))
+    let rerun = format!(
+        "{}{flags}",
+        crate::shell_word(&args.storyboard.display().to_string())
+    );
+    Ok(print_outcome(outcome?, &rerun))
 }
 
-/// Print how a run ended, and choose the exit code.
+/// Print how a run ended, and choose the exit code. `storyboard` is the storyboard as the
+/// printed commands must name it, with the flags that chose its endpoint and folder.
 pub fn print_outcome(outcome: RunOutcome, storyboard: &str) -> ExitCode {
     match outcome {
         RunOutcome::Invalid(problems) => {
@@ -163,7 +180,7 @@ pub fn print_outcome(outcome: RunOutcome, storyboard: &str) -> ExitCode {
             for p in &problems {
                 tell!("  - {}", shown(&p.to_string()));
             }
-            ExitCode::from(EXIT_REFUSED)
+            Exit::Refused.into()
         }
         RunOutcome::OverBudget { plan, max_micros } => {
             tell!(
@@ -172,7 +189,7 @@ pub fn print_outcome(outcome: RunOutcome, storyboard: &str) -> ExitCode {
                 money(plan.total_micros, &plan.currency),
                 money(max_micros, &plan.currency)
             );
-            ExitCode::from(EXIT_REFUSED)
+            Exit::Refused.into()
         }
         RunOutcome::Conflicts(conflicts) => {
             tell!(
@@ -183,7 +200,7 @@ pub fn print_outcome(outcome: RunOutcome, storyboard: &str) -> ExitCode {
                     "  - {name}: {what}. Undo the edit to keep that job, or `host-demo resolve {storyboard} {name} --forget` to generate it anew (billed again)."
                 );
             }
-            ExitCode::from(EXIT_REFUSED)
+            Exit::Refused.into()
         }
         RunOutcome::Repeats(repeats) => {
             tell!(
@@ -193,7 +210,7 @@ pub fn print_outcome(outcome: RunOutcome, storyboard: &str) -> ExitCode {
                 tell!("  - {name}: {}", shown(what));
             }
             tell!("Run again with --pay-again to generate them anew, billed again.");
-            ExitCode::from(EXIT_REFUSED)
+            Exit::Refused.into()
         }
         RunOutcome::DryRun(plan) => {
             say!(
@@ -201,9 +218,17 @@ pub fn print_outcome(outcome: RunOutcome, storyboard: &str) -> ExitCode {
                 plan.shots.len(),
                 money(plan.total_micros, &plan.currency)
             );
-            ExitCode::SUCCESS
+            Exit::Done.into()
         }
-        RunOutcome::Finished(summary) => {
+        RunOutcome::Finished(summary) => print_summary(&summary, storyboard),
+    }
+}
+
+/// The end of a run that ran: what was downloaded, what needs doing, the money, the code.
+fn print_summary(summary: &happyhorse_pipeline::RunSummary, storyboard: &str) -> ExitCode {
+    let emulated = summary.endpoint == BUILT_IN_EMULATOR;
+    {
+        {
             let done = summary
                 .rows
                 .iter()
@@ -219,8 +244,26 @@ pub fn print_outcome(outcome: RunOutcome, storyboard: &str) -> ExitCode {
             for (name, error) in &summary.errors {
                 tell!("  - {name}: error: {}", shown(error));
             }
+            if let Some(why) = &summary.halted {
+                tell!(
+                    "Stopped at the first refusal, nothing more was sent: {}",
+                    shown(why)
+                );
+            }
+            for name in &summary.restarted {
+                tell!(
+                    "  - {name}: its job was the built-in emulator's, which ended with that process: submitted anew (nothing is billed)"
+                );
+            }
             for row in &summary.rows {
-                if let Some(hint) = resolution_advice(row, storyboard) {
+                let hint = if emulated && !matches!(row.state, State::Downloaded { .. }) {
+                    Some(format!(
+                        "the built-in emulator's jobs end with this process: run `host-demo run {storyboard}` again to generate it anew (nothing is billed)"
+                    ))
+                } else {
+                    resolution_advice(row, storyboard)
+                };
+                if let Some(hint) = hint {
                     tell!(
                         "  - {} is {}: {}",
                         row.plan.name,
@@ -229,15 +272,86 @@ pub fn print_outcome(outcome: RunOutcome, storyboard: &str) -> ExitCode {
                     );
                 }
             }
-            if summary.stopped {
-                ExitCode::from(EXIT_STOPPED)
-            } else if summary.complete() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
+            for row in &summary.elsewhere {
+                tell!(
+                    "  - {} also has {} at {} ({}): kept there; this run's clips are {}'s",
+                    row.plan.name,
+                    row.state
+                        .job_id()
+                        .map_or_else(|| "a submit".to_string(), |j| format!("job {j}")),
+                    endpoint_name(&row.endpoint),
+                    row.state.name(),
+                    endpoint_name(&summary.endpoint),
+                );
             }
+            print_money(&summary.rows, emulated);
+            summary_exit(summary)
         }
     }
+}
+
+/// An endpoint as a person reads it.
+fn endpoint_name(endpoint: &str) -> String {
+    match endpoint {
+        "" => "an endpoint not recorded".into(),
+        e => e.to_string(),
+    }
+}
+
+/// The run's money, on its last line: what the shots cost as estimated, and what of it was
+/// billed (a job exists) or not.
+fn print_money(rows: &[ShotRow], emulated: bool) {
+    let Some(currency) = rows.first().map(|r| r.plan.currency.clone()) else {
+        return;
+    };
+    let total: u64 = rows.iter().map(|r| r.plan.cost_micros).sum();
+    if emulated {
+        say!(
+            "Money: {} estimated at the real service's rates; nothing billed (the built-in emulator).",
+            money(total, &currency)
+        );
+        return;
+    }
+    let billed: u64 = rows
+        .iter()
+        .filter(|r| r.state.job_id().is_some())
+        .map(|r| r.plan.cost_micros)
+        .sum();
+    let unknown: u64 = rows
+        .iter()
+        .filter(|r| matches!(r.state, State::Unknown { .. } | State::Submitting))
+        .map(|r| r.plan.cost_micros)
+        .sum();
+    let mut line = format!(
+        "Money: {} estimated for {} shot(s); {} for the jobs that exist (billed by the provider per second of video)",
+        money(total, &currency),
+        rows.len(),
+        money(billed, &currency),
+    );
+    if unknown > 0 {
+        line.push_str(&format!(
+            "; {} for submits whose outcome is unknown",
+            money(unknown, &currency)
+        ));
+    }
+    say!("{line}.");
+}
+
+/// The exit code of a finished run: refused or failed work first reported as such, else
+/// anything left to pick up, else done.
+fn summary_exit(summary: &happyhorse_pipeline::RunSummary) -> ExitCode {
+    if summary.halted.is_some() {
+        return Exit::Failed.into();
+    }
+    let exits: Vec<Exit> = summary.rows.iter().map(|r| exit_of(&r.state)).collect();
+    let exit = if !summary.errors.is_empty() || exits.contains(&Exit::Resumable) {
+        Exit::Resumable
+    } else if exits.contains(&Exit::Failed) {
+        Exit::Failed
+    } else {
+        Exit::Done
+    };
+    exit.into()
 }
 
 fn journal_path(
@@ -276,41 +390,105 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     say!("Journal: {}", path.display());
-    let shown_table = status_table(&rows, &|name: &str| {
-        listed.as_ref().is_none_or(|l| l.iter().any(|n| n == name))
+    let storyboard_shown = args.storyboard.as_deref().map_or_else(
+        || "<storyboard>".to_string(),
+        |s| crate::shell_word(&s.display().to_string()),
+    );
+    let out_flag = args.out_dir.as_deref().map_or_else(String::new, |d| {
+        format!(" --out-dir {}", crate::shell_word(&d.display().to_string()))
     });
-    // Failure messages in the table are the provider's: inert, line by line.
-    for line in shown_table.lines() {
-        say!("{}", shown(line));
-    }
-    let storyboard_shown = args
-        .storyboard
-        .as_deref()
-        .map_or_else(|| "<storyboard>".to_string(), |s| s.display().to_string());
-    for row in &rows {
-        if let Some(hint) = resolution_advice(row, &storyboard_shown) {
-            say!("  - {}: {}", row.plan.name, shown(&hint));
+    let mut endpoints: Vec<&str> = rows.iter().map(|r| r.endpoint.as_str()).collect();
+    endpoints.dedup();
+    endpoints.sort_unstable();
+    endpoints.dedup();
+    for endpoint in endpoints {
+        let here: Vec<ShotRow> = rows
+            .iter()
+            .filter(|r| r.endpoint == endpoint)
+            .cloned()
+            .collect();
+        say!("Endpoint: {}", endpoint_name(endpoint));
+        let shown_table = status_table(&here, &|name: &str| {
+            listed.as_ref().is_none_or(|l| l.iter().any(|n| n == name))
+        });
+        // Failure messages in the table are the provider's: inert, line by line.
+        for line in shown_table.lines() {
+            say!("{}", shown(line));
+        }
+        let rerun = format!("{storyboard_shown}{}{out_flag}", base_url_flag(endpoint));
+        for row in &here {
+            let hint = if endpoint == BUILT_IN_EMULATOR {
+                (!matches!(row.state, State::Downloaded { .. })).then(|| {
+                    "the built-in emulator's jobs ended with its process: a run without a key generates it anew (nothing is billed)".to_string()
+                })
+            } else {
+                resolution_advice(row, &rerun)
+            };
+            if let Some(hint) = hint {
+                say!("  - {}: {}", row.plan.name, shown(&hint));
+            }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Done.into())
+}
+
+/// The `--base-url` a command needs to reach `endpoint` (none for the real service).
+fn base_url_flag(endpoint: &str) -> String {
+    let real = Origin::from_url(REAL_BASE_URL).map(|o| o.to_string()).ok();
+    if endpoint.is_empty() || endpoint == BUILT_IN_EMULATOR || real.as_deref() == Some(endpoint) {
+        String::new()
+    } else {
+        format!(" --base-url {}", crate::shell_word(endpoint))
+    }
 }
 
 /// `host-demo resolve`: settle one shot (takes the journal's lock: not during a run).
 pub fn resolve(args: ResolveArgs) -> Result<ExitCode> {
     let dir = output_dir(&args.storyboard, args.out_dir.as_deref())?;
-    if !Journal::path_in(&dir).is_file() {
-        bail!(
-            "no journal in {}: the storyboard has not been run yet",
+    let path = Journal::path_in(&dir);
+    if !path.is_file() {
+        return refuse(format!(
+            "no journal in {}: the storyboard has not been run yet (or was run with another --out-dir)",
             dir.display()
-        );
+        ));
     }
-    let journal = Journal::open(&dir)?;
+    let endpoint = match &args.base_url {
+        Some(url) => Origin::from_url(url)
+            .refused(&format!("--base-url {url:?}"))?
+            .to_string(),
+        None => {
+            // The one endpoint the journal has the shot under; the real service when none.
+            let mut found: Vec<String> = Journal::open_read_only(&path)
+                .and_then(|j| j.shots())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| r.plan.name == args.shot && r.endpoint != BUILT_IN_EMULATOR)
+                .map(|r| r.endpoint)
+                .collect();
+            found.dedup();
+            match found.as_slice() {
+                [one] if !one.is_empty() => one.clone(),
+                [] | [_] => Origin::from_url(REAL_BASE_URL)?.to_string(),
+                many => {
+                    return refuse(format!(
+                        "shot {:?} has jobs at {}: say which with --base-url",
+                        args.shot,
+                        many.join(" and ")
+                    ));
+                }
+            }
+        }
+    };
+    let journal = Journal::open(&dir, &endpoint)?;
     let resolution = match args.job_id {
         Some(job) => Resolution::JobId(job),
-        None => Resolution::Forget,
+        None => Resolution::Forget {
+            pay_again: args.pay_again,
+        },
     };
-    say!("{}", shown(&settle(&journal, &args.shot, &resolution)?));
-    Ok(ExitCode::SUCCESS)
+    let settled = settle(&journal, &args.shot, &resolution).refused("resolve")?;
+    say!("{} (endpoint {endpoint})", shown(&settled));
+    Ok(Exit::Done.into())
 }
 
 #[cfg(test)]

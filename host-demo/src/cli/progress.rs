@@ -96,7 +96,8 @@ impl Observer for Progress {
         match self {
             Progress::Bars(b) => {
                 if let Some(bar) = b.shots.get(shot) {
-                    bar.set_position(progress_percent(fraction));
+                    // Forward only: a dip in a job's readings is not the job losing ground.
+                    bar.set_position(bar.position().max(progress_percent(fraction)));
                     bar.set_message(state.to_string());
                 }
             }

@@ -131,6 +131,9 @@ pub struct Runner<'a> {
     options: RunnerOptions,
     http: reqwest::Client,
     stop: watch::Receiver<bool>,
+    /// Why the run stopped itself, once a refusal showed that every further submit would be
+    /// refused too (a refused key, no credits): nothing new starts, as after Ctrl-C.
+    halted: watch::Sender<Option<String>>,
     /// The per-user registry of submits, this journal's canonical path in it, and whether
     /// a request another journal sent may be paid for again (`--pay-again`).
     registry: Option<(&'a Registry, PathBuf, bool)>,
@@ -166,6 +169,7 @@ impl<'a> Runner<'a> {
             options,
             http,
             stop,
+            halted: watch::Sender::new(None),
             registry: None,
             names: OutputNames::Shot,
         })
@@ -305,15 +309,42 @@ impl<'a> Runner<'a> {
     }
 
     fn stopping(&self) -> bool {
-        *self.stop.borrow()
+        *self.stop.borrow() || self.halted.borrow().is_some()
     }
 
-    /// Resolves when the run is told to stop (never, once nobody can tell it to).
+    /// Resolves when the run is told to stop, or stops itself (never, once nobody can tell
+    /// it to).
     async fn stopped(&self) {
         let mut stop = self.stop.clone();
-        if stop.wait_for(|s| *s).await.is_err() {
-            std::future::pending::<()>().await;
+        let told = async {
+            if stop.wait_for(|s| *s).await.is_err() {
+                // Nobody can tell it to stop any more; only a halt can.
+                std::future::pending::<()>().await;
+            }
+        };
+        let mut halted = self.halted.subscribe();
+        tokio::select! {
+            _ = told => {}
+            // The runner holds the sender, so this ends only by a halt.
+            _ = halted.wait_for(Option::is_some) => {}
         }
+    }
+
+    /// Stop the run as Ctrl-C would, for `why`: every further submit would be refused the
+    /// same way (the first reason is kept).
+    fn halt(&self, why: String) {
+        self.halted.send_if_modified(|reason| {
+            let first = reason.is_none();
+            if first {
+                *reason = Some(why);
+            }
+            first
+        });
+    }
+
+    /// Why the run stopped itself, if it did ([`Runner::halt`]).
+    pub fn halted(&self) -> Option<String> {
+        self.halted.borrow().clone()
     }
 
     /// Sleep, unless the run is told to stop first; `false` when it is.

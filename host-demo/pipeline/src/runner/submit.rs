@@ -40,7 +40,13 @@ impl Runner<'_> {
         let fingerprint = planned.fingerprint();
         if let Some((registry, journal, pay_again)) = &self.registry {
             let earlier = registry
-                .claim(&fingerprint, journal, name, *pay_again)
+                .claim(
+                    &fingerprint,
+                    &self.session.endpoint(),
+                    journal,
+                    name,
+                    *pay_again,
+                )
                 .context("recording the submit in the per-user registry")?;
             if let Some(earlier) = earlier {
                 let job = earlier
@@ -83,6 +89,13 @@ impl Runner<'_> {
             Ok(Ok(job_id)) => Outcome::Created { job_id },
             Ok(Err(e)) => {
                 *cause = Some(Cause::Error(e.clone()));
+                // The account's refusal holds for every shot: one message, nothing more sent.
+                if matches!(
+                    e,
+                    ApiError::PermanentUnauthorized(_) | ApiError::InsufficientCredits(_)
+                ) {
+                    self.halt(describe(&e));
+                }
                 match e {
                     ApiError::PermanentSubmitOutcomeUnknown(u) => {
                         Outcome::AnswerLost { message: u.message }
@@ -128,7 +141,13 @@ impl Runner<'_> {
                 .scheduler
                 .submitted_as(job_id, class_of(planned), sent_at, received);
             if let Some((registry, journal, _)) = &self.registry
-                && let Err(e) = registry.record_job(&fingerprint, journal, name, job_id)
+                && let Err(e) = registry.record_job(
+                    &fingerprint,
+                    &self.session.endpoint(),
+                    journal,
+                    name,
+                    job_id,
+                )
             {
                 // The submit itself is recorded; only the job id is missing there.
                 tracing::warn!(shot = %name, error = %format!("{e:#}"), "could not note the job in the registry");

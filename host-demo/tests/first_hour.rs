@@ -1,0 +1,450 @@
+//! A paying user's first hour, as that user would type it: the demo on the built-in
+//! emulator and then a real endpoint, an interrupted run and an interrupted `generate`
+//! resumed with the command they printed, an output folder that cannot be written, a refused
+//! key. Each counts what reached the server, reads the exit code and the files.
+
+mod common;
+
+use common::{KEY, host_command, printed};
+use happyhorse_emulator::{Emulator, EmulatorConfig};
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// A storyboard of `n` three-second shots in `dir`.
+fn storyboard(dir: &Path, n: usize) -> std::path::PathBuf {
+    let board = dir.join("trailer.toml");
+    let shots: String = (1..=n)
+        .map(|i| format!("[[shot]]\nname = \"s{i}\"\nprompt = \"shot {i}\"\nduration = 3\n"))
+        .collect();
+    std::fs::write(&board, shots).unwrap();
+    board
+}
+
+/// `host-demo args…` in `home`, to its end.
+async fn host(args: &[&str], home: &Path) -> Output {
+    host_command(home)
+        .args(args)
+        .current_dir(home)
+        .output()
+        .await
+        .expect("host-demo runs")
+}
+
+/// The command a run printed to pick its work up (the text after `marker`, to the line's
+/// end, backticks removed), split into arguments (the tests' paths need no quoting).
+fn printed_command(text: &str, marker: &str) -> Vec<String> {
+    let line = text
+        .lines()
+        .find_map(|l| l.split_once(marker).map(|(_, rest)| rest.to_string()))
+        .unwrap_or_else(|| panic!("no {marker:?} in\n{text}"));
+    let command = line.split('`').next().unwrap_or(&line).trim().to_string();
+    let mut words: Vec<String> = command.split_whitespace().map(str::to_string).collect();
+    assert_eq!(
+        words.first().map(String::as_str),
+        Some("host-demo"),
+        "{line}"
+    );
+    words.remove(0);
+    words
+}
+
+/// Start `host-demo args…`, wait until its output holds `ready`, press Ctrl-C (SIGINT), and
+/// return everything it printed.
+async fn interrupt(args: &[&str], home: &Path, ready: &str) -> Output {
+    let mut child = host_command(home)
+        // The pipeline's progress lines, as a piped run shows them.
+        .env("RUST_LOG", "warn,happyhorse_pipeline=info")
+        .args(args)
+        .current_dir(home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("host-demo starts");
+    let seen = Arc::new(Mutex::new(String::new()));
+    let collect = |stream: Box<dyn tokio::io::AsyncRead + Unpin + Send>| {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            let mut all = String::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                seen.lock().unwrap().push_str(&format!("{line}\n"));
+                all.push_str(&format!("{line}\n"));
+            }
+            all
+        })
+    };
+    let stdout = collect(Box::new(child.stdout.take().unwrap()));
+    let stderr = collect(Box::new(child.stderr.take().unwrap()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !seen.lock().unwrap().contains(ready) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never printed {ready:?}:\n{}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = child.id().expect("running").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = child.wait().await.unwrap();
+    Output {
+        status,
+        stdout: stdout.await.unwrap().into_bytes(),
+        stderr: stderr.await.unwrap().into_bytes(),
+    }
+}
+
+/// An emulator whose jobs take `secs` seconds to render.
+async fn slow_emulator(secs: u64) -> Emulator {
+    common::emulator_with(EmulatorConfig {
+        queued_ms: 100,
+        running_ms: secs * 1000,
+        ..EmulatorConfig::linear()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_then_a_real_endpoint_submits_there_and_keeps_both() {
+    let home = tempfile::tempdir().unwrap();
+    let board = storyboard(home.path(), 2);
+    let board = board.to_str().unwrap();
+    // The demo: no key, the built-in emulator.
+    let demo = host_command(home.path())
+        .env_remove("EMPIRIOLABS_API_KEY")
+        .args(["run", board, "--poll-interval-ms", "20"])
+        .current_dir(home.path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(demo.status.code(), Some(0), "{}", printed(&demo));
+    // Then a key and an endpoint: nothing of the demo counts there.
+    let emu = common::emulator(30, 150).await;
+    let base = emu.base_url();
+    let real = host(
+        &[
+            "run",
+            board,
+            "--base-url",
+            &base,
+            "--poll-interval-ms",
+            "20",
+        ],
+        home.path(),
+    )
+    .await;
+    let text = printed(&real);
+    assert_eq!(real.status.code(), Some(0), "{text}");
+    assert_eq!(emu.jobs_created(), 2, "both shots submitted here\n{text}");
+    assert!(
+        text.contains("built-in emulator"),
+        "the demo's jobs are named\n{text}"
+    );
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(home.path().join("out/trailer/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["emulated"], false, "{manifest}");
+    for shot in manifest["shots"].as_array().unwrap() {
+        assert_eq!(shot["endpoint"], emu_origin(&emu), "{shot}");
+        assert_eq!(shot["state"], "downloaded", "{shot}");
+    }
+    // Run again there: nothing new is submitted.
+    let again = host(
+        &[
+            "run",
+            board,
+            "--base-url",
+            &base,
+            "--poll-interval-ms",
+            "20",
+        ],
+        home.path(),
+    )
+    .await;
+    assert_eq!(again.status.code(), Some(0), "{}", printed(&again));
+    assert_eq!(emu.submits_received(), 2);
+    // And the demo again: the built-in emulator's shots are its own, still downloaded.
+    let demo_again = host_command(home.path())
+        .env_remove("EMPIRIOLABS_API_KEY")
+        .args(["run", board, "--poll-interval-ms", "20"])
+        .current_dir(home.path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        demo_again.status.code(),
+        Some(0),
+        "{}",
+        printed(&demo_again)
+    );
+    assert_eq!(emu.submits_received(), 2, "the endpoint saw nothing of it");
+}
+
+/// The emulator's origin as the journal records it.
+fn emu_origin(emu: &Emulator) -> String {
+    happyhorse_sandbox::Origin::from_url(&emu.base_url())
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_run_is_resumed_with_the_command_it_printed() {
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("elsewhere");
+    let board = storyboard(home.path(), 2);
+    let emu = slow_emulator(4).await;
+    let base = emu.base_url();
+    let stopped = interrupt(
+        &[
+            "run",
+            board.to_str().unwrap(),
+            "--base-url",
+            &base,
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--concurrency",
+            "2",
+        ],
+        home.path(),
+        "job_",
+    )
+    .await;
+    let text = printed(&stopped);
+    assert_eq!(stopped.status.code(), Some(3), "resumable\n{text}");
+    let submitted = emu.submits_received();
+    assert!(submitted >= 1, "{text}");
+    // The hint carries the endpoint and the folder: typed as printed, it finishes the run.
+    let words = printed_command(&text, "run `");
+    assert!(words.contains(&"--base-url".to_string()), "{words:?}");
+    assert!(words.contains(&"--out-dir".to_string()), "{words:?}");
+    let args: Vec<&str> = words.iter().map(String::as_str).collect();
+    let resumed = host(&args, home.path()).await;
+    let text = printed(&resumed);
+    assert_eq!(resumed.status.code(), Some(0), "{text}");
+    assert_eq!(emu.jobs_created(), 2, "each shot paid once\n{text}");
+    assert!(out.join("trailer/s1.mp4").is_file() && out.join("trailer/s2.mp4").is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_generate_is_resumed_with_the_command_it_printed() {
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("clips");
+    let emu = slow_emulator(3).await;
+    let base = emu.base_url();
+    let stopped = interrupt(
+        &[
+            "generate",
+            "--prompt",
+            "a horse",
+            "--duration",
+            "3",
+            "--base-url",
+            &base,
+            "--out-dir",
+            out.to_str().unwrap(),
+        ],
+        home.path(),
+        "If interrupted:",
+    )
+    .await;
+    let text = printed(&stopped);
+    assert_eq!(stopped.status.code(), Some(3), "{text}");
+    assert!(text.contains("was submitted and goes on"), "{text}");
+    let words = printed_command(&text, "Pick it up with: ");
+    let args: Vec<&str> = words.iter().map(String::as_str).collect();
+    assert_eq!(args[0], "resume", "{text}");
+    let resumed = host(&args, home.path()).await;
+    let text = printed(&resumed);
+    assert_eq!(resumed.status.code(), Some(0), "{text}");
+    assert_eq!(emu.submits_received(), 1, "nothing resubmitted\n{text}");
+    assert!(std::fs::read_dir(&out).unwrap().count() >= 1, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_folder_that_cannot_be_written_is_refused_before_any_submit() {
+    let home = tempfile::tempdir().unwrap();
+    let emu = common::emulator(30, 150).await;
+    let base = emu.base_url();
+    // A file where the folder should be.
+    let blocked = home.path().join("blocked");
+    std::fs::write(&blocked, "not a folder").unwrap();
+    let out = host(
+        &[
+            "generate",
+            "--prompt",
+            "a horse",
+            "--base-url",
+            &base,
+            "--out-dir",
+            blocked.join("clips").to_str().unwrap(),
+        ],
+        home.path(),
+    )
+    .await;
+    let text = printed(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("output folder"), "{text}");
+    assert!(
+        text.contains(blocked.to_str().unwrap()),
+        "names the folder\n{text}"
+    );
+    assert_eq!(emu.submits_received(), 0, "nothing billed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_key_stops_the_run_at_the_first_refusal() {
+    let home = tempfile::tempdir().unwrap();
+    let board = storyboard(home.path(), 4);
+    let emu = common::emulator(30, 150).await;
+    let base = emu.base_url();
+    let out = host_command(home.path())
+        .env("EMPIRIOLABS_API_KEY", format!("not-{KEY}"))
+        .args([
+            "run",
+            board.to_str().unwrap(),
+            "--base-url",
+            &base,
+            "--concurrency",
+            "1",
+        ])
+        .current_dir(home.path())
+        .output()
+        .await
+        .unwrap();
+    let text = printed(&out);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert_eq!(
+        emu.submits_received(),
+        1,
+        "one refusal, nothing more\n{text}"
+    );
+    let said: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("Stopped at the first refusal"))
+        .collect();
+    assert_eq!(said.len(), 1, "said once\n{text}");
+    assert!(
+        said[0].contains("EMPIRIOLABS_API_KEY"),
+        "names the variable\n{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_problems_exit_2_before_anything_is_sent() {
+    let home = tempfile::tempdir().unwrap();
+    let emu = common::emulator(30, 150).await;
+    let base = emu.base_url();
+    let board = home.path().join("broken.toml");
+    std::fs::write(&board, "[[shot]\nname = ").unwrap();
+    let cases: Vec<Vec<String>> = vec![
+        vec![
+            "run".into(),
+            board.display().to_string(),
+            "--base-url".into(),
+            base.clone(),
+        ],
+        vec![
+            "generate".into(),
+            "--prompt".into(),
+            "p".into(),
+            "--image".into(),
+            "no-such.png".into(),
+            "--base-url".into(),
+            base.clone(),
+        ],
+        vec![
+            "generate".into(),
+            "--prompt".into(),
+            "p".into(),
+            "--image".into(),
+            "ftp://example.com/a.png".into(),
+            "--base-url".into(),
+            base.clone(),
+        ],
+        vec![
+            "generate".into(),
+            "--prompt".into(),
+            "p".into(),
+            "--base-url".into(),
+            "not a url".into(),
+        ],
+        vec![
+            "run".into(),
+            storyboard(home.path(), 1).display().to_string(),
+            "--max-cost".into(),
+            "abc".into(),
+            "--base-url".into(),
+            base.clone(),
+        ],
+        vec![
+            "generate".into(),
+            "--prompt".into(),
+            "p".into(),
+            "--timeout-secs".into(),
+            "0".into(),
+            "--base-url".into(),
+            base.clone(),
+        ],
+    ];
+    for args in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = host(&args, home.path()).await;
+        let text = printed(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}\n{text}");
+        assert!(!text.contains("Estimated cost"), "{args:?}\n{text}");
+        assert!(!text.contains("./ftp:"), "{args:?}\n{text}");
+    }
+    assert!(emu.requests().is_empty(), "nothing reached the server");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgetting_a_downloaded_shot_needs_pay_again() {
+    let home = tempfile::tempdir().unwrap();
+    let board = storyboard(home.path(), 1);
+    let board = board.to_str().unwrap();
+    let emu = common::emulator(30, 150).await;
+    let base = emu.base_url();
+    let done = host(
+        &[
+            "run",
+            board,
+            "--base-url",
+            &base,
+            "--poll-interval-ms",
+            "20",
+        ],
+        home.path(),
+    )
+    .await;
+    assert_eq!(done.status.code(), Some(0), "{}", printed(&done));
+    let refused = host(
+        &["resolve", board, "s1", "--forget", "--base-url", &base],
+        home.path(),
+    )
+    .await;
+    let text = printed(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{text}");
+    assert!(text.contains("--pay-again") && text.contains('$'), "{text}");
+    let again = host(
+        &[
+            "run",
+            board,
+            "--base-url",
+            &base,
+            "--poll-interval-ms",
+            "20",
+        ],
+        home.path(),
+    )
+    .await;
+    assert_eq!(again.status.code(), Some(0), "{}", printed(&again));
+    assert_eq!(emu.submits_received(), 1, "not paid again");
+}
