@@ -9,10 +9,15 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Build `components` (package, and the name its artifact is exposed under), write
-/// `$OUT_DIR/components.rs` with a `NAME` byte array and a `NAME_PATH` for each, and tell cargo
-/// to rerun when anything under `watch` (paths relative to the workspace) changes.
-pub fn build_and_expose(components: &[(&str, &str)], watch: &[&str]) {
+/// Build `components` (package, and the name its artifact is exposed under), pass each one's
+/// bytes through `finish` (package, bytes), write `$OUT_DIR/components.rs` with a `NAME` byte
+/// array and a `NAME_PATH` for each, and tell cargo to rerun when anything under `watch` (paths
+/// relative to the workspace) changes.
+pub fn build_and_expose(
+    components: &[(&str, &str)],
+    watch: &[&str],
+    finish: &dyn Fn(&str, Vec<u8>) -> Vec<u8>,
+) {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let workspace = workspace_root(&manifest_dir);
@@ -37,8 +42,10 @@ pub fn build_and_expose(components: &[(&str, &str)], watch: &[&str]) {
             .join("guest")
             .join(format!("{}.wasm", package.replace('-', "_")));
         let dest = out_dir.join(format!("{package}.wasm"));
-        std::fs::copy(&wasm, &dest)
-            .unwrap_or_else(|e| panic!("copying {} to {}: {e}", wasm.display(), dest.display()));
+        let bytes = std::fs::read(&wasm)
+            .unwrap_or_else(|e| panic!("reading the built {}: {e}", wasm.display()));
+        std::fs::write(&dest, finish(package, bytes))
+            .unwrap_or_else(|e| panic!("writing {}: {e}", dest.display()));
         generated.push_str(&format!(
             "/// Path of the built `{package}` component.\n\
              pub const {name}_PATH: &str = {dest:?};\n\

@@ -3,6 +3,9 @@
 //! a version callers already built against (`client-config` once gained two fields under an
 //! unchanged `0.1.0`). Both sides are parsed with `wit-parser` and compared by meaning: types,
 //! fields and cases in order, functions, worlds; doc comments and formatting do not count.
+//!
+//! The component says which version it is: its metadata is read back here with parsers we did
+//! not write, and must name the world's package and version.
 
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -419,4 +422,102 @@ fn the_changelog_has_an_entry_for_every_released_version() {
             "CHANGELOG.md has no `## [{version}]` entry, for {name}"
         );
     }
+}
+
+/// The component's own custom sections (not those of the modules inside it), each with its
+/// data and offset, in order.
+fn outer_custom_sections(wasm: &[u8]) -> Vec<(String, Vec<u8>, u64)> {
+    let mut depth = 0usize;
+    let mut sections = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        match payload.expect("the component parses") {
+            wasmparser::Payload::ModuleSection { .. }
+            | wasmparser::Payload::ComponentSection { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth = depth.saturating_sub(1),
+            wasmparser::Payload::CustomSection(section) if depth == 0 => sections.push((
+                section.name().to_string(),
+                section.data().to_vec(),
+                section.data_offset(),
+            )),
+            _ => {}
+        }
+    }
+    sections
+}
+
+/// The release component must stay within this (BENCHMARKS.md §4); its metadata is part of it.
+const SIZE_LIMIT: usize = 240 * 1024;
+
+#[test]
+fn the_component_names_itself_and_its_version_as_the_world_does() {
+    let wasm = video_gen_artifacts::HAPPYHORSE;
+    let sections = outer_custom_sections(wasm);
+    let only = |name: &str| {
+        let found: Vec<_> = sections.iter().filter(|(n, ..)| n == name).collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "the component has {} `{name}` sections",
+            found.len()
+        );
+        found[0]
+    };
+    let text = |name: &str| String::from_utf8(only(name).1.clone()).expect("UTF-8 metadata");
+
+    let (now, packages) = current();
+    let world = packages
+        .iter()
+        .map(|&id| &now.packages[id].name)
+        .find(|name| name.namespace == "empiriolabs" && name.name == "happyhorse")
+        .expect("wit/world.wit declares empiriolabs:happyhorse");
+    let version = world
+        .version
+        .as_ref()
+        .expect("a versioned world")
+        .to_string();
+
+    let (_, names, offset) = only("component-name");
+    let names = wasm_metadata::ComponentNames::from_bytes(names, *offset)
+        .expect("wasm-metadata reads the component-name section");
+    let name = format!("{}:{}", world.namespace, world.name);
+    assert_eq!(names.get_name(), Some(&name), "the component's name");
+
+    assert_eq!(
+        text("version"),
+        version,
+        "the component's version is the world's"
+    );
+    assert_eq!(
+        version,
+        env!("CARGO_PKG_VERSION"),
+        "the world's version and the workspace's (the crates', the User-Agent's) differ: \
+         release them together"
+    );
+    let description = text("description");
+    assert!(
+        description.contains("HappyHorse")
+            && !description.contains('\n')
+            && description.len() <= 100,
+        "one short line: {description:?}"
+    );
+    assert_eq!(text("licenses"), env!("CARGO_PKG_LICENSE"));
+    assert_eq!(text("source"), env!("CARGO_PKG_REPOSITORY"));
+
+    let (_, producers, offset) = only("producers");
+    let producers = wasm_metadata::Producers::from_bytes(producers, *offset)
+        .expect("wasm-metadata reads the producers section");
+    let tools = producers
+        .get("processed-by")
+        .expect("the tools that made it");
+    assert!(
+        tools.get("wit-component").is_some(),
+        "processed-by: {:?}",
+        tools.iter().collect::<Vec<_>>()
+    );
+
+    assert!(
+        wasm.len() <= SIZE_LIMIT,
+        "the component is {} bytes, over its {SIZE_LIMIT}-byte limit",
+        wasm.len()
+    );
 }

@@ -12,5 +12,7 @@ fn main() {
             ("happyhorse-serverless", "SERVERLESS"),
         ],
         &["tests/guests", "examples/serverless"],
+        // As built: only the product's component carries release metadata.
+        &|_, wasm| wasm,
     );
 }
