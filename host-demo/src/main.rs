@@ -189,6 +189,13 @@ struct GenerateArgs {
     /// Model id.
     #[arg(long)]
     model: Option<String>,
+    /// Check and price the request, then stop: nothing is submitted or written.
+    #[arg(long)]
+    dry_run: bool,
+    /// Refuse to submit when the estimate is higher, e.g. `1.50` (the rate card's currency,
+    /// USD).
+    #[arg(long)]
+    max_cost: Option<String>,
     #[command(flatten)]
     conn: ConnectionArgs,
 }
@@ -342,6 +349,12 @@ async fn open_session(conn: ConnectionArgs, verbose: bool) -> Result<(Session, O
 }
 
 async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
+    let max_cost = args
+        .max_cost
+        .as_deref()
+        .map(cli::pipeline::parse_money)
+        .transpose()
+        .refused("--max-cost")?;
     let images = local_images(&args.images).refused("--image")?;
     let request = VideoRequest {
         model: args.model,
@@ -390,6 +403,20 @@ async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
     );
     // Checked and priced by this instance; the run makes its own, as every shot does.
     drop(plugin);
+    if let Some(max) = max_cost
+        && cost.total_micros > max
+    {
+        tell!(
+            "The estimate {} is over --max-cost {}; nothing was submitted.",
+            money(cost.total_micros, &cost.currency),
+            money(max, &cost.currency)
+        );
+        return Ok(Exit::Refused.into());
+    }
+    if args.dry_run {
+        say!("Dry run: the request is valid; nothing was submitted.");
+        return Ok(Exit::Done.into());
+    }
     check_out_dir(&out_dir)?;
     let bar = JobBar::new(Pickup {
         flags,

@@ -448,3 +448,29 @@ async fn forgetting_a_downloaded_shot_needs_pay_again() {
     assert_eq!(again.status.code(), Some(0), "{}", printed(&again));
     assert_eq!(emu.submits_received(), 1, "not paid again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generate_checks_and_prices_without_submitting_when_asked() {
+    let home = tempfile::tempdir().unwrap();
+    let emu = common::emulator(30, 150).await;
+    let base = emu.base_url();
+    let generate = |extra: &'static [&'static str]| {
+        let mut args = vec!["generate", "--prompt", "a horse", "--duration", "5"];
+        args.extend_from_slice(extra);
+        args
+    };
+    let mut dry = generate(&["--dry-run"]);
+    dry.extend(["--base-url", &base]);
+    let out = host(&dry, home.path()).await;
+    let text = printed(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("Estimated cost: $0.70") && text.contains("Dry run"), "{text}");
+    let mut over = generate(&["--max-cost", "0.50"]);
+    over.extend(["--base-url", &base]);
+    let out = host(&over, home.path()).await;
+    let text = printed(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("over --max-cost $0.50"), "{text}");
+    assert_eq!(emu.submits_received(), 0, "nothing submitted");
+    assert!(!home.path().join("out").exists(), "nothing written");
+}

@@ -279,6 +279,9 @@ async fn an_invalid_storyboard_submits_nothing_and_reports_every_problem_by_shot
         (Some("\"typo\""), "mode"),
         (Some("\"typo\""), "duraton"),
         (Some("\"typo\""), "images[0]"),
+        // The same shot's inherited duration (20 s from [defaults]) is the component's to
+        // refuse: reported in the same pass, not hidden behind the unknown field.
+        (Some("\"typo\""), "duration"),
         (Some("#5"), "name"),
     ] {
         assert!(

@@ -264,8 +264,12 @@ fn print_summary(summary: &happyhorse_pipeline::RunSummary, storyboard: &str) ->
                     resolution_advice(row, storyboard)
                 };
                 if let Some(hint) = hint {
+                    let job = row
+                        .state
+                        .job_id()
+                        .map_or_else(String::new, |j| format!(" (job {})", shown(j)));
                     tell!(
-                        "  - {} is {}: {}",
+                        "  - {} is {}{job}: {}",
                         row.plan.name,
                         row.state.name(),
                         shown(&hint)
