@@ -270,11 +270,24 @@ impl ConnectionArgs {
     /// Refuse a `--base-url` that is not an http(s) URL, before anything starts.
     fn check(&self) -> Result<()> {
         if let Some(url) = &self.base_url {
-            let parsed =
-                url::Url::parse(url).refused(&format!("--base-url {url:?} is not a URL"))?;
+            let Ok(parsed) = url::Url::parse(url) else {
+                // Not echoed: a malformed URL may still carry a password.
+                return refuse("--base-url is not a URL: give the API's https:// address");
+            };
+            // A URL is printed in hints and written in reports: it carries no secret.
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                return refuse(
+                    "--base-url carries credentials: give the key in EMPIRIOLABS_API_KEY, and the URL without them",
+                );
+            }
             if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() {
                 return refuse(format!(
-                    "--base-url {url:?}: give the API's https:// address (http:// only for a local emulator)"
+                    "--base-url {parsed}: give the API's https:// address (http:// only for a local emulator)"
+                ));
+            }
+            if self.api_key.as_deref().is_none_or(|k| k.trim().is_empty()) {
+                return refuse(format!(
+                    "--base-url {parsed} needs an API key: set {KEY_ENV} (an external emulator prints the key it accepts)"
                 ));
             }
         }

@@ -156,6 +156,9 @@ async fn the_demo_then_a_real_endpoint_submits_there_and_keeps_both() {
         assert_eq!(shot["endpoint"], emu_origin(&emu), "{shot}");
         assert_eq!(shot["state"], "downloaded", "{shot}");
     }
+    // The demo's placeholders sit in a folder of their own, never over the paid clips.
+    assert!(home.path().join("out/trailer/emulator/s1.mp4").is_file());
+    let paid = std::fs::read(home.path().join("out/trailer/s1.mp4")).unwrap();
     // Run again there: nothing new is submitted.
     let again = host(
         &[
@@ -186,6 +189,11 @@ async fn the_demo_then_a_real_endpoint_submits_there_and_keeps_both() {
         printed(&demo_again)
     );
     assert_eq!(emu.submits_received(), 2, "the endpoint saw nothing of it");
+    assert_eq!(
+        std::fs::read(home.path().join("out/trailer/s1.mp4")).unwrap(),
+        paid,
+        "the paid clip is untouched"
+    );
 }
 
 /// The emulator's origin as the journal records it.
@@ -464,7 +472,10 @@ async fn generate_checks_and_prices_without_submitting_when_asked() {
     let out = host(&dry, home.path()).await;
     let text = printed(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("Estimated cost: $0.70") && text.contains("Dry run"), "{text}");
+    assert!(
+        text.contains("Estimated cost: $0.70") && text.contains("Dry run"),
+        "{text}"
+    );
     let mut over = generate(&["--max-cost", "0.50"]);
     over.extend(["--base-url", &base]);
     let out = host(&over, home.path()).await;

@@ -65,10 +65,15 @@ pub enum RunOutcome {
     Finished(RunSummary),
 }
 
+/// The folder, inside a storyboard's output folder, that the built-in emulator's clips and
+/// reports go in (the journal stays beside the real endpoints' clips).
+pub const EMULATOR_FOLDER: &str = "emulator";
+
 /// The end of a run that ran.
 #[derive(Debug)]
 pub struct RunSummary {
-    /// Where the clips, journal and reports are.
+    /// Where this run's clips and reports are: the output folder (which holds the journal),
+    /// or its `emulator` folder for the built-in emulator.
     pub out_dir: PathBuf,
     /// The storyboard's shots as journaled at the end, in storyboard order.
     pub rows: Vec<ShotRow>,
@@ -205,6 +210,13 @@ pub async fn run_priced(
 
     let endpoint = session.endpoint();
     let journal = Journal::open(&out_dir, &endpoint)?;
+    // The built-in emulator's clips and reports go in a folder of their own: a demo's
+    // placeholders must never overwrite, or be shown as, a real endpoint's paid clips.
+    let clips_dir = if session.is_emulated() {
+        out_dir.join(EMULATOR_FOLDER)
+    } else {
+        out_dir.clone()
+    };
     // The journal's identity in the registry: the same file however the run was started.
     let journal_key = std::fs::canonicalize(journal.path())
         .with_context(|| format!("resolving {}", journal.path().display()))?;
@@ -257,7 +269,7 @@ pub async fn run_priced(
                 .unwrap_or(DEFAULT_CONCURRENCY),
             poll_interval: config.poll_interval,
             deadline,
-            out_dir: out_dir.clone(),
+            out_dir: clips_dir.clone(),
         },
         stop.clone(),
     )?;
@@ -275,7 +287,9 @@ pub async fn run_priced(
         api_base_url: Some(reports::safe_url(session.base_url())),
         emulated: Some(session.is_emulated()),
     };
-    reports::write(&out_dir, &rows, &context)?;
+    std::fs::create_dir_all(&clips_dir)
+        .with_context(|| format!("creating {}", clips_dir.display()))?;
+    reports::write(&clips_dir, &rows, &context)?;
     let listed = |name: &str| plan.shots.iter().any(|s| s.shot.name == name);
     let elsewhere = journal
         .elsewhere()?
@@ -283,7 +297,7 @@ pub async fn run_priced(
         .filter(|r| listed(&r.plan.name) && maybe_billed(&r.state))
         .collect();
     Ok(RunOutcome::Finished(RunSummary {
-        out_dir,
+        out_dir: clips_dir,
         rows,
         errors: errors
             .into_iter()

@@ -53,10 +53,12 @@ pub fn settle(journal: &Journal, shot: &str, resolution: &Resolution) -> Result<
             ))
         }
         Resolution::Forget { pay_again } => {
-            let paid = matches!(
-                row.state,
-                State::Downloaded { .. } | State::Submitted { .. } | State::Completed { .. }
-            );
+            // A job that exists and did not fail: delivered, or still on its way (a poll or
+            // a download that gave up leaves the job going on at the provider).
+            let paid = match &row.state {
+                State::Failed { failure, .. } if failure.stage == Stage::Job => false,
+                state => state.job_id().is_some(),
+            };
             if paid && !pay_again {
                 bail!(
                     "shot {shot:?} is {} as job {}: forgetting it makes the next run pay again (an estimated {}) and overwrite its clip; add --pay-again to do that knowingly",
@@ -176,4 +178,67 @@ pub fn table(rows: &[ShotRow], in_storyboard: &dyn Fn(&str) -> bool) -> String {
         rows.len() - count("downloaded") - count("failed") - count("unknown"),
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{Failure, PlannedRow};
+
+    /// A journal whose shot `a` has job `job_1` and ended in `state`.
+    fn journal_with(state: &State) -> Journal {
+        let journal = Journal::in_memory("https://api.example.com:443").unwrap();
+        let plan = PlannedRow {
+            name: "a".into(),
+            position: 0,
+            output: "a".into(),
+            fingerprint: "f".into(),
+            request: serde_json::json!({}),
+            warnings: vec![],
+            currency: "USD".into(),
+            cost_micros: 700_000,
+            billed_seconds: 5,
+        };
+        journal.adopt(&plan, "job_1").unwrap();
+        journal
+            .transition("a", StateKind::Submitted, state)
+            .unwrap();
+        journal
+    }
+
+    #[test]
+    fn forgetting_a_job_that_goes_on_or_was_delivered_needs_pay_again() {
+        let job = Some("job_1".to_string());
+        for (state, needs) in [
+            (
+                State::Failed {
+                    job_id: job.clone(),
+                    failure: Failure::new(Stage::Poll, "timeout", "gave up"),
+                },
+                true,
+            ),
+            (
+                State::Failed {
+                    job_id: job.clone(),
+                    failure: Failure::new(Stage::Download, "x", "y"),
+                },
+                true,
+            ),
+            (
+                State::Failed {
+                    job_id: job.clone(),
+                    failure: Failure::new(Stage::Job, "failed", "no clip"),
+                },
+                false,
+            ),
+        ] {
+            let journal = journal_with(&state);
+            let refused = settle(&journal, "a", &Resolution::Forget { pay_again: false });
+            assert_eq!(refused.is_err(), needs, "{state:?}: {refused:?}");
+            if needs {
+                assert!(refused.unwrap_err().to_string().contains("$0.70"));
+                settle(&journal, "a", &Resolution::Forget { pay_again: true }).unwrap();
+            }
+        }
+    }
 }

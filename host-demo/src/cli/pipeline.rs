@@ -341,16 +341,25 @@ fn print_money(rows: &[ShotRow], emulated: bool) {
     say!("{line}.");
 }
 
-/// The exit code of a finished run: refused or failed work first reported as such, else
-/// anything left to pick up, else done.
+/// The exit code of a finished run: a job that exists and is not finished comes first (the
+/// printed command picks it up), then a halt (a refused key, no credits), then Ctrl-C before
+/// any job existed, then anything else left to pick up, then failures, else done.
 fn summary_exit(summary: &happyhorse_pipeline::RunSummary) -> ExitCode {
-    if summary.halted.is_some() {
-        return Exit::Failed.into();
-    }
-    let exits: Vec<Exit> = summary.rows.iter().map(|r| exit_of(&r.state)).collect();
-    let exit = if !summary.errors.is_empty() || exits.contains(&Exit::Resumable) {
+    let exits: Vec<(Exit, bool)> = summary
+        .rows
+        .iter()
+        .map(|r| (exit_of(&r.state), r.state.job_id().is_some()))
+        .collect();
+    let resumable_job = exits.contains(&(Exit::Resumable, true));
+    let exit = if resumable_job && summary.endpoint != BUILT_IN_EMULATOR {
         Exit::Resumable
-    } else if exits.contains(&Exit::Failed) {
+    } else if summary.halted.is_some() {
+        Exit::Failed
+    } else if summary.stopped {
+        return ExitCode::from(super::exit::INTERRUPTED as u8);
+    } else if !summary.errors.is_empty() || exits.iter().any(|(e, _)| *e == Exit::Resumable) {
+        Exit::Resumable
+    } else if exits.iter().any(|(e, _)| *e == Exit::Failed) {
         Exit::Failed
     } else {
         Exit::Done
@@ -457,9 +466,8 @@ pub fn resolve(args: ResolveArgs) -> Result<ExitCode> {
         ));
     }
     let endpoint = match &args.base_url {
-        Some(url) => Origin::from_url(url)
-            .refused(&format!("--base-url {url:?}"))?
-            .to_string(),
+        // Not echoed: a malformed URL may still carry a password.
+        Some(url) => Origin::from_url(url).refused("--base-url")?.to_string(),
         None => {
             // The one endpoint the journal has the shot under; the real service when none.
             let mut found: Vec<String> = Journal::open_read_only(&path)

@@ -44,8 +44,9 @@ mod tests;
 pub use schema::FILE_NAME;
 pub use state::{Failure, FileRecord, Mover, Stage, State, StateKind};
 
+use crate::session::BUILT_IN_EMULATOR;
 use rows::{COLUMNS, event, insert, read_row, set_state};
-use schema::{LOCK_NAME, SCHEMA_VERSION, UNKNOWN_ENDPOINT, create_schema, manifest_endpoint};
+use schema::{LOCK_NAME, SCHEMA_VERSION, UNKNOWN_ENDPOINT, create_schema};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
@@ -143,7 +144,8 @@ impl Journal {
 
     /// Open (creating it if needed) the journal in `dir` for a run against `endpoint`
     /// (`Session::endpoint`), taking the folder's lock. Shots journaled before endpoints were
-    /// recorded, with no manifest to say where they went, are adopted by this endpoint.
+    /// recorded are adopted by the first real endpoint that opens it (said in their event
+    /// log); until then every run lists them as an endpoint not recorded.
     pub fn open(dir: &Path, endpoint: &str) -> Result<Journal> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let lock_path = dir.join(LOCK_NAME);
@@ -182,11 +184,13 @@ impl Journal {
                 path.display()
             );
         }
-        let legacy = (version < SCHEMA_VERSION)
-            .then(|| manifest_endpoint(dir))
-            .flatten();
-        create_schema(&mut conn, legacy.as_deref())?;
-        adopt_unknown(&mut conn, endpoint)?;
+        create_schema(&mut conn)?;
+        // The built-in emulator never adopts: its jobs cannot outlive it, so a job journaled
+        // before endpoints were recorded is some real endpoint's (a keyless demo's would be
+        // reset and paid for again there).
+        if endpoint != BUILT_IN_EMULATOR {
+            adopt_unknown(&mut conn, endpoint)?;
+        }
         Ok(Journal {
             conn: Mutex::new(conn),
             path,
@@ -201,7 +205,7 @@ impl Journal {
     /// the job id they print as soon as it exists.
     pub fn in_memory(endpoint: &str) -> Result<Journal> {
         let mut conn = Connection::open_in_memory().context("opening an in-memory journal")?;
-        create_schema(&mut conn, None)?;
+        create_schema(&mut conn)?;
         Ok(Journal {
             conn: Mutex::new(conn),
             path: PathBuf::from(":memory:"),
@@ -424,9 +428,10 @@ impl Journal {
     }
 }
 
-/// Shots (and what finished jobs taught) journaled before endpoints were recorded, with no
-/// manifest to say where they went, become `endpoint`'s: the first run after the upgrade is
-/// the best witness there is. Said in each shot's event log.
+/// Shots (and what finished jobs taught) journaled before endpoints were recorded become
+/// `endpoint`'s: the first real endpoint's run after the upgrade is the best witness there
+/// is (the manifest names only the last run's endpoint, not where each job went). Said in
+/// each shot's event log.
 fn adopt_unknown(conn: &mut Connection, endpoint: &str) -> Result<()> {
     let tx = conn.transaction()?;
     let names: Vec<String> = tx

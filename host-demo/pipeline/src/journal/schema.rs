@@ -1,10 +1,7 @@
 //! The journal's tables, and how a journal from an earlier version is brought up to date.
 
-use crate::session::BUILT_IN_EMULATOR;
 use anyhow::Result;
-use happyhorse_sandbox::Origin;
 use rusqlite::Connection;
-use std::path::Path;
 
 /// The journal's file name inside the output folder.
 pub const FILE_NAME: &str = "journal.sqlite";
@@ -70,10 +67,9 @@ const SHOTS_V1_COLUMNS: &str = "name, position, output, fingerprint, request, wa
 
 /// Creates what is missing of the schema, in one transaction (a crash leaves the journal as
 /// it was): the tables; `learned_jobs.load` on a journal from before it existed; and, on a
-/// journal from before endpoints were recorded, the endpoint of every shot, learned job and
-/// event: `legacy` (what the folder's manifest says the last run used), else
-/// [`UNKNOWN_ENDPOINT`] for the next run to adopt.
-pub(super) fn create_schema(conn: &mut Connection, legacy: Option<&str>) -> Result<()> {
+/// journal from before endpoints were recorded, [`UNKNOWN_ENDPOINT`] as the endpoint of every
+/// shot, learned job and event, for the first real endpoint's run to adopt.
+pub(super) fn create_schema(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction()?;
     let has = |table: &str, column: &str| -> Result<bool> {
         Ok(tx.query_row(
@@ -98,7 +94,7 @@ pub(super) fn create_schema(conn: &mut Connection, legacy: Option<&str>) -> Resu
         tx.execute_batch("ALTER TABLE events ADD COLUMN endpoint TEXT;")?;
     }
     tx.execute_batch(SCHEMA)?;
-    let legacy = legacy.unwrap_or(UNKNOWN_ENDPOINT);
+    let legacy = UNKNOWN_ENDPOINT;
     if v1_shots {
         tx.execute(
             &format!(
@@ -122,16 +118,4 @@ pub(super) fn create_schema(conn: &mut Connection, legacy: Option<&str>) -> Resu
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
-}
-
-/// The endpoint the last run in `dir` used, as its manifest recorded it: what the shots of a
-/// journal from before endpoints were recorded belong to. `None` without a readable manifest.
-pub(super) fn manifest_endpoint(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join(crate::reports::MANIFEST)).ok()?;
-    let manifest: serde_json::Value = serde_json::from_str(&text).ok()?;
-    if manifest.get("emulated")?.as_bool()? {
-        return Some(BUILT_IN_EMULATOR.to_string());
-    }
-    let url = manifest.get("api_base_url")?.as_str()?;
-    Origin::from_url(url).ok().map(|o| o.to_string())
 }

@@ -373,26 +373,22 @@ fn journal_v1(dir: &Path) {
 }
 
 #[test]
-fn a_journal_from_before_endpoints_keeps_its_jobs_where_the_manifest_says_they_went() {
+fn a_journal_from_before_endpoints_is_adopted_by_the_first_real_endpoint_never_the_emulator() {
     let dir = tempfile::tempdir().unwrap();
     journal_v1(dir.path());
-    // The last run there was the built-in emulator's.
-    std::fs::write(
-        dir.path().join(crate::reports::MANIFEST),
-        r#"{"api_base_url": "http://127.0.0.1:40000", "emulated": true, "shots": []}"#,
-    )
-    .unwrap();
+    // A keyless demo first: the paid job is not the emulator's to reset.
+    {
+        let demo = Journal::open(dir.path(), crate::session::BUILT_IN_EMULATOR).unwrap();
+        assert!(demo.shots().unwrap().is_empty());
+        assert!(demo.restart_lost_jobs("gone").unwrap().is_empty());
+        let elsewhere = demo.elsewhere().unwrap();
+        assert_eq!(
+            (elsewhere[0].endpoint.as_str(), elsewhere[0].state.job_id()),
+            ("", Some("job_1"))
+        );
+    }
+    // The first real endpoint adopts it, job and all, and says so.
     let j = Journal::open(dir.path(), E).unwrap();
-    assert!(
-        j.shots().unwrap().is_empty(),
-        "the emulator's job is not {E}'s"
-    );
-    let elsewhere = j.elsewhere().unwrap();
-    assert_eq!(elsewhere[0].endpoint, crate::session::BUILT_IN_EMULATOR);
-    // Without a manifest, the first run after the upgrade adopts them.
-    let plain = tempfile::tempdir().unwrap();
-    journal_v1(plain.path());
-    let j = Journal::open(plain.path(), E).unwrap();
     let a = j.shot("a").unwrap().unwrap();
     assert_eq!((a.endpoint.as_str(), a.state.job_id()), (E, Some("job_1")));
     assert!(

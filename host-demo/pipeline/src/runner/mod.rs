@@ -309,29 +309,37 @@ impl<'a> Runner<'a> {
     }
 
     fn stopping(&self) -> bool {
-        *self.stop.borrow() || self.halted.borrow().is_some()
+        *self.stop.borrow()
     }
 
-    /// Resolves when the run is told to stop, or stops itself (never, once nobody can tell
-    /// it to).
+    /// Resolves when the run is told to stop (never, once nobody can tell it to).
     async fn stopped(&self) {
         let mut stop = self.stop.clone();
-        let told = async {
-            if stop.wait_for(|s| *s).await.is_err() {
-                // Nobody can tell it to stop any more; only a halt can.
-                std::future::pending::<()>().await;
-            }
-        };
+        if stop.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Whether no new submit may go: the run is stopping, or halted ([`Runner::halt`]).
+    /// Jobs already submitted are still waited for and downloaded after a halt: they are
+    /// paid for.
+    fn submits_stopping(&self) -> bool {
+        self.stopping() || self.halted.borrow().is_some()
+    }
+
+    /// Resolves when no new submit may go ([`Runner::submits_stopping`]).
+    async fn submits_stopped(&self) {
         let mut halted = self.halted.subscribe();
         tokio::select! {
-            _ = told => {}
+            _ = self.stopped() => {}
             // The runner holds the sender, so this ends only by a halt.
             _ = halted.wait_for(Option::is_some) => {}
         }
     }
 
-    /// Stop the run as Ctrl-C would, for `why`: every further submit would be refused the
-    /// same way (the first reason is kept).
+    /// Send no new submit, for `why`: every further submit would be refused the same way
+    /// (the first reason is kept). Unlike Ctrl-C, jobs already submitted are still waited for
+    /// and downloaded.
     fn halt(&self, why: String) {
         self.halted.send_if_modified(|reason| {
             let first = reason.is_none();

@@ -28,10 +28,10 @@ impl Runner<'_> {
         // A new job waits while the budget is promised to polls of jobs about to end.
         let permit = tokio::select! {
             permit = self.session.scheduler.submit_turn() => permit,
-            _ = self.stopped() => return Ok(Flow::Stop),
+            _ = self.submits_stopped() => return Ok(Flow::Stop),
         };
-        // Both may have become ready together: after Ctrl-C, nothing new is paid for.
-        if self.stopping() {
+        // Both may have become ready together: after Ctrl-C or a halt, nothing new is paid for.
+        if self.submits_stopping() {
             return Ok(Flow::Stop);
         }
         // Recorded before it can be sent: a failure here leaves the shot `pending`. The
@@ -65,7 +65,19 @@ impl Runner<'_> {
         // the shot `pending` (nothing sent), not `submitting` (which would become a false
         // `unknown` needing a person). Only the commit of `submitting` then separates the
         // grant from the send.
-        permit.pay(plugin.policy()).await;
+        // The grant may wait out a 429's pause: Ctrl-C or a halt meanwhile sends nothing (the
+        // unused grant is forfeited, counted on the safe side).
+        tokio::select! {
+            () = permit.pay(plugin.policy()) => {}
+            _ = self.submits_stopped() => {
+                forfeit_unused(plugin, name);
+                return Ok(Flow::Stop);
+            }
+        }
+        if self.submits_stopping() {
+            forfeit_unused(plugin, name);
+            return Ok(Flow::Stop);
+        }
         self.apply(name, &State::Pending, Outcome::Granted)?;
         self.progress.state(name, "submitting", "");
         let sent_before = plugin.policy().sent();
