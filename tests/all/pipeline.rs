@@ -753,7 +753,7 @@ async fn a_second_run_starts_with_what_the_first_learned() -> Test {
     let summary = finished(run_once(&path, &first, &config).await);
     assert!(summary.complete(), "{summary:#?}");
     assert_eq!(first.scheduler.learned_jobs(), 6);
-    let learned = Journal::open(&summary.out_dir, &session.endpoint())?.learned()?;
+    let learned = Journal::open(&summary.out_dir, &first.endpoint())?.learned()?;
     assert_eq!(learned.len(), 6, "every finished job is journaled");
     assert!(
         learned.iter().all(|r| r.class.key() == "3s@720p"),
