@@ -33,6 +33,26 @@ async fn host(args: &[&str], home: &Path) -> Output {
         .expect("host-demo runs")
 }
 
+/// `host-demo run board` against the emulator at `base`, polling fast.
+async fn run_at(board: &str, base: &str, home: &Path) -> Output {
+    host(
+        &["run", board, "--base-url", base, "--poll-interval-ms", "20"],
+        home,
+    )
+    .await
+}
+
+/// The keyless demo: `host-demo run board` on the built-in emulator.
+async fn run_demo(board: &str, home: &Path) -> Output {
+    host_command(home)
+        .env_remove("EMPIRIOLABS_API_KEY")
+        .args(["run", board, "--poll-interval-ms", "20"])
+        .current_dir(home)
+        .output()
+        .await
+        .expect("host-demo runs")
+}
+
 /// The command a run printed to pick its work up (the text after `marker`, to the line's
 /// end, backticks removed), split into arguments (the tests' paths need no quoting).
 fn printed_command(text: &str, marker: &str) -> Vec<String> {
@@ -117,29 +137,12 @@ async fn the_demo_then_a_real_endpoint_submits_there_and_keeps_both() {
     let board = storyboard(home.path(), 2);
     let board = board.to_str().unwrap();
     // The demo: no key, the built-in emulator.
-    let demo = host_command(home.path())
-        .env_remove("EMPIRIOLABS_API_KEY")
-        .args(["run", board, "--poll-interval-ms", "20"])
-        .current_dir(home.path())
-        .output()
-        .await
-        .unwrap();
+    let demo = run_demo(board, home.path()).await;
     assert_eq!(demo.status.code(), Some(0), "{}", printed(&demo));
     // Then a key and an endpoint: nothing of the demo counts there.
     let emu = common::emulator(30, 150).await;
     let base = emu.base_url();
-    let real = host(
-        &[
-            "run",
-            board,
-            "--base-url",
-            &base,
-            "--poll-interval-ms",
-            "20",
-        ],
-        home.path(),
-    )
-    .await;
+    let real = run_at(board, &base, home.path()).await;
     let text = printed(&real);
     assert_eq!(real.status.code(), Some(0), "{text}");
     assert_eq!(emu.jobs_created(), 2, "both shots submitted here\n{text}");
@@ -160,28 +163,11 @@ async fn the_demo_then_a_real_endpoint_submits_there_and_keeps_both() {
     assert!(home.path().join("out/trailer/emulator/s1.mp4").is_file());
     let paid = std::fs::read(home.path().join("out/trailer/s1.mp4")).unwrap();
     // Run again there: nothing new is submitted.
-    let again = host(
-        &[
-            "run",
-            board,
-            "--base-url",
-            &base,
-            "--poll-interval-ms",
-            "20",
-        ],
-        home.path(),
-    )
-    .await;
+    let again = run_at(board, &base, home.path()).await;
     assert_eq!(again.status.code(), Some(0), "{}", printed(&again));
     assert_eq!(emu.submits_received(), 2);
     // And the demo again: the built-in emulator's shots are its own, still downloaded.
-    let demo_again = host_command(home.path())
-        .env_remove("EMPIRIOLABS_API_KEY")
-        .args(["run", board, "--poll-interval-ms", "20"])
-        .current_dir(home.path())
-        .output()
-        .await
-        .unwrap();
+    let demo_again = run_demo(board, home.path()).await;
     assert_eq!(
         demo_again.status.code(),
         Some(0),
@@ -420,18 +406,7 @@ async fn forgetting_a_downloaded_shot_needs_pay_again() {
     let board = board.to_str().unwrap();
     let emu = common::emulator(30, 150).await;
     let base = emu.base_url();
-    let done = host(
-        &[
-            "run",
-            board,
-            "--base-url",
-            &base,
-            "--poll-interval-ms",
-            "20",
-        ],
-        home.path(),
-    )
-    .await;
+    let done = run_at(board, &base, home.path()).await;
     assert_eq!(done.status.code(), Some(0), "{}", printed(&done));
     let refused = host(
         &["resolve", board, "s1", "--forget", "--base-url", &base],
@@ -441,18 +416,7 @@ async fn forgetting_a_downloaded_shot_needs_pay_again() {
     let text = printed(&refused);
     assert_eq!(refused.status.code(), Some(2), "{text}");
     assert!(text.contains("--pay-again") && text.contains('$'), "{text}");
-    let again = host(
-        &[
-            "run",
-            board,
-            "--base-url",
-            &base,
-            "--poll-interval-ms",
-            "20",
-        ],
-        home.path(),
-    )
-    .await;
+    let again = run_at(board, &base, home.path()).await;
     assert_eq!(again.status.code(), Some(0), "{}", printed(&again));
     assert_eq!(emu.submits_received(), 1, "not paid again");
 }

@@ -88,6 +88,15 @@ pub struct Recorded {
     pub job_id: Option<String>,
 }
 
+/// A row of `SELECT journal, shot, job_id`.
+fn recorded(r: &rusqlite::Row<'_>) -> rusqlite::Result<Recorded> {
+    Ok(Recorded {
+        journal: r.get(0)?,
+        shot: r.get(1)?,
+        job_id: r.get(2)?,
+    })
+}
+
 /// The open registry.
 #[derive(Debug)]
 pub struct Registry {
@@ -137,13 +146,7 @@ impl Registry {
                      WHERE fingerprint = ?1 AND journal != ?2
                        AND (endpoint = ?3 OR endpoint IS NULL) ORDER BY at LIMIT 1",
                     params![fingerprint, journal.to_string_lossy(), endpoint],
-                    |r| {
-                        Ok(Recorded {
-                            journal: r.get(0)?,
-                            shot: r.get(1)?,
-                            job_id: r.get(2)?,
-                        })
-                    },
+                    recorded,
                 )
                 .optional()?;
             if earlier.is_some() {
@@ -205,13 +208,7 @@ impl Registry {
         )?;
         let rows = stmt.query_map(
             params![fingerprint, journal.to_string_lossy(), endpoint],
-            |r| {
-                Ok(Recorded {
-                    journal: r.get(0)?,
-                    shot: r.get(1)?,
-                    job_id: r.get(2)?,
-                })
-            },
+            recorded,
         )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
