@@ -57,18 +57,7 @@ pub async fn resume(
         micros_per_second: 0,
         total_micros: 0,
     };
-    let request = VideoRequest {
-        model: None,
-        prompt: String::new(),
-        mode: None,
-        images: vec![],
-        aspect_ratio: None,
-        resolution: None,
-        duration_seconds: None,
-        seed: None,
-        watermark: None,
-    };
-    let planned = planned(request, unknown);
+    let planned = planned(VideoRequest::default(), unknown);
     let journal = Journal::in_memory(&session.endpoint())?;
     journal.adopt(&planned.journal_row(0), job_id)?;
     run(session, &journal, &planned, out_dir, observer).await
