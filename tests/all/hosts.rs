@@ -857,10 +857,12 @@ pub(crate) async fn obelisk_deployment() -> tempfile::TempDir {
 /// The example deployment in a fresh directory: `deployment.toml` as shipped, `wasm/` with the
 /// built component and the workflow (built here), and a `server.toml` on a free port with its
 /// state inside the directory.
-struct ObeliskSite {
+pub(crate) struct ObeliskSite {
     obelisk: PathBuf,
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
     api: String,
+    /// Set in the server's environment besides the key and the allowed host.
+    pub(crate) env: Vec<(String, std::ffi::OsString)>,
 }
 
 async fn obelisk_site(test: &str) -> Option<ObeliskSite> {
@@ -868,7 +870,12 @@ async fn obelisk_site(test: &str) -> Option<ObeliskSite> {
         missing_host(test, "no obelisk (OBELISK_BIN or `obelisk` on PATH)");
         return None;
     };
-    let dir = obelisk_deployment().await;
+    Some(obelisk_site_in(obelisk, obelisk_deployment().await))
+}
+
+/// A site around `dir`, a deployment directory holding `deployment.toml`: adds the
+/// `server.toml` on a free port.
+pub(crate) fn obelisk_site_in(obelisk: PathBuf, dir: tempfile::TempDir) -> ObeliskSite {
     let port = free_port();
     std::fs::write(
         dir.path().join("server.toml"),
@@ -884,17 +891,18 @@ async fn obelisk_site(test: &str) -> Option<ObeliskSite> {
         ),
     )
     .expect("server.toml");
-    Some(ObeliskSite {
+    ObeliskSite {
         obelisk,
         dir,
         api: format!("http://127.0.0.1:{port}"),
-    })
+        env: Vec::new(),
+    }
 }
 
 impl ObeliskSite {
     /// `obelisk server run` with the key and the allowed host in its environment, as the
     /// README runs it; returns once its API answers.
-    async fn start(&self, emulator: &Emulator, log: &str) -> Server {
+    pub(crate) async fn start(&self, emulator: &Emulator, log: &str) -> Server {
         let mut command = Command::new(&self.obelisk);
         command
             .current_dir(self.dir.path())
@@ -907,7 +915,8 @@ impl ObeliskSite {
                 "deployment.toml",
             ])
             .env("EMPIRIOLABS_API_KEY", KEY)
-            .env("EMPIRIOLABS_ALLOWED_HOST", emulator.base_url());
+            .env("EMPIRIOLABS_ALLOWED_HOST", emulator.base_url())
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         let mut server = Server::start(command, self.dir.path().join(log));
         wait_for_http(
             &format!("{}/v1/executions", self.api),
@@ -920,7 +929,12 @@ impl ObeliskSite {
 
     /// `obelisk execution submit` of the workflow; returns the execution id it prints.
     /// Polls are spaced from `min_interval_ms` to `min_interval_ms * 2`.
-    async fn submit(&self, emulator: &Emulator, server: &Server, min_interval_ms: u32) -> String {
+    pub(crate) async fn submit(
+        &self,
+        emulator: &Emulator,
+        server: &Server,
+        min_interval_ms: u32,
+    ) -> String {
         let params = serde_json::json!([
             {
                 "base-url": emulator.base_url(), "api-key": null, "connect-timeout-ms": null,
@@ -944,7 +958,7 @@ impl ObeliskSite {
     }
 
     /// The execution's final result, through the Web API.
-    async fn result(&self, execution: &str, server: &Server) -> String {
+    pub(crate) async fn result(&self, execution: &str, server: &Server) -> String {
         obelisk_result(&self.api, execution, Duration::from_secs(120), || {
             server.output()
         })
@@ -1000,7 +1014,7 @@ pub(crate) async fn obelisk_result(
     text
 }
 
-fn assert_completed(result: &str, emulator: &Emulator, server: &Server) {
+pub(crate) fn assert_completed(result: &str, emulator: &Emulator, server: &Server) {
     let files = format!("{}/files/job_", emulator.base_url());
     assert!(
         result.contains("outputs") && result.contains(&files),

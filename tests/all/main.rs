@@ -11,4 +11,5 @@ mod contract;
 mod faults;
 mod hosts;
 mod pipeline;
+mod release;
 mod sandbox;

@@ -1,0 +1,177 @@
+//! `cargo xtask dist`: the release files, written whole or not at all.
+//!
+//! ```text
+//! dist/
+//!   happyhorse-0.2.0.wasm                  the component, the bytes the tests load
+//!   wit/empiriolabs-happyhorse@0.2.0.wasm  the world's WIT package, encoded
+//!   wit/videogen-api@0.2.0.wasm            the contract's WIT package, encoded
+//!   release.json                           version, revision, dirty, every file's digest
+//!   SHA256SUMS                             `sha256sum -c SHA256SUMS` checks every file above
+//! ```
+
+use crate::release::{Release, sha256_hex};
+use crate::source::Source;
+use crate::{Failure, wit_packages, workspace_root};
+use anyhow::{Context, Result, anyhow};
+use serde::Serialize;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The file that marks a folder as written by `dist` (and so safe to replace).
+const RELEASE_JSON: &str = "release.json";
+/// The checksums file, in `sha256sum`'s format.
+const SHA256SUMS: &str = "SHA256SUMS";
+
+/// What `release.json` records.
+#[derive(Serialize)]
+struct ReleaseRecord<'a> {
+    name: &'a str,
+    version: &'a str,
+    world: String,
+    revision: String,
+    /// True when the tree differed from its commit: these files are not that commit's.
+    dirty: bool,
+    /// What differed (`git status --porcelain` lines), when dirty.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    changes: &'a [String],
+    created: String,
+    files: Vec<FileRecord>,
+}
+
+/// One file of the release.
+#[derive(Serialize)]
+struct FileRecord {
+    path: String,
+    sha256: String,
+    bytes: usize,
+}
+
+/// Writes the release into `out` (default `dist/` at the workspace root).
+pub fn run(out: Option<PathBuf>) -> Result<(), Failure> {
+    let root = workspace_root();
+    let out = out.unwrap_or_else(|| root.join("dist"));
+    check_replaceable(&out).map_err(Failure::Refused)?;
+
+    let release = Release::product(Source::read(&root))?;
+    let mut files = vec![(release.component_file_name(), release.component.clone())];
+    for package in wit_packages::encode_all(&root.join("wit"))? {
+        files.push((format!("wit/{}.wasm", package.file_stem), package.wasm));
+    }
+    let records: Vec<FileRecord> = files
+        .iter()
+        .map(|(path, bytes)| FileRecord {
+            path: path.clone(),
+            sha256: sha256_hex(bytes),
+            bytes: bytes.len(),
+        })
+        .collect();
+    let record = ReleaseRecord {
+        name: &release.name,
+        version: &release.version,
+        world: release.world(),
+        revision: release.source.revision(),
+        dirty: release.source.is_dirty(),
+        changes: &release.source.changes,
+        created: release.created().to_rfc3339(),
+        files: records,
+    };
+    let mut json = serde_json::to_vec_pretty(&record).context("encoding release.json")?;
+    json.push(b'\n');
+    files.push((RELEASE_JSON.to_string(), json));
+    let mut sums: Vec<String> = files
+        .iter()
+        .map(|(path, bytes)| format!("{}  {path}\n", sha256_hex(bytes)))
+        .collect();
+    sums.sort_by(|a, b| a[66..].cmp(&b[66..]));
+    files.push((SHA256SUMS.to_string(), sums.concat().into_bytes()));
+
+    write_whole(&out, &files)?;
+    report(&out, &release, &files);
+    Ok(())
+}
+
+/// Refuses an `out` that is a file, or a non-empty folder that an earlier `dist` did not write:
+/// replacing it would delete someone's files.
+fn check_replaceable(out: &Path) -> Result<()> {
+    if !out.exists() {
+        return Ok(());
+    }
+    if !out.is_dir() {
+        return Err(anyhow!("{} exists and is not a folder", out.display()));
+    }
+    let empty = fs::read_dir(out)
+        .with_context(|| format!("reading {}", out.display()))?
+        .next()
+        .is_none();
+    if empty || out.join(RELEASE_JSON).is_file() {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "{} holds files that `cargo xtask dist` did not write (no {RELEASE_JSON}); \
+             choose another --out or empty it",
+            out.display()
+        ))
+    }
+}
+
+/// Writes `files` into a staging folder beside `out`, then puts it in `out`'s place: a failure
+/// part-way leaves the previous release as it was.
+fn write_whole(out: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
+    let name = out
+        .file_name()
+        .with_context(|| format!("{} names no folder", out.display()))?
+        .to_string_lossy();
+    let staging = out.with_file_name(format!(".{name}.partial"));
+    if staging.exists() {
+        fs::remove_dir_all(&staging)
+            .with_context(|| format!("removing the leftover {}", staging.display()))?;
+    }
+    for (path, bytes) in files {
+        let file = staging.join(path);
+        if let Some(parent) = file.parent() {
+            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        fs::write(&file, bytes).with_context(|| format!("writing {}", file.display()))?;
+    }
+    if out.exists() {
+        fs::remove_dir_all(out).with_context(|| format!("replacing {}", out.display()))?;
+    }
+    fs::rename(&staging, out).with_context(|| format!("moving the release to {}", out.display()))
+}
+
+fn report(out: &Path, release: &Release, files: &[(String, Vec<u8>)]) {
+    println!(
+        "{} {} (component {}) in {}",
+        release.name,
+        release.version,
+        release.component_digest(),
+        out.display()
+    );
+    for (path, bytes) in files {
+        println!("  {path:<40} {:>9} B", bytes.len());
+    }
+    if release.source.is_dirty() {
+        let shown: Vec<&str> = release
+            .source
+            .changes
+            .iter()
+            .take(5)
+            .map(String::as_str)
+            .collect();
+        eprintln!(
+            "warning: the tree differs from commit {} ({} change(s): {}{}); release.json says \
+             `\"dirty\": true` and the revision `{}`. Commit, then run again for a release.",
+            release.source.commit,
+            release.source.changes.len(),
+            shown.join(", "),
+            if release.source.changes.len() > shown.len() {
+                ", …"
+            } else {
+                ""
+            },
+            release.source.revision(),
+        );
+    } else {
+        println!("  from commit {} (clean tree)", release.source.commit);
+    }
+}
