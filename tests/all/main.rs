@@ -10,6 +10,7 @@ mod connections;
 mod contract;
 mod faults;
 mod hosts;
+mod packages;
 mod pipeline;
 mod release;
 mod sandbox;

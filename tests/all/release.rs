@@ -20,13 +20,13 @@ use video_gen_tests::*;
 type Test = Result<(), Box<dyn std::error::Error>>;
 
 /// The contract's (and so the component's) version.
-const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The repository `publish` pushes the component to by default.
 const REPOSITORY: &str = "empiriolabs/happyhorse";
 
 /// `cargo xtask ARGS` from the workspace root. The first run builds the xtask and the
 /// component in `xtask/target` (minutes on two cores).
-async fn xtask(args: &[&str]) -> Run {
+pub(crate) async fn xtask(args: &[&str]) -> Run {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
@@ -116,6 +116,8 @@ async fn dist_ships_the_tested_component_its_contract_and_checksums() -> Test {
     // SHA256SUMS covers every other file, and `sha256sum` (not our code) agrees with it.
     let mut expected: Vec<String> = vec![
         format!("happyhorse-{VERSION}.wasm"),
+        format!("python/happyhorse-{VERSION}-py3-none-any.whl"),
+        format!("npm/happyhorse-{VERSION}.tgz"),
         "release.json".into(),
         "SHA256SUMS".into(),
     ];
@@ -167,7 +169,8 @@ async fn dist_ships_the_tested_component_its_contract_and_checksums() -> Test {
         );
     }
 
-    // A second run on the same tree writes the same files.
+    // A second run on the same tree writes the same files (the wheel and the tarball too:
+    // their archive times are the commit's).
     let before: Vec<(String, Vec<u8>)> = expected
         .iter()
         .map(|f| (f.clone(), std::fs::read(dist.join(f)).expect("a dist file")))

@@ -5,13 +5,15 @@
 //!   happyhorse-0.2.0.wasm                  the component, the bytes the tests load
 //!   wit/empiriolabs-happyhorse@0.2.0.wasm  the world's WIT package, encoded
 //!   wit/videogen-api@0.2.0.wasm            the contract's WIT package, encoded
+//!   python/happyhorse-0.2.0-py3-none-any.whl  the Python package (packages/python)
+//!   npm/happyhorse-0.2.0.tgz               the npm package (packages/node)
 //!   release.json                           version, revision, dirty, every file's digest
 //!   SHA256SUMS                             `sha256sum -c SHA256SUMS` checks every file above
 //! ```
 
 use crate::release::{Release, sha256_hex};
 use crate::source::Source;
-use crate::{Failure, wit_packages, workspace_root};
+use crate::{Failure, packages, wit_packages, workspace_root};
 use anyhow::{Context, Result, anyhow};
 use serde::Serialize;
 use std::fs;
@@ -56,6 +58,9 @@ pub fn run(out: Option<PathBuf>) -> Result<(), Failure> {
     let mut files = vec![(release.component_file_name(), release.component.clone())];
     for package in wit_packages::encode_all(&root.join("wit"))? {
         files.push((format!("wit/{}.wasm", package.file_stem), package.wasm));
+    }
+    for package in packages::build_all(&root, &release)? {
+        files.push((package.path, package.bytes));
     }
     let records: Vec<FileRecord> = files
         .iter()

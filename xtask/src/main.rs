@@ -1,7 +1,8 @@
 //! `cargo xtask`: the release tasks of the HappyHorse component (the cargo-xtask convention).
 //!
 //! - `cargo xtask dist` writes `dist/`: the component `.wasm` (the bytes the tests load), the
-//!   WIT packages encoded as `.wasm`, `release.json` and `SHA256SUMS`.
+//!   WIT packages encoded as `.wasm`, the Python wheel and the npm tarball built around that
+//!   component, `release.json` and `SHA256SUMS`.
 //! - `cargo xtask publish --registry HOST:PORT` pushes the component to an OCI registry in the
 //!   wasm artifact layout, verifies it by pulling it back, and prints its digest.
 //!
@@ -10,6 +11,7 @@
 //! dirty tree for `publish`, an output folder that is not ours).
 
 mod dist;
+mod packages;
 mod publish;
 mod release;
 mod source;
