@@ -255,65 +255,56 @@ async fn survives_poll_faults(host: &str, mut example: Command, emu: &Emulator) 
     assert!(took < FAULT_RUN_BOUND, "took {took:?}\n{}", run.describe());
 }
 
-// ---- Node.js through jco -----------------------------------------------------------------------
+// ---- Node.js through jco: the `happyhorse` npm package ------------------------------------------
 
-const NODE_INSTALL: &str = "Node.js 20+ and npm, then `npm install --prefix examples/node`";
+const NODE_INSTALL: &str = "Node.js 20+ and npm";
 
-/// `node`, and the example's pinned packages.
-fn node_host(test: &str) -> Option<PathBuf> {
-    let Some(node) = find_tool("NODE_BIN", "node") else {
-        missing_cheap_dependency(test, "`node` is not on PATH", NODE_INSTALL);
+/// A fresh npm project outside the repository with the package from `dist/` installed and the
+/// example copied in, made once per test binary (the node tests share it: they only read it).
+async fn node_project(test: &str) -> Option<&'static Path> {
+    if find_tool("NODE_BIN", "node").is_none() || find_tool("NPM_BIN", "npm").is_none() {
+        missing_cheap_dependency(test, "`node` or `npm` is not on PATH", NODE_INSTALL);
         return None;
-    };
-    let modules = examples().join("node/node_modules/@bytecodealliance");
-    for package in ["jco/package.json", "preview2-shim/package.json"] {
-        if !modules.join(package).is_file() {
-            missing_cheap_dependency(
-                test,
-                &format!("examples/node/node_modules/@bytecodealliance/{package} is missing"),
-                NODE_INSTALL,
-            );
-            return None;
-        }
     }
-    Some(node)
-}
-
-/// `jco transpile` of the built component into a fresh directory inside `examples/node` (so
-/// the generated module resolves `@bytecodealliance/preview2-shim` from its `node_modules`).
-async fn transpile(node: &Path) -> tempfile::TempDir {
-    let example = examples().join("node");
-    let bindings = tempfile::Builder::new()
-        .prefix(".test-bindings-")
-        .tempdir_in(&example)
-        .expect("a bindings directory");
-    let mut jco = Command::new(node);
-    jco.current_dir(&example)
-        .arg("node_modules/@bytecodealliance/jco/dist/jco.js")
-        .args(["transpile", video_gen_artifacts::HAPPYHORSE_PATH])
-        .args(["--name", "happyhorse", "--no-typescript", "--quiet", "-o"])
-        .arg(bindings.path());
-    let transpiled = run(jco, Duration::from_secs(120)).await;
-    assert!(
-        transpiled.success,
-        "jco transpile failed\n{}",
-        transpiled.describe()
-    );
-    bindings
+    static PROJECT: tokio::sync::OnceCell<tempfile::TempDir> = tokio::sync::OnceCell::const_new();
+    let project = PROJECT
+        .get_or_init(|| async {
+            let tarball = crate::packages::dist()
+                .await
+                .join(format!("npm/happyhorse-{}.tgz", env!("CARGO_PKG_VERSION")));
+            let dir = tempfile::tempdir().expect("a project directory");
+            std::fs::write(
+                dir.path().join("package.json"),
+                r#"{"name": "example-test", "private": true, "type": "module"}"#,
+            )
+            .expect("package.json");
+            let mut install = Command::new("npm");
+            install
+                .current_dir(dir.path())
+                .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+                .arg(&tarball);
+            let installed = run(install, Duration::from_secs(300)).await;
+            assert!(installed.success, "{}", installed.describe());
+            std::fs::copy(
+                examples().join("node/generate.mjs"),
+                dir.path().join("generate.mjs"),
+            )
+            .expect("the example");
+            dir
+        })
+        .await;
+    Some(project.path())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_jco_example_generates_one_video() -> Test {
-    let Some(node) = node_host("node_jco_example_generates_one_video") else {
+    let Some(project) = node_project("node_jco_example_generates_one_video").await else {
         return Ok(());
     };
-    let bindings = transpile(&node).await;
     let emu = emulator(fast()).await;
-    let mut example = node_example(&node, bindings.path(), &emu);
-    example
-        .arg("--json")
-        .arg("--download")
-        .arg(bindings.path().join("out"));
+    let out = tempfile::tempdir()?;
+    let mut example = node_example(project, &emu);
+    example.arg("--json").arg("--download").arg(out.path());
     let run = run(example, Duration::from_secs(120)).await;
     assert_one_completed_generation(&run, &emu);
     Ok(())
@@ -321,29 +312,16 @@ async fn node_jco_example_generates_one_video() -> Test {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_jco_example_reports_a_failed_job_through_the_error_payload() -> Test {
-    let Some(node) = node_host("node_jco_example_reports_a_failed_job_through_the_error_payload")
-    else {
+    let test = "node_jco_example_reports_a_failed_job_through_the_error_payload";
+    let Some(project) = node_project(test).await else {
         return Ok(());
     };
-    let bindings = transpile(&node).await;
     let emu = emulator(fast()).await;
     emu.fail_next_job("content_policy_violation", "flagged by the emulator");
-    let mut example = Command::new(&node);
+    let mut example = node_example(project, &emu);
+    // The key as a flag this time, not from the environment.
     example
-        .current_dir(examples().join("node"))
-        .arg("generate.mjs")
-        .arg("--bindings")
-        .arg(bindings.path())
-        .args([
-            "--base-url",
-            &emu.base_url(),
-            "--key",
-            KEY,
-            "--fast-poll",
-            "--deadline",
-            "60",
-        ])
-        .arg("--json")
+        .args(["--key", KEY, "--json"])
         .env_remove("EMPIRIOLABS_API_KEY");
     let run = run(example, Duration::from_secs(120)).await;
     assert_eq!(run.code, Some(1), "{}", run.describe());
@@ -361,27 +339,24 @@ async fn node_jco_example_reports_a_failed_job_through_the_error_payload() -> Te
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_jco_example_survives_a_server_that_misbehaves() -> Test {
-    let Some(node) = node_host("node_jco_example_survives_a_server_that_misbehaves") else {
+    let Some(project) = node_project("node_jco_example_survives_a_server_that_misbehaves").await
+    else {
         return Ok(());
     };
-    let bindings = transpile(&node).await;
     let emu = emulator(fast()).await;
-    let example = node_example(&node, bindings.path(), &emu);
-    survives_poll_faults("node", example, &emu).await;
+    survives_poll_faults("node", node_example(project, &emu), &emu).await;
     let emu = emulator(fast()).await;
-    reports_a_reset_submit_as_unknown(node_example(&node, bindings.path(), &emu), &emu).await;
+    reports_a_reset_submit_as_unknown(node_example(project, &emu), &emu).await;
     Ok(())
 }
 
-/// `node generate.mjs` with `bindings`, against `emu`, polling fast, the key in the
+/// `node generate.mjs` in the test project, against `emu`, polling fast, the key in the
 /// environment as a user would pass it.
-fn node_example(node: &Path, bindings: &Path, emu: &Emulator) -> Command {
-    let mut example = Command::new(node);
+fn node_example(project: &Path, emu: &Emulator) -> Command {
+    let mut example = Command::new("node");
     example
-        .current_dir(examples().join("node"))
+        .current_dir(project)
         .arg("generate.mjs")
-        .arg("--bindings")
-        .arg(bindings)
         .args([
             "--base-url",
             &emu.base_url(),
@@ -394,50 +369,57 @@ fn node_example(node: &Path, bindings: &Path, emu: &Emulator) -> Command {
     example
 }
 
-// ---- Python through wasmtime-py -----------------------------------------------------------------
+// ---- Python through wasmtime-py: the `happyhorse` wheel ------------------------------------------
 
-const PYTHON_INSTALL: &str = "python3 -m venv examples/python/.venv && \
-     examples/python/.venv/bin/pip install -r examples/python/requirements.txt \
-     (or point PYTHON at an interpreter that has the pinned `wasmtime`)";
+const PYTHON_INSTALL: &str = "python3 with venv and pip";
 
-/// `$PYTHON`, else the example's own venv, else `python3`; it must import `wasmtime`.
-async fn python_host(test: &str) -> Option<PathBuf> {
-    let venv = examples().join("python/.venv/bin/python");
-    let python = match std::env::var_os("PYTHON").filter(|p| !p.is_empty()) {
-        Some(p) => Some(PathBuf::from(p)),
-        None if venv.is_file() => Some(venv),
-        None => find_tool("PYTHON3_BIN", "python3"),
-    };
-    let Some(python) = python.filter(|p| p.is_file()) else {
-        missing_cheap_dependency(
-            test,
-            "no python3 (PYTHON, examples/python/.venv or PATH)",
-            PYTHON_INSTALL,
-        );
-        return None;
-    };
-    let mut probe = Command::new(&python);
-    probe.args(["-c", "import wasmtime.component"]);
-    let probe = run(probe, Duration::from_secs(60)).await;
-    if !probe.success {
-        missing_cheap_dependency(
-            test,
-            &format!("{} cannot import wasmtime.component", python.display()),
-            PYTHON_INSTALL,
-        );
+/// A fresh venv outside the repository with the wheel from `dist/` installed (and through it
+/// the pinned `wasmtime`), made once per test binary; its `python`.
+async fn python_venv(test: &str) -> Option<&'static Path> {
+    if find_tool("PYTHON3_BIN", "python3").is_none() {
+        missing_cheap_dependency(test, "no python3 on PATH", PYTHON_INSTALL);
         return None;
     }
-    Some(python)
+    static VENV: tokio::sync::OnceCell<(tempfile::TempDir, PathBuf)> =
+        tokio::sync::OnceCell::const_new();
+    let (_, python) = VENV
+        .get_or_init(|| async {
+            let wheel = crate::packages::dist().await.join(format!(
+                "python/happyhorse-{}-py3-none-any.whl",
+                env!("CARGO_PKG_VERSION")
+            ));
+            let dir = tempfile::tempdir().expect("a venv directory");
+            let mut venv = Command::new("python3");
+            venv.args(["-m", "venv"]).arg(dir.path());
+            let made = run(venv, Duration::from_secs(120)).await;
+            assert!(made.success, "{}", made.describe());
+            let python = dir.path().join("bin/python");
+            let mut install = Command::new(&python);
+            install
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .arg(&wheel);
+            let installed = run(install, Duration::from_secs(300)).await;
+            assert!(installed.success, "{}", installed.describe());
+            (dir, python)
+        })
+        .await;
+    Some(python.as_path())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_wasmtime_example_generates_one_video() -> Test {
-    let Some(python) = python_host("python_wasmtime_example_generates_one_video").await else {
+    let Some(python) = python_venv("python_wasmtime_example_generates_one_video").await else {
         return Ok(());
     };
     let emu = emulator(fast()).await;
     let out = tempfile::tempdir()?;
-    let mut example = python_example(&python, &emu);
+    let mut example = python_example(python, &emu);
     example.arg("--json").arg("--download").arg(out.path());
     let run = run(example, Duration::from_secs(120)).await;
     assert_one_completed_generation(&run, &emu);
@@ -447,26 +429,24 @@ async fn python_wasmtime_example_generates_one_video() -> Test {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_wasmtime_example_survives_a_server_that_misbehaves() -> Test {
     let Some(python) =
-        python_host("python_wasmtime_example_survives_a_server_that_misbehaves").await
+        python_venv("python_wasmtime_example_survives_a_server_that_misbehaves").await
     else {
         return Ok(());
     };
     let emu = emulator(fast()).await;
-    let example = python_example(&python, &emu);
-    survives_poll_faults("python", example, &emu).await;
+    survives_poll_faults("python", python_example(python, &emu), &emu).await;
     let emu = emulator(fast()).await;
-    reports_a_reset_submit_as_unknown(python_example(&python, &emu), &emu).await;
+    reports_a_reset_submit_as_unknown(python_example(python, &emu), &emu).await;
     Ok(())
 }
 
-/// `python generate.py` with the built component, against `emu`, polling fast, the key in
-/// the environment.
+/// `python generate.py` from the venv, against `emu`, polling fast, the key in the
+/// environment.
 fn python_example(python: &Path, emu: &Emulator) -> Command {
     let mut example = Command::new(python);
     example
         .current_dir(examples().join("python"))
         .arg("generate.py")
-        .args(["--component", video_gen_artifacts::HAPPYHORSE_PATH])
         .args([
             "--base-url",
             &emu.base_url(),
@@ -477,42 +457,6 @@ fn python_example(python: &Path, emu: &Emulator) -> Command {
         .env("EMPIRIOLABS_API_KEY", KEY)
         .env_remove("EMPIRIOLABS_BASE_URL");
     example
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_wasmtime_example_reads_both_result_shapes() -> Test {
-    let Some(python) = python_host("python_wasmtime_example_reads_both_result_shapes").await else {
-        return Ok(());
-    };
-    // The shape wasmtime-py gives a `result` depends on its payload types: check the
-    // example's `unwrap` on both, and on the error variant, without a component.
-    let check = r#"
-from wasmtime.component import Variant
-from generate import unwrap, VideoGenError, record
-assert unwrap("job_1") == "job_1"
-assert unwrap(Variant("ok", "job_2")) == "job_2"
-ok = record(job_id="job_3")
-assert unwrap(Variant("ok", ok)) is ok and unwrap(ok) is ok
-failure = Variant("not-found", "job_4")
-for shape in (failure, Variant("err", failure)):
-    try:
-        unwrap(shape)
-        raise SystemExit("no error raised")
-    except VideoGenError as e:
-        assert e.tag == "not-found" and e.payload == "job_4", (e.tag, e.payload)
-print("both shapes ok")
-"#;
-    let mut probe = Command::new(&python);
-    probe
-        .current_dir(examples().join("python"))
-        .args(["-c", check]);
-    let run = run(probe, Duration::from_secs(60)).await;
-    assert!(
-        run.success && run.stdout.contains("both shapes ok"),
-        "{}",
-        run.describe()
-    );
-    Ok(())
 }
 
 // ---- The wasmtime CLI ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ use crate::hosts::{run, workspace};
 type Test = Result<(), Box<dyn std::error::Error>>;
 
 /// One `cargo xtask dist` for the package tests, into `target/test-dist` (replaced each run).
-async fn dist() -> &'static PathBuf {
+pub(crate) async fn dist() -> &'static PathBuf {
     static DIST: OnceCell<PathBuf> = OnceCell::const_new();
     DIST.get_or_init(|| async {
         let out = workspace().join("target/test-dist");
