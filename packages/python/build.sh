@@ -29,4 +29,4 @@ rm -rf "$stage/src/happyhorse/__pycache__" "$stage"/src/*.egg-info
 cp "$wasm" "$stage/src/happyhorse/happyhorse.wasm"
 
 "$python" -m pip wheel --no-deps --quiet -w "$out" "$stage"
-ls "$out"/happyhorse-0.2.0-*.whl
+ls "$out"/happyhorse-*.whl

@@ -169,8 +169,9 @@ async fn dist_ships_the_tested_component_its_contract_and_checksums() -> Test {
         );
     }
 
-    // A second run on the same tree writes the same files (the wheel and the tarball too:
-    // their archive times are the commit's).
+    // A second run on the same tree writes the same files: release.json, the wheel and the
+    // tarball (their times are the commit's). (The component is the same bytes baked into
+    // the xtask; its reproducibility is the comparison with the test binary's above.)
     let before: Vec<(String, Vec<u8>)> = expected
         .iter()
         .map(|f| (f.clone(), std::fs::read(dist.join(f)).expect("a dist file")))
@@ -184,18 +185,27 @@ async fn dist_ships_the_tested_component_its_contract_and_checksums() -> Test {
         );
     }
 
-    // A folder dist did not write is never replaced.
+    // A folder dist did not write is never replaced: not one without release.json, not one
+    // whose release.json is someone else's, not an earlier dist with a file added to it.
     let theirs = out.path().join("theirs");
     std::fs::create_dir(&theirs)?;
     std::fs::write(theirs.join("notes.txt"), "mine")?;
-    let refused = xtask(&["dist", "--out", theirs.to_str().expect("UTF-8")]).await;
-    assert_eq!(refused.code, Some(2), "{}", refused.describe());
-    assert!(
-        refused.stderr.contains("did not write"),
-        "{}",
-        refused.describe()
-    );
-    assert_eq!(std::fs::read_to_string(theirs.join("notes.txt"))?, "mine");
+    let added = out.path().join("dist-plus");
+    std::fs::rename(&dist, &added)?;
+    std::fs::write(added.join("notes.txt"), "mine")?;
+    for (folder, release_json) in [(&theirs, None), (&theirs, Some("{}")), (&added, None)] {
+        if let Some(json) = release_json {
+            std::fs::write(folder.join("release.json"), json)?;
+        }
+        let refused = xtask(&["dist", "--out", folder.to_str().expect("UTF-8")]).await;
+        assert_eq!(refused.code, Some(2), "{}", refused.describe());
+        assert!(
+            refused.stderr.contains("did not write"),
+            "{}",
+            refused.describe()
+        );
+        assert_eq!(std::fs::read_to_string(folder.join("notes.txt"))?, "mine");
+    }
     Ok(())
 }
 
@@ -207,9 +217,7 @@ async fn publish_refuses_bad_references_and_reports_an_unreachable_registry() ->
         ("127.0.0.1:http", "is not a port"),
         ("myregistry", "would be read as a path on docker.io"),
     ] {
-        let mut args = vec!["publish", "--registry", registry];
-        args.extend(dirty_flag());
-        let refused = xtask(&args).await;
+        let refused = xtask(&["publish", "--registry", registry]).await;
         assert_eq!(refused.code, Some(2), "{registry}: {}", refused.describe());
         assert!(
             refused.stderr.contains(says),
@@ -218,11 +226,9 @@ async fn publish_refuses_bad_references_and_reports_an_unreachable_registry() ->
         );
     }
 
-    // Nothing listens on this port: a clear error and exit 1, and no digest printed.
-    let closed = format!("127.0.0.1:{}", free_port());
-    let mut args = vec!["publish", "--registry", closed.as_str()];
-    args.extend(dirty_flag());
-    let failed = xtask(&args).await;
+    // Nothing listens on port 1 (a port from free_port() could be taken by another test's
+    // server meanwhile): a clear error and exit 1, and no digest printed.
+    let failed = xtask(&["publish", "--registry", "127.0.0.1:1"]).await;
     assert_eq!(failed.code, Some(1), "{}", failed.describe());
     assert!(
         failed.stderr.contains("cannot be reached"),
@@ -408,9 +414,9 @@ async fn published_component_is_pulled_by_digest_by_skopeo_and_by_an_obelisk_dep
     .await;
     let registry = format!("127.0.0.1:{plain_port}");
 
-    let mut args = vec!["publish", "--registry", registry.as_str()];
-    args.extend(dirty_flag());
-    let published = xtask(&args).await;
+    // As the checker runs it: no flag but the registry (a dirty developer tree is only
+    // a warning for a loopback registry).
+    let published = xtask(&["publish", "--registry", registry.as_str()]).await;
     assert!(
         published.success,
         "{}\n{}",
@@ -418,6 +424,15 @@ async fn published_component_is_pulled_by_digest_by_skopeo_and_by_an_obelisk_dep
         plain.output()
     );
     let digest = printed(&published, "digest:").to_string();
+    // Again: the same component under its tag is no conflict, and the manifest (its times are
+    // the commit's) comes out with the same digest.
+    let again = xtask(&["publish", "--registry", registry.as_str()]).await;
+    assert!(again.success, "{}", again.describe());
+    assert_eq!(
+        printed(&again, "digest:"),
+        digest,
+        "a re-publish is the same manifest"
+    );
     assert_eq!(
         printed(&published, "pinned:"),
         format!("{registry}/{REPOSITORY}@{digest}")
@@ -514,19 +529,38 @@ async fn published_component_is_pulled_by_digest_by_skopeo_and_by_an_obelisk_dep
     // Obelisk, pinned by digest, pulls both components over TLS and generates a clip.
     let workflow = build_obelisk_workflow().await;
     let workflow_repository = "empiriolabs/happyhorse-workflow";
-    let mut args = vec![
+    let workflow_path = workflow.to_str().expect("a UTF-8 path");
+    // Another component under the component's own tag is refused: hosts pull that tag.
+    let moved = xtask(&[
         "publish",
         "--registry",
-        registry.as_str(),
+        &registry,
         "--component",
-        workflow.to_str().expect("a UTF-8 path"),
+        workflow_path,
+        "--repository",
+        REPOSITORY,
+        "--tag",
+        VERSION,
+    ])
+    .await;
+    assert_eq!(moved.code, Some(2), "{}", moved.describe());
+    assert!(
+        moved.stderr.contains("already names another component"),
+        "{}",
+        moved.describe()
+    );
+    let workflow_published = xtask(&[
+        "publish",
+        "--registry",
+        &registry,
+        "--component",
+        workflow_path,
         "--repository",
         workflow_repository,
         "--tag",
         VERSION,
-    ];
-    args.extend(dirty_flag());
-    let workflow_published = xtask(&args).await;
+    ])
+    .await;
     assert!(
         workflow_published.success,
         "{}",

@@ -95,8 +95,9 @@ pub fn run(out: Option<PathBuf>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Refuses an `out` that is a file, or a non-empty folder that an earlier `dist` did not write:
-/// replacing it would delete someone's files.
+/// Refuses an `out` that is a file, or a non-empty folder that is not exactly an earlier
+/// `dist`'s: its `release.json` names this component and lists every file in it. Replacing
+/// anything else would delete someone's files.
 fn check_replaceable(out: &Path) -> Result<()> {
     if !out.exists() {
         return Ok(());
@@ -104,23 +105,65 @@ fn check_replaceable(out: &Path) -> Result<()> {
     if !out.is_dir() {
         return Err(anyhow!("{} exists and is not a folder", out.display()));
     }
-    let empty = fs::read_dir(out)
-        .with_context(|| format!("reading {}", out.display()))?
-        .next()
-        .is_none();
-    if empty || out.join(RELEASE_JSON).is_file() {
+    let present = files_under(out)?;
+    if present.is_empty() || is_earlier_dist(out, &present) {
         Ok(())
     } else {
         Err(anyhow!(
-            "{} holds files that `cargo xtask dist` did not write (no {RELEASE_JSON}); \
-             choose another --out or empty it",
+            "{} holds files that `cargo xtask dist` did not write; choose another --out or \
+             empty it",
             out.display()
         ))
     }
 }
 
-/// Writes `files` into a staging folder beside `out`, then puts it in `out`'s place: a failure
-/// part-way leaves the previous release as it was.
+/// True when `present` (the files under `out`) are exactly what its `release.json` lists, plus
+/// that file and `SHA256SUMS`, and the release is this component's.
+fn is_earlier_dist(out: &Path, present: &[String]) -> bool {
+    let Ok(text) = fs::read(out.join(RELEASE_JSON)) else {
+        return false;
+    };
+    let Ok(record) = serde_json::from_slice::<serde_json::Value>(&text) else {
+        return false;
+    };
+    if record["name"] != "empiriolabs:happyhorse" {
+        return false;
+    }
+    let Some(files) = record["files"].as_array() else {
+        return false;
+    };
+    let mut listed: Vec<String> = files
+        .iter()
+        .filter_map(|f| f["path"].as_str().map(str::to_string))
+        .chain([RELEASE_JSON.to_string(), SHA256SUMS.to_string()])
+        .collect();
+    listed.sort();
+    listed == present
+}
+
+/// Every file under `dir`, relative, with `/` separators, sorted; folders are walked, not
+/// listed.
+fn files_under(dir: &Path) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(next) = stack.pop() {
+        for entry in fs::read_dir(&next).with_context(|| format!("reading {}", next.display()))? {
+            let path = entry
+                .with_context(|| format!("reading {}", next.display()))?
+                .path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(relative) = path.strip_prefix(dir) {
+                found.push(relative.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Writes `files` into a staging folder beside `out`, then puts it in `out`'s place (the old
+/// one moved aside first, deleted last): a failure part-way leaves the previous release.
 fn write_whole(out: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
     let name = out
         .file_name()
@@ -138,10 +181,27 @@ fn write_whole(out: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
         }
         fs::write(&file, bytes).with_context(|| format!("writing {}", file.display()))?;
     }
-    if out.exists() {
-        fs::remove_dir_all(out).with_context(|| format!("replacing {}", out.display()))?;
+    let previous = out.with_file_name(format!(".{name}.previous"));
+    if previous.exists() {
+        fs::remove_dir_all(&previous)
+            .with_context(|| format!("removing the leftover {}", previous.display()))?;
     }
-    fs::rename(&staging, out).with_context(|| format!("moving the release to {}", out.display()))
+    if out.exists() {
+        fs::rename(out, &previous)
+            .with_context(|| format!("moving the previous release aside from {}", out.display()))?;
+    }
+    if let Err(error) = fs::rename(&staging, out) {
+        // Put the previous release back; the new one stays in the staging folder.
+        if previous.exists() {
+            let _ = fs::rename(&previous, out);
+        }
+        return Err(error).with_context(|| format!("moving the release to {}", out.display()));
+    }
+    if previous.exists() {
+        fs::remove_dir_all(&previous)
+            .with_context(|| format!("removing the previous release {}", previous.display()))?;
+    }
+    Ok(())
 }
 
 fn report(out: &Path, release: &Release, files: &[(String, Vec<u8>)]) {

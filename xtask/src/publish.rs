@@ -19,8 +19,9 @@ use std::time::Duration;
 /// `cargo xtask publish`'s arguments.
 #[derive(clap::Args)]
 pub struct PublishArgs {
-    /// The registry: HOST or HOST:PORT, no scheme. A loopback host (127.0.0.1, localhost, [::1])
-    /// is reached over plain HTTP unless --ca-cert is given; any other over HTTPS.
+    /// The registry: HOST or HOST:PORT, no scheme (IPv6 literals are not accepted). A loopback
+    /// host (localhost, 127.x.y.z) is reached over plain HTTP unless --ca-cert is given; any
+    /// other over HTTPS.
     #[arg(long, value_name = "HOST:PORT")]
     registry: String,
     /// The repository in the registry.
@@ -38,10 +39,14 @@ pub struct PublishArgs {
     /// loopback registry.
     #[arg(long, value_name = "PEM")]
     ca_cert: Option<PathBuf>,
-    /// Publish from a tree that differs from its commit (the revision annotation then says
-    /// `<commit>-dirty`).
+    /// Publish from a tree that differs from its commit to a registry that is not on this
+    /// machine (the revision annotation then says `<commit>-dirty`). A loopback registry is
+    /// for trying things: there a dirty tree is only a warning.
     #[arg(long)]
     allow_dirty: bool,
+    /// Move the tag even when it already names another component.
+    #[arg(long)]
+    force: bool,
 }
 
 /// The account, from `OCI_USERNAME` and `OCI_PASSWORD` (a token for most registries), or
@@ -82,6 +87,8 @@ struct Plan {
     product: bool,
     client: Client,
     auth: RegistryAuth,
+    /// Move a tag that names another component.
+    force: bool,
 }
 
 impl Plan {
@@ -89,16 +96,6 @@ impl Plan {
         let host = registry_host(&args.registry)?;
         let root = workspace_root();
         let source = Source::read(&root);
-        if source.is_dirty() && !args.allow_dirty {
-            bail!(
-                "the tree differs from commit {} ({} change(s), first: {}); commit first, or \
-                 pass --allow-dirty to publish it as {}",
-                source.commit,
-                source.changes.len(),
-                source.changes[0],
-                source.revision()
-            );
-        }
         let product = args.component.is_none();
         let release = match &args.component {
             None => Release::product(source)?,
@@ -126,6 +123,23 @@ impl Plan {
                 reference.registry()
             );
         }
+        if release.source.is_dirty() && is_loopback(host) && !args.allow_dirty {
+            eprintln!(
+                "warning: the tree differs from commit {}; publishing it as {} to a loopback \
+                 registry",
+                release.source.commit,
+                release.source.revision()
+            );
+        } else if release.source.is_dirty() && !args.allow_dirty {
+            bail!(
+                "the tree differs from commit {} ({} change(s), first: {}); commit first, or \
+                 pass --allow-dirty to publish it as {}",
+                release.source.commit,
+                release.source.changes.len(),
+                release.source.changes[0],
+                release.source.revision()
+            );
+        }
         let client = client(&args.registry, host, args.ca_cert.as_ref())?;
         Ok(Plan {
             release,
@@ -133,12 +147,13 @@ impl Plan {
             product,
             client,
             auth: auth_from_env()?,
+            force: args.force,
         })
     }
 
     /// Pushes the manifest, config and layer; then reads them back by digest and compares the
     /// layer with the component, byte for byte. Returns the manifest's digest.
-    async fn push_and_verify(&self) -> Result<String> {
+    async fn push_and_verify(&self) -> Result<String, Failure> {
         let registry = self.reference.registry();
         let (mut config, layer) =
             WasmConfig::from_raw_component(self.release.component.clone(), None)
@@ -149,6 +164,7 @@ impl Plan {
         }
         let annotations = self.release.annotations();
         let client = WasmClient::new(self.client.clone());
+        self.check_tag_is_free(&client).await?;
         client
             .push(
                 &self.reference,
@@ -170,15 +186,76 @@ impl Plan {
             .await
             .map_err(|e| explain(e, registry, "pulling back the push from"))?;
         let layer = pulled.layers.first().map(|layer| &layer.data[..]);
-        if layer != Some(&self.release.component[..]) {
-            bail!(
-                "{} answered for {} with another layer than the component pushed: the push \
-                 is not reported as done",
+        let revision = pulled
+            .manifest
+            .as_ref()
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get("org.opencontainers.image.revision"));
+        // The tag may have moved between the push and the read-back (another publisher): the
+        // manifest read must carry this push's layer and revision, or nothing is reported.
+        if layer != Some(&self.release.component[..])
+            || revision != Some(&self.release.source.revision())
+        {
+            return Err(Failure::Failed(anyhow!(
+                "{} answered for {} with another manifest than the one pushed (the tag moved, \
+                 or the registry altered it): the push is not reported as done",
                 registry,
                 pinned.whole()
-            );
+            )));
         }
         Ok(digest)
+    }
+}
+
+impl Plan {
+    /// Refuses (exit 2) to move a tag that already names another component, unless --force:
+    /// a version's tag is what hosts pull. The same component again (a re-run of one commit)
+    /// is fine.
+    async fn check_tag_is_free(&self, client: &WasmClient) -> Result<(), Failure> {
+        let registry = self.reference.registry();
+        let existing = match client
+            .pull_manifest_and_config(&self.reference, &self.auth)
+            .await
+        {
+            Ok((manifest, _, digest)) => (manifest, digest),
+            Err(error) => {
+                let missing = matches!(
+                    error.downcast_ref::<OciDistributionError>(),
+                    Some(
+                        OciDistributionError::ImageManifestNotFoundError(_)
+                            | OciDistributionError::RegistryError { .. }
+                            | OciDistributionError::ServerError { code: 404, .. }
+                    )
+                );
+                if missing {
+                    return Ok(());
+                }
+                // A manifest of another kind under the tag is "another component" too.
+                if error.downcast_ref::<OciDistributionError>().is_none() {
+                    return self.refuse_moving_tag("an artifact that is not a wasm component");
+                }
+                return Err(Failure::Failed(explain(
+                    error,
+                    registry,
+                    "reading the tag from",
+                )));
+            }
+        };
+        let ours = self.release.component_digest();
+        if existing.0.layers.first().map(|l| l.digest.as_str()) == Some(ours.as_str()) {
+            return Ok(());
+        }
+        self.refuse_moving_tag(&format!("another component ({})", existing.1))
+    }
+
+    fn refuse_moving_tag(&self, what: &str) -> Result<(), Failure> {
+        if self.force {
+            return Ok(());
+        }
+        Err(Failure::Refused(anyhow!(
+            "{} already names {what}; publish under another --tag, or pass --force to move it",
+            self.reference.whole()
+        )))
     }
 }
 
@@ -214,8 +291,12 @@ fn registry_host(registry: &str) -> Result<&str> {
     Ok(host)
 }
 
+/// `localhost` or a loopback IPv4 address; a name that merely starts with `127.` is not.
 fn is_loopback(host: &str) -> bool {
-    matches!(host, "localhost" | "[::1]") || host.starts_with("127.")
+    host == "localhost"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// An OCI client: plain HTTP for a loopback registry (unless a CA is given), HTTPS otherwise;
