@@ -60,7 +60,8 @@ try {
   console.log(`job ${jobId}: completed`, ...outputs.map((url) => `\n${url}`));
 } catch (error) {
   if (!(error instanceof HappyHorseError)) throw error;
-  Object.assign(summary, { state: 'error', error: error.kind, message: error.message });
+  // The WIT's spelling of the case, as every host's example reports it.
+  Object.assign(summary, { state: 'error', error: error.case ?? error.kind, message: error.message });
   console.error(`error: ${error.message}`);
   code = 1;
 }

@@ -1,15 +1,17 @@
 // HappyHorseError: every way a call of this package fails, as one class with a `kind`.
 //
-// `kind` is the WIT `error` case exactly as the contract spells it (`permanent-invalid-request`,
-// `timeout`, …), so code and logs match the contract and every other host; `data` is its
-// payload in this package's JS shapes. Two kinds are this package's own, for failures the
+// `kind` is the WIT `error` case without the contract's `permanent-` prefix (`invalid-request`,
+// `unauthorized`, `timeout`, …: the names the Python package's classes use); `case` keeps the
+// case exactly as the WIT spells it, for logs that must match the contract and other hosts, and
+// `permanent` says whether the prefix was there. `data` is the payload in this package's JS
+// shapes. Two kinds are this package's own, for failures the
 // contract has no case for: `aborted` (the caller's AbortSignal) and `component-unavailable`
 // (the bundled component could not be loaded).
 
 import { toJobStatus } from './convert.js';
 
-/** Error cases of `videogen:api/video-gen@0.2.0`, in the WIT's order. */
-export const WIT_ERROR_KINDS = Object.freeze([
+/** Error cases of `videogen:api/video-gen@0.2.0`, in the WIT's order, spelled as there. */
+export const WIT_ERROR_CASES = Object.freeze([
   'permanent-invalid-request',
   'permanent-unauthorized',
   'insufficient-credits',
@@ -25,12 +27,13 @@ export const WIT_ERROR_KINDS = Object.freeze([
 ]);
 
 /**
- * A failed call. `kind` names the case, `data` carries its payload, `jobId` names the job
- * when one exists (pass it to `wait` to resume; never submit again).
+ * A failed call. `kind` names the case (`case` as the WIT spells it), `data` carries its
+ * payload, `jobId` names the job when one exists (pass it to `wait` to resume; never submit
+ * again).
  */
 export class HappyHorseError extends Error {
   /**
-   * @param {string} kind
+   * @param {string} kind a WIT case as the WIT spells it, or `aborted` / `component-unavailable`
    * @param {unknown} data
    * @param {string} message
    * @param {{ jobId?: string, cause?: unknown }} [extra]
@@ -38,7 +41,8 @@ export class HappyHorseError extends Error {
   constructor(kind, data, message, extra = {}) {
     super(message, extra.cause === undefined ? undefined : { cause: extra.cause });
     this.name = 'HappyHorseError';
-    this.kind = kind;
+    this.case = WIT_ERROR_CASES.includes(kind) ? kind : undefined;
+    this.kind = kind.replace(/^permanent-/, '');
     this.data = data;
     this.jobId = extra.jobId;
   }
@@ -56,7 +60,7 @@ export class HappyHorseError extends Error {
    * these cases with `permanent` in their names.
    */
   get permanent() {
-    return this.kind.startsWith('permanent-');
+    return this.case?.startsWith('permanent-') ?? false;
   }
 }
 

@@ -171,9 +171,9 @@ export interface TransportFailure {
 /** The payload of each error kind. */
 export interface ErrorData {
   /** The request broke these rules; nothing was sent. */
-  'permanent-invalid-request': FieldViolation[];
+  'invalid-request': FieldViolation[];
   /** The key is missing, malformed or refused. */
-  'permanent-unauthorized': ApiError;
+  unauthorized: ApiError;
   /** The account cannot pay for this job. */
   'insufficient-credits': ApiError;
   /** The request budget is spent, even after retries. */
@@ -187,7 +187,7 @@ export interface ErrorData {
   /** No HTTP response. */
   'transport-error': TransportFailure;
   /** A submit was sent but its outcome is unknown: the job may exist and be billed. Do not resubmit blindly. */
-  'permanent-submit-outcome-unknown': { message: string };
+  'submit-outcome-unknown': { message: string };
   /** `wait` reached its deadline; the job goes on: resume with `wait(jobId)`. */
   timeout: { jobId: string; lastStatus?: JobStatus };
   /** The provider's answer could not be read. */
@@ -200,13 +200,33 @@ export interface ErrorData {
   'component-unavailable': { reason: string };
 }
 
-/** The error kinds: the WIT `error` cases, plus `aborted` and `component-unavailable`. */
+/**
+ * The error kinds: the WIT `error` cases without their `permanent-` prefix, plus `aborted` and
+ * `component-unavailable`.
+ */
 export type ErrorKind = keyof ErrorData;
+
+/** The WIT `error` cases as the WIT spells them. */
+export type WitErrorCase =
+  | 'permanent-invalid-request'
+  | 'permanent-unauthorized'
+  | 'insufficient-credits'
+  | 'rate-limited'
+  | 'job-failed'
+  | 'not-found'
+  | 'server-error'
+  | 'transport-error'
+  | 'permanent-submit-outcome-unknown'
+  | 'timeout'
+  | 'malformed-response'
+  | 'execution-failed';
 
 /** Every way a call of this package fails. */
 export class HappyHorseError<K extends ErrorKind = ErrorKind> extends Error {
-  /** The WIT error case (`permanent-invalid-request`, `timeout`, …), or `aborted` / `component-unavailable`. */
+  /** The error case without its `permanent-` prefix (`invalid-request`, `timeout`, …), or `aborted` / `component-unavailable`. */
   readonly kind: K;
+  /** The WIT case exactly as the contract spells it (`permanent-invalid-request`, …); `undefined` for this package's own kinds. */
+  readonly case: WitErrorCase | undefined;
   /** The case's payload. Narrow with `is(kind)`. */
   readonly data: ErrorData[K];
   /** The job this error is about, when one was submitted: resume with `wait(jobId)`, never submit again. */

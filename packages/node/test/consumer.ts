@@ -12,6 +12,7 @@ import {
   type JobResult,
   type JobStatus,
   type ValidatedRequest,
+  type WitErrorCase,
   type VideoRequest,
 } from 'happyhorse';
 
@@ -63,7 +64,9 @@ export async function consume(): Promise<string[]> {
     const kind: ErrorKind = e.kind;
     const resume: string | undefined = e.jobId;
     const permanent: boolean = e.permanent;
-    if (e.is('permanent-invalid-request')) {
+    const witCase: WitErrorCase | undefined = e.case;
+    void witCase;
+    if (e.is('invalid-request')) {
       return e.data.map((v) => `${v.field} ${v.rule}: ${v.message}`);
     }
     if (e.is('timeout')) {

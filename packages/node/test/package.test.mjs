@@ -102,15 +102,16 @@ test('an invalid request is refused before any request is sent', async () => {
     // Broken rules the component checks...
     const e1 = await rejection(c.generate({ prompt: '', durationSeconds: 99 }));
     assert.ok(e1 instanceof HappyHorseError);
-    assert.equal(e1.kind, 'permanent-invalid-request');
+    assert.equal(e1.kind, 'invalid-request');
+    assert.equal(e1.case, 'permanent-invalid-request');
     assert.equal(e1.permanent, true);
     assert.ok(e1.data.some((v) => v.field === 'duration' && v.rule === 'out-of-range'), JSON.stringify(e1.data));
     assert.ok(e1.data.some((v) => v.field === 'prompt'), JSON.stringify(e1.data));
     const e2 = await rejection(c.submit({ prompt: 'A horse.', seed: -1 }));
-    assert.equal(e2.kind, 'permanent-invalid-request');
+    assert.equal(e2.kind, 'invalid-request');
     // ...and shapes jco could not carry, or a field the contract does not have.
     const e3 = await rejection(c.submit({ prompt: 'A horse.', durationSeconds: '5', aspect_ratio: '1:1' }));
-    assert.equal(e3.kind, 'permanent-invalid-request');
+    assert.equal(e3.kind, 'invalid-request');
     assert.deepEqual(e3.data.map((v) => v.rule).sort(), ['unknown-field', 'wrong-type']);
     assert.equal(server.requests(), 0, 'nothing may reach the server');
   } finally {
@@ -118,23 +119,24 @@ test('an invalid request is refused before any request is sent', async () => {
   }
 });
 
-test('a wrong key is permanent-unauthorized', async () => {
+test('a wrong key is unauthorized', async () => {
   const c = new Client({ apiKey: 'not-the-key', baseUrl: EMULATOR_URL });
   const e = await rejection(c.submit({ prompt: 'A horse.' }));
   assert.ok(e instanceof HappyHorseError);
-  assert.equal(e.kind, 'permanent-unauthorized');
+  assert.equal(e.kind, 'unauthorized');
+  assert.equal(e.case, 'permanent-unauthorized');
   assert.equal(e.data.status, 401);
   assert.equal(e.jobId, undefined);
   assert.ok(!e.message.includes('not-the-key'), e.message);
 });
 
-test('no key at all is permanent-unauthorized before sending', async () => {
+test('no key at all is unauthorized before sending', async () => {
   const saved = process.env.EMPIRIOLABS_API_KEY;
   delete process.env.EMPIRIOLABS_API_KEY;
   try {
     const c = new Client({ baseUrl: EMULATOR_URL });
     const e = await rejection(c.submit({ prompt: 'A horse.' }));
-    assert.equal(e.kind, 'permanent-unauthorized');
+    assert.equal(e.kind, 'unauthorized');
     assert.equal(e.data.status, 0);
   } finally {
     if (saved !== undefined) process.env.EMPIRIOLABS_API_KEY = saved;
