@@ -44,6 +44,8 @@ enum Command {
         /// The job id printed by `generate`.
         job_id: String,
         #[command(flatten)]
+        output: OutputArg,
+        #[command(flatten)]
         conn: ConnectionArgs,
     },
     /// Generate every shot of a storyboard: check and price them all, then run them
@@ -197,7 +199,57 @@ struct GenerateArgs {
     #[arg(long)]
     max_cost: Option<String>,
     #[command(flatten)]
+    output: OutputArg,
+    #[command(flatten)]
     conn: ConnectionArgs,
+}
+
+/// How a one-shot's clip is named.
+#[derive(Args)]
+struct OutputArg {
+    /// Save the clip as NAME.mp4 in the output folder (NAME-1, NAME-2, … when the job returns
+    /// several) instead of <job id>-0.mp4. Letters, digits, '-', '_' and '.'. A file of that
+    /// name is never overwritten: the command is refused first.
+    #[arg(long, value_name = "NAME")]
+    output: Option<String>,
+}
+
+impl OutputArg {
+    /// Refuse a name that cannot name a file, before anything starts.
+    fn check(&self) -> Result<()> {
+        match self
+            .output
+            .as_deref()
+            .and_then(happyhorse_pipeline::output_name_problem)
+        {
+            Some(problem) => refuse(problem),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuse when the clip would overwrite a file in `out_dir`, before anything is submitted.
+    fn check_free(&self, out_dir: &std::path::Path) -> Result<()> {
+        let Some(name) = &self.output else {
+            return Ok(());
+        };
+        let taken = happyhorse_pipeline::taken_by_output(out_dir, name);
+        if taken.is_empty() {
+            return Ok(());
+        }
+        refuse(format!(
+            "--output {name}: {} already holds {} (a clip may have been paid for; it is never overwritten): choose another name or move it",
+            out_dir.display(),
+            taken.join(", ")
+        ))
+    }
+
+    /// ` --output NAME` for a printed command, or nothing.
+    fn flag(&self) -> String {
+        self.output
+            .as_deref()
+            .map(|name| format!(" --output {}", shell_word(name)))
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -232,7 +284,11 @@ async fn main() -> ExitCode {
         .init();
     let outcome = match cli.command {
         Command::Generate(args) => generate(args, cli.verbose).await,
-        Command::Resume { job_id, conn } => resume(job_id, conn, cli.verbose).await,
+        Command::Resume {
+            job_id,
+            output,
+            conn,
+        } => resume(job_id, output, conn, cli.verbose).await,
         Command::Run { run, conn } => {
             let flags = conn.pickup_flags();
             cli::pipeline::run(run, flags, open_session(conn, cli.verbose)).await
@@ -362,6 +418,7 @@ async fn open_session(conn: ConnectionArgs, verbose: bool) -> Result<(Session, O
 }
 
 async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
+    args.output.check()?;
     let max_cost = args
         .max_cost
         .as_deref()
@@ -385,7 +442,7 @@ async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
         seed: args.seed,
         watermark: Some(args.watermark),
     };
-    let flags = args.conn.pickup_flags();
+    let flags = args.conn.pickup_flags() + &args.output.flag();
     let (session, out_dir) = open_session(args.conn, verbose).await?;
     let out_dir = out_dir.unwrap_or_else(|| PathBuf::from("out"));
     let mut plugin = session.plugin().await?;
@@ -431,31 +488,42 @@ async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
         return Ok(Exit::Done.into());
     }
     check_out_dir(&out_dir)?;
+    args.output.check_free(&out_dir)?;
     let bar = JobBar::new(Pickup {
         flags,
         emulated: session.is_emulated(),
     });
-    let job = happyhorse_pipeline::generate(&session, validated.request, cost, &out_dir, &bar);
+    let name = args.output.output.as_deref();
+    let job =
+        happyhorse_pipeline::generate(&session, validated.request, cost, &out_dir, name, &bar);
     let Some(ended) = until_ctrl_c(job, &bar).await? else {
         return Ok(stopped(&bar));
     };
     Ok(cli::job::report(ended, &out_dir, &bar))
 }
 
-async fn resume(job_id: String, conn: ConnectionArgs, verbose: bool) -> Result<ExitCode> {
+async fn resume(
+    job_id: String,
+    output: OutputArg,
+    conn: ConnectionArgs,
+    verbose: bool,
+) -> Result<ExitCode> {
     if let Err(problem) = check_job_id(&job_id) {
         tell!("{problem}");
         return Ok(Exit::Refused.into());
     }
-    let flags = conn.pickup_flags();
+    output.check()?;
+    let flags = conn.pickup_flags() + &output.flag();
     let (session, out_dir) = open_session(conn, verbose).await?;
     let out_dir = out_dir.unwrap_or_else(|| PathBuf::from("out"));
     check_out_dir(&out_dir)?;
+    output.check_free(&out_dir)?;
     let bar = JobBar::new(Pickup {
         flags,
         emulated: session.is_emulated(),
     });
-    let job = happyhorse_pipeline::resume(&session, &job_id, &out_dir, &bar);
+    let name = output.output.as_deref();
+    let job = happyhorse_pipeline::resume(&session, &job_id, &out_dir, name, &bar);
     let Some(ended) = until_ctrl_c(job, &bar).await? else {
         return Ok(stopped(&bar));
     };

@@ -263,6 +263,79 @@ async fn an_interrupted_generate_is_resumed_with_the_command_it_printed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generate_output_names_the_clip_and_never_overwrites_one() {
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("clips");
+    let emu = slow_emulator(3).await;
+    let base = emu.base_url();
+    let out_arg = out.to_str().unwrap();
+    let generate = |name: &'static str| {
+        [
+            "generate",
+            "--prompt",
+            "a horse",
+            "--duration",
+            "3",
+            "--base-url",
+            &base,
+            "--out-dir",
+            out_arg,
+            "--output",
+            name,
+        ]
+        .map(str::to_string)
+    };
+
+    // Interrupted: the printed command carries --output, and the resume names the clip so.
+    let args = generate("intro");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let stopped = interrupt(&args, home.path(), "If interrupted:").await;
+    let text = printed(&stopped);
+    assert_eq!(stopped.status.code(), Some(3), "{text}");
+    let words = printed_command(&text, "Pick it up with: ");
+    assert!(
+        words.windows(2).any(|w| w == ["--output", "intro"]),
+        "the hint repeats --output: {words:?}"
+    );
+    let args: Vec<&str> = words.iter().map(String::as_str).collect();
+    let resumed = host(&args, home.path()).await;
+    let text = printed(&resumed);
+    assert_eq!(resumed.status.code(), Some(0), "{text}");
+    assert!(out.join("intro.mp4").is_file(), "{text}");
+    let paid_for = std::fs::read(out.join("intro.mp4")).unwrap();
+
+    // The same name again: refused before anything is sent, the clip untouched.
+    let args = generate("intro");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let again = host(&args, home.path()).await;
+    let text = printed(&again);
+    assert_eq!(again.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("intro.mp4") && text.contains("never overwritten"),
+        "{text}"
+    );
+    // A name that is not a file name, or one the pipeline keeps: refused too.
+    for bad in ["../escape", ".hidden", "manifest"] {
+        let mut args = generate("x").to_vec();
+        *args.last_mut().unwrap() = bad.to_string();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let refused = host(&args, home.path()).await;
+        assert_eq!(
+            refused.status.code(),
+            Some(2),
+            "{bad}: {}",
+            printed(&refused)
+        );
+    }
+    assert_eq!(
+        emu.submits_received(),
+        1,
+        "one job, for the first command only"
+    );
+    assert_eq!(std::fs::read(out.join("intro.mp4")).unwrap(), paid_for);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_output_folder_that_cannot_be_written_is_refused_before_any_submit() {
     let home = tempfile::tempdir().unwrap();
     let emu = common::emulator(30, 150).await;

@@ -91,5 +91,8 @@ pub use scheduler::learn::{JobClass, Reading as JobReading, Record as LearnedJob
 pub use scheduler::{PollCounts, PollScheduler, ScheduleConfig};
 pub use session::{BUILT_IN_EMULATOR, ConnectOptions, EMULATOR_KEY, REAL_BASE_URL, Session};
 pub use status::{Resolution, advice as resolution_advice, settle, table as status_table};
-pub use storyboard::{ImageSource, Problem, RunSettings, Shot, Storyboard, output_dir};
+pub use storyboard::{
+    ImageSource, Problem, RunSettings, Shot, Storyboard, output_dir, output_name_problem,
+    taken_by_output,
+};
 pub use untrusted::{check_job_id, job_file_stem, shown, shown_lines};

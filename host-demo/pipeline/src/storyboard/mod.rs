@@ -39,6 +39,7 @@ mod tests;
 use anyhow::{Context, Result};
 use happyhorse_sandbox::api::{Mode, ResolutionRate, VideoRequest};
 use names::stem_collisions;
+pub use names::{output_name_problem, taken_by_output};
 use read::{ShotReader, defaults, run_settings, shot_list};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};

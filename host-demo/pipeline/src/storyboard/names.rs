@@ -56,3 +56,66 @@ pub(super) fn valid_name(s: &str) -> bool {
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
+
+/// Why `name` cannot name a one-shot's clip (`generate --output NAME`), or `None`: the rules
+/// of a storyboard's `output`, since it names files the same way.
+pub fn output_name_problem(name: &str) -> Option<String> {
+    if !valid_name(name) {
+        Some(format!(
+            "--output {:?}: use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.' (it names a file in the output folder)",
+            crate::untrusted::shown(name)
+        ))
+    } else if is_reserved(name) {
+        Some(format!(
+            "--output {name:?}: {} are the pipeline's own file names; choose another",
+            RESERVED_STEMS.join(", ")
+        ))
+    } else {
+        None
+    }
+}
+
+/// The files in `dir` that a clip saved as `name` (or `name-1`, `name-2`, … when its job
+/// returns several) would overwrite: any file whose stem is one of those, whatever its
+/// extension, except a `.part` left by an interrupted download (the download that resumes it
+/// replaces it). A clip may have been paid for; it is never overwritten.
+pub fn taken_by_output(dir: &std::path::Path, name: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut taken: Vec<String> = entries
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|file| !file.ends_with(".part"))
+        .filter(|file| {
+            let stem = file.split_once('.').map_or(file.as_str(), |(stem, _)| stem);
+            stem.eq_ignore_ascii_case(name) || numbered_from(stem, name)
+        })
+        .collect();
+    taken.sort();
+    taken
+}
+
+#[cfg(test)]
+mod output_tests {
+    use super::{output_name_problem, taken_by_output};
+
+    #[test]
+    fn output_names_follow_the_storyboard_rules() {
+        assert_eq!(output_name_problem("intro_2.take-1"), None);
+        for bad in ["", "../x", "a/b", ".hidden", "manifest", "Index", "sp ace", "é"] {
+            assert!(output_name_problem(bad).is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_clip_is_never_saved_over_a_file_of_its_names() {
+        let dir = tempfile::tempdir().unwrap();
+        for file in ["intro.mp4", "Intro-2.webm", "intro.part", "intro-x.mp4", "introduction.mp4"] {
+            std::fs::write(dir.path().join(file), b"").unwrap();
+        }
+        assert_eq!(taken_by_output(dir.path(), "intro"), ["Intro-2.webm", "intro.mp4"]);
+        assert!(taken_by_output(dir.path(), "outro").is_empty());
+        assert!(taken_by_output(&dir.path().join("missing"), "intro").is_empty());
+    }
+}
