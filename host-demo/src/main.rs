@@ -100,6 +100,9 @@ struct EmulatorArgs {
     accept_chunked: bool,
 }
 
+/// How long `generate`, `resume` and `run` wait for jobs by default, in seconds.
+const DEFAULT_TIMEOUT_SECS: u64 = 900;
+
 #[derive(Args)]
 struct ConnectionArgs {
     /// API key. Without one, the built-in emulator is started and used.
@@ -109,7 +112,7 @@ struct ConnectionArgs {
     #[arg(long)]
     base_url: Option<String>,
     /// Give up waiting after this many seconds (the job goes on; resume it by id).
-    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = DEFAULT_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..))]
     timeout_secs: u64,
     /// How long one request may wait for its answer to start, and pause inside it, in
     /// seconds (the component's defaults: 30 and 15). A poll that times out is polled again;
@@ -290,7 +293,10 @@ async fn main() -> ExitCode {
             conn,
         } => resume(job_id, output, conn, cli.verbose).await,
         Command::Run { run, conn } => {
-            let flags = conn.pickup_flags();
+            let flags = cli::pipeline::RerunFlags {
+                place: conn.place_flags(),
+                run_only: conn.run_only_flags(),
+            };
             cli::pipeline::run(run, flags, open_session(conn, cli.verbose)).await
         }
         Command::Status(args) => cli::pipeline::status(args),
@@ -307,9 +313,16 @@ async fn main() -> ExitCode {
 }
 
 impl ConnectionArgs {
-    /// The flags a printed command must repeat to reach the same endpoint and folder (`run`,
-    /// `resume` and `resolve` all take both).
+    /// The flags a printed command (`run` and `resume` take them all) must repeat to pick the
+    /// work up as it was started: the endpoint, the folder, the component, the time bounds and
+    /// the sandbox, as given. Never the key: it is read from the environment again.
     fn pickup_flags(&self) -> String {
+        self.place_flags() + &self.run_only_flags()
+    }
+
+    /// The flags that say where the work is, the endpoint and the folder: what every printed
+    /// command repeats (`resolve` takes these two and no others).
+    fn place_flags(&self) -> String {
         let mut flags = String::new();
         if let Some(url) = &self.base_url {
             flags.push_str(&format!(" --base-url {}", shell_word(url)));
@@ -321,6 +334,36 @@ impl ConnectionArgs {
             ));
         }
         flags
+    }
+
+    /// The flags that say how the work runs (the component, the time bounds, the sandbox),
+    /// which only `run` and `resume` take.
+    fn run_only_flags(&self) -> String {
+        let path = |p: &PathBuf| shell_word(&p.display().to_string());
+        let mut flags = Vec::new();
+        if let Some(component) = &self.component {
+            flags.push(format!("--component {}", path(component)));
+        }
+        if self.timeout_secs != DEFAULT_TIMEOUT_SECS {
+            flags.push(format!("--timeout-secs {}", self.timeout_secs));
+        }
+        if let Some(secs) = self.request_timeout_secs {
+            flags.push(format!("--request-timeout-secs {secs}"));
+        }
+        let sandbox = &self.sandbox;
+        if let Some(file) = &sandbox.sandbox_config {
+            flags.push(format!("--sandbox-config {}", path(file)));
+        }
+        for origin in &sandbox.allow_origins {
+            flags.push(format!("--allow-origin {}", shell_word(origin)));
+        }
+        if let Some(n) = sandbox.requests_per_minute {
+            flags.push(format!("--requests-per-minute {n}"));
+        }
+        if let Some(n) = sandbox.max_memory_mib {
+            flags.push(format!("--max-memory-mib {n}"));
+        }
+        flags.iter().map(|flag| format!(" {flag}")).collect()
     }
 
     /// Refuse a `--base-url` that is not an http(s) URL, before anything starts.
@@ -629,4 +672,64 @@ fn local_images(entries: &[String]) -> Result<Vec<String>> {
     }
     check_shot_total(local_bytes).map_err(anyhow::Error::msg)?;
     Ok(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cli, Command};
+    use clap::Parser;
+
+    /// The flags a printed resume command carries, for `host-demo generate ARGS`.
+    fn pickup_flags(args: &[&str]) -> String {
+        let cli = Cli::try_parse_from(
+            ["host-demo", "generate", "--prompt", "p"]
+                .iter()
+                .chain(args),
+        )
+        .expect("valid arguments");
+        match cli.command {
+            Command::Generate(args) => args.conn.pickup_flags() + &args.output.flag(),
+            _ => unreachable!("a generate command"),
+        }
+    }
+
+    #[test]
+    fn a_printed_command_repeats_everything_given_but_the_key() {
+        assert_eq!(pickup_flags(&[]), "");
+        assert_eq!(
+            pickup_flags(&[
+                "--api-key",
+                "secret",
+                "--base-url",
+                "http://127.0.0.1:9",
+                "--out-dir",
+                "my clips",
+                "--component",
+                "c.wasm",
+                "--timeout-secs",
+                "60",
+                "--request-timeout-secs",
+                "5",
+                "--sandbox-config",
+                "s.toml",
+                "--allow-origin",
+                "https://cdn.example",
+                "--requests-per-minute",
+                "20",
+                "--max-memory-mib",
+                "32",
+                "--output",
+                "intro",
+            ]),
+            " --base-url http://127.0.0.1:9 --out-dir 'my clips' --component c.wasm \
+             --timeout-secs 60 --request-timeout-secs 5 --sandbox-config s.toml \
+             --allow-origin https://cdn.example --requests-per-minute 20 --max-memory-mib 32 \
+             --output intro"
+        );
+        assert_eq!(
+            pickup_flags(&["--timeout-secs", "900"]),
+            "",
+            "the default is not repeated"
+        );
+    }
 }

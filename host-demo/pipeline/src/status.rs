@@ -92,13 +92,14 @@ pub fn settle(journal: &Journal, shot: &str, resolution: &Resolution) -> Result<
 }
 
 /// What to do about a shot that is not downloaded, or `None` when nothing needs doing.
-/// `storyboard` is how the user named the file, to print runnable commands.
-pub fn advice(row: &ShotRow, storyboard: &str) -> Option<String> {
+/// `storyboard` is how the user named the file (with the flags every command repeats), to
+/// print runnable commands; `run_only` the flags a printed `run` repeats besides.
+pub fn advice(row: &ShotRow, storyboard: &str, run_only: &str) -> Option<String> {
     let name = &row.plan.name;
     match &row.state {
         State::Downloaded { .. } => None,
         State::Pending | State::Submitted { .. } | State::Completed { .. } => Some(format!(
-            "run `host-demo run {storyboard}` again to continue"
+            "run `host-demo run {storyboard}{run_only}` again to continue"
         )),
         State::Submitting | State::Unknown { .. } => {
             let since = row
@@ -114,13 +115,13 @@ pub fn advice(row: &ShotRow, storyboard: &str) -> Option<String> {
         }
         State::Failed { failure, .. } => Some(match failure.stage {
             Stage::Submit => format!(
-                "the submit created no job (nothing billed): fix the cause, then run `host-demo run {storyboard}` again to retry it"
+                "the submit created no job (nothing billed): fix the cause, then run `host-demo run {storyboard}{run_only}` again to retry it"
             ),
             Stage::Job => format!(
                 "the provider ended the job without a clip; to try again (billed again), `host-demo resolve {storyboard} {name} --forget`, then run again"
             ),
             Stage::Poll | Stage::Download => format!(
-                "the job exists; run `host-demo run {storyboard}` again to pick it up (no new submit)"
+                "the job exists; run `host-demo run {storyboard}{run_only}` again to pick it up (no new submit)"
             ),
         }),
     }

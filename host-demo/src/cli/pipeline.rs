@@ -106,11 +106,19 @@ pub fn parse_money(text: &str) -> Result<u64> {
         .context("the amount is too large")
 }
 
+/// The flags a run's printed commands repeat, as given.
+pub struct RerunFlags {
+    /// ` --base-url … --out-dir …`: where the work is, for every command.
+    pub place: String,
+    /// The component, time bounds and sandbox flags, which only `run` takes again.
+    pub run_only: String,
+}
+
 /// `host-demo run`: `open` opens the session (after the storyboard was read, so a missing
 /// file fails before an emulator starts) and gives the `--out-dir`, if one was given.
 pub async fn run(
     args: RunArgs,
-    flags: String,
+    flags: RerunFlags,
     open: impl Future<Output = Result<(Session, Option<PathBuf>)>>,
 ) -> Result<ExitCode> {
     let max_cost_micros = args
@@ -162,15 +170,17 @@ pub async fn run(
     };
     ctrl_c.abort();
     let rerun = format!(
-        "{}{flags}",
-        crate::shell_word(&args.storyboard.display().to_string())
+        "{}{}",
+        crate::shell_word(&args.storyboard.display().to_string()),
+        flags.place
     );
-    Ok(print_outcome(outcome?, &rerun))
+    Ok(print_outcome(outcome?, &rerun, &flags.run_only))
 }
 
 /// Print how a run ended, and choose the exit code. `storyboard` is the storyboard as the
-/// printed commands must name it, with the flags that chose its endpoint and folder.
-pub fn print_outcome(outcome: RunOutcome, storyboard: &str) -> ExitCode {
+/// printed commands must name it, with the flags that chose its endpoint and folder;
+/// `run_only` the flags a printed `run` also repeats.
+pub fn print_outcome(outcome: RunOutcome, storyboard: &str, run_only: &str) -> ExitCode {
     match outcome {
         RunOutcome::Invalid(problems) => {
             tell!(
@@ -220,12 +230,16 @@ pub fn print_outcome(outcome: RunOutcome, storyboard: &str) -> ExitCode {
             );
             Exit::Done.into()
         }
-        RunOutcome::Finished(summary) => print_summary(&summary, storyboard),
+        RunOutcome::Finished(summary) => print_summary(&summary, storyboard, run_only),
     }
 }
 
 /// The end of a run that ran: what was downloaded, what needs doing, the money, the code.
-fn print_summary(summary: &happyhorse_pipeline::RunSummary, storyboard: &str) -> ExitCode {
+fn print_summary(
+    summary: &happyhorse_pipeline::RunSummary,
+    storyboard: &str,
+    run_only: &str,
+) -> ExitCode {
     let emulated = summary.endpoint == BUILT_IN_EMULATOR;
     {
         {
@@ -258,10 +272,10 @@ fn print_summary(summary: &happyhorse_pipeline::RunSummary, storyboard: &str) ->
             for row in &summary.rows {
                 let hint = if emulated && !matches!(row.state, State::Downloaded { .. }) {
                     Some(format!(
-                        "the built-in emulator's jobs end with this process: run `host-demo run {storyboard}` again to generate it anew (nothing is billed)"
+                        "the built-in emulator's jobs end with this process: run `host-demo run {storyboard}{run_only}` again to generate it anew (nothing is billed)"
                     ))
                 } else {
-                    resolution_advice(row, storyboard)
+                    resolution_advice(row, storyboard, run_only)
                 };
                 if let Some(hint) = hint {
                     let job = row
@@ -435,7 +449,7 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
                     "the built-in emulator's jobs ended with its process: a run without a key generates it anew (nothing is billed)".to_string()
                 })
             } else {
-                resolution_advice(row, &rerun)
+                resolution_advice(row, &rerun, "")
             };
             if let Some(hint) = hint {
                 say!("  - {}: {}", row.plan.name, shown(&hint));

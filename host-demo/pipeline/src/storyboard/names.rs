@@ -103,7 +103,9 @@ mod output_tests {
     #[test]
     fn output_names_follow_the_storyboard_rules() {
         assert_eq!(output_name_problem("intro_2.take-1"), None);
-        for bad in ["", "../x", "a/b", ".hidden", "manifest", "Index", "sp ace", "é"] {
+        for bad in [
+            "", "../x", "a/b", ".hidden", "manifest", "Index", "sp ace", "é",
+        ] {
             assert!(output_name_problem(bad).is_some(), "{bad:?}");
         }
     }
@@ -111,10 +113,19 @@ mod output_tests {
     #[test]
     fn a_clip_is_never_saved_over_a_file_of_its_names() {
         let dir = tempfile::tempdir().unwrap();
-        for file in ["intro.mp4", "Intro-2.webm", "intro.part", "intro-x.mp4", "introduction.mp4"] {
+        for file in [
+            "intro.mp4",
+            "Intro-2.webm",
+            "intro.part",
+            "intro-x.mp4",
+            "introduction.mp4",
+        ] {
             std::fs::write(dir.path().join(file), b"").unwrap();
         }
-        assert_eq!(taken_by_output(dir.path(), "intro"), ["Intro-2.webm", "intro.mp4"]);
+        assert_eq!(
+            taken_by_output(dir.path(), "intro"),
+            ["Intro-2.webm", "intro.mp4"]
+        );
         assert!(taken_by_output(dir.path(), "outro").is_empty());
         assert!(taken_by_output(&dir.path().join("missing"), "intro").is_empty());
     }
