@@ -2,7 +2,7 @@
 //! settling shots a person must decide about (`host-demo resolve`).
 
 use crate::advice::money;
-use crate::journal::{Journal, ShotRow, Stage, State, StateKind};
+use crate::journal::{Failure, Journal, ShotRow, Stage, State, StateKind};
 use anyhow::{Result, bail};
 
 /// How a person settles a shot.
@@ -120,6 +120,11 @@ pub fn advice(row: &ShotRow, storyboard: &str, run_only: &str) -> Option<String>
             Stage::Job => format!(
                 "the provider ended the job without a clip; to try again (billed again), `host-demo resolve {storyboard} {name} --forget`, then run again"
             ),
+            // The endpoint it was submitted to (a journal row belongs to one) does not know
+            // the job: another run would meet the same 404, so "run again" would go round.
+            Stage::Poll if failure.code.as_deref() == Some(Failure::NOT_FOUND) => format!(
+                "the endpoint it was submitted to does not know its job (404), so another run meets the same answer. Look for the job in the provider's dashboard: if it is there, run `host-demo run {storyboard}{run_only}` again later (no new submit); if it is gone, `host-demo resolve {storyboard} {name} --forget --pay-again` generates the shot anew (billed again)"
+            ),
             Stage::Poll | Stage::Download => format!(
                 "the job exists; run `host-demo run {storyboard}{run_only}` again to pick it up (no new submit)"
             ),
@@ -205,6 +210,27 @@ mod tests {
             .transition("a", StateKind::Submitted, state)
             .unwrap();
         journal
+    }
+
+    #[test]
+    fn a_job_its_endpoint_does_not_know_is_not_sent_round_to_run_again() {
+        let row = |code: &str| {
+            let journal = journal_with(&State::Failed {
+                job_id: Some("job_1".into()),
+                failure: Failure::new(Stage::Poll, code, "m"),
+            });
+            journal.shots().unwrap().remove(0)
+        };
+        let lost = advice(&row(Failure::NOT_FOUND), "b.toml", "").unwrap();
+        assert!(
+            lost.contains("does not know") && lost.contains("--forget --pay-again"),
+            "{lost}"
+        );
+        let slow = advice(&row("timeout"), "b.toml", " --component c.wasm").unwrap();
+        assert!(
+            slow.contains("`host-demo run b.toml --component c.wasm` again"),
+            "{slow}"
+        );
     }
 
     #[test]

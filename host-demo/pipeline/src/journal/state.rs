@@ -149,6 +149,10 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// The code a poll answered 404 leaves: the endpoint does not know the job (given up for
+    /// the run, never failed for good; `status` says what to do about it).
+    pub const NOT_FOUND: &'static str = "not_found";
+
     /// A failure at `stage` with the provider's or the component's `code`.
     pub fn new(stage: Stage, code: impl Into<String>, message: impl Into<String>) -> Failure {
         Failure {

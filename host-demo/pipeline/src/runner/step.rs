@@ -252,7 +252,7 @@ pub(crate) fn decide(state: &State, outcome: Outcome) -> Decision {
 pub(crate) fn after_poll_error(error: &ApiError) -> Option<Outcome> {
     match error {
         ApiError::NotFound(_) => Some(Outcome::GaveUp {
-            code: "not_found".into(),
+            code: Failure::NOT_FOUND.into(),
             message: describe(error),
         }),
         ApiError::JobFailed(f) => Some(Outcome::JobEnded {
@@ -473,7 +473,9 @@ mod tests {
         }
         // The endpoint does not know the job: given up for this run, never failed for good.
         let unknown = after_poll_error(&ApiError::NotFound("job_1".into()));
-        assert!(matches!(unknown, Some(Outcome::GaveUp { code, .. }) if code == "not_found"));
+        assert!(
+            matches!(unknown, Some(Outcome::GaveUp { code, .. }) if code == Failure::NOT_FOUND)
+        );
         // Polling again cannot mend these: this run gives up, the next resumes the job.
         for stuck in [
             ApiError::PermanentUnauthorized(refused(401)),
