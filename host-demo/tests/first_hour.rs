@@ -370,7 +370,15 @@ async fn an_output_folder_that_cannot_be_written_is_refused_before_any_submit() 
 async fn a_refused_key_stops_the_run_at_the_first_refusal() {
     let home = tempfile::tempdir().unwrap();
     let board = storyboard(home.path(), 4);
-    let emu = common::emulator(30, 150).await;
+    // A real service's latency: the refusal takes a while to come back, time enough for
+    // other submits to be sent if nothing held them.
+    let emu = common::emulator_with(EmulatorConfig {
+        queued_ms: 30,
+        running_ms: 150,
+        latency: Duration::from_millis(300),
+        ..EmulatorConfig::linear()
+    })
+    .await;
     let base = emu.base_url();
     let out = host_command(home.path())
         .env("EMPIRIOLABS_API_KEY", format!("not-{KEY}"))
@@ -379,8 +387,12 @@ async fn a_refused_key_stops_the_run_at_the_first_refusal() {
             board.to_str().unwrap(),
             "--base-url",
             &base,
+            // Four shots at once and no budget to pace them: only the rule that the run's
+            // first submit goes alone keeps the other three from being sent.
             "--concurrency",
-            "1",
+            "4",
+            "--requests-per-minute",
+            "0",
         ])
         .current_dir(home.path())
         .output()

@@ -122,6 +122,16 @@ enum Flow {
     Stop,
 }
 
+/// Held by the run's first submit; dropped once it has been answered (or has ended any other
+/// way), which lets the run's other submits go.
+struct FirstSubmit<'r>(&'r watch::Sender<bool>);
+
+impl Drop for FirstSubmit<'_> {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
+    }
+}
+
 /// Runs a plan's shots.
 pub struct Runner<'a> {
     session: &'a Session,
@@ -134,6 +144,11 @@ pub struct Runner<'a> {
     /// Why the run stopped itself, once a refusal showed that every further submit would be
     /// refused too (a refused key, no credits): nothing new starts, as after Ctrl-C.
     halted: watch::Sender<Option<String>>,
+    /// Whether a submit of this run has started (`first_submit`), and whether one has been
+    /// answered (`first_answered`): the first goes alone, since its answer says whether the
+    /// key and the account are accepted at all ([`Runner::wait_for_first_answer`]).
+    first_submit: std::sync::atomic::AtomicBool,
+    first_answered: watch::Sender<bool>,
     /// The per-user registry of submits, this journal's canonical path in it, and whether
     /// a request another journal sent may be paid for again (`--pay-again`).
     registry: Option<(&'a Registry, PathBuf, bool)>,
@@ -170,6 +185,8 @@ impl<'a> Runner<'a> {
             http,
             stop,
             halted: watch::Sender::new(None),
+            first_submit: std::sync::atomic::AtomicBool::new(false),
+            first_answered: watch::Sender::new(false),
             registry: None,
             names: OutputNames::Shot,
         })
@@ -348,6 +365,24 @@ impl<'a> Runner<'a> {
             }
             first
         });
+    }
+
+    /// Lets the run's first submit go at once and holds every other until the first has been
+    /// answered (or given up): a refused key then costs one refusal, not one per shot in
+    /// flight, since the answer halts the run ([`Runner::halt`]). The first caller gets the
+    /// guard that, dropped after its answer, lets the others go; `None` for the others, once
+    /// they may go, or when the run stops meanwhile.
+    async fn wait_for_first_answer(&self) -> Option<FirstSubmit<'_>> {
+        use std::sync::atomic::Ordering;
+        if !self.first_submit.swap(true, Ordering::SeqCst) {
+            return Some(FirstSubmit(&self.first_answered));
+        }
+        let mut answered = self.first_answered.subscribe();
+        tokio::select! {
+            _ = answered.wait_for(|a| *a) => {}
+            _ = self.submits_stopped() => {}
+        }
+        None
     }
 
     /// Why the run stopped itself, if it did ([`Runner::halt`]).

@@ -25,6 +25,12 @@ impl Runner<'_> {
         let name = &planned.shot.name;
         // The instance first: failing to make one must not leave the shot `submitting`.
         let plugin = self.plugin(slot).await?;
+        // The run's first submit goes alone; the others wait for its answer (held until this
+        // function returns, by which time the first has been answered or has given up).
+        let _first = self.wait_for_first_answer().await;
+        if self.submits_stopping() {
+            return Ok(Flow::Stop);
+        }
         // A new job waits while the budget is promised to polls of jobs about to end.
         let permit = tokio::select! {
             permit = self.session.scheduler.submit_turn() => permit,
