@@ -39,16 +39,15 @@ pub(crate) async fn xtask(args: &[&str]) -> Run {
     run(command, Duration::from_secs(1200)).await
 }
 
-/// `--allow-dirty` when the checkout has uncommitted changes (a developer's tree; CI's clone is
-/// clean, so there `publish` runs exactly as a release does).
-fn dirty_flag() -> Option<&'static str> {
+/// Whether the checkout has uncommitted changes (a developer's tree; CI's clone is clean).
+fn tree_is_dirty() -> bool {
     let status = std::process::Command::new("git")
         .arg("-C")
         .arg(workspace())
         .args(["status", "--porcelain", "--untracked-files=all"])
         .output()
         .expect("git status");
-    (!status.stdout.is_empty()).then_some("--allow-dirty")
+    !status.stdout.is_empty()
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -155,7 +154,7 @@ async fn dist_ships_the_tested_component_its_contract_and_checksums() -> Test {
         .args(["rev-parse", "HEAD"])
         .output()?;
     let head = String::from_utf8(head.stdout)?.trim().to_string();
-    let dirty = dirty_flag().is_some();
+    let dirty = tree_is_dirty();
     assert_eq!(release["dirty"], dirty, "{release}");
     let revision = if dirty { format!("{head}-dirty") } else { head };
     assert_eq!(release["revision"], revision);
@@ -277,23 +276,18 @@ fn start_registry(
     )
 }
 
-/// A CA and a server certificate it signs for 127.0.0.1 (and localhost), made with openssl:
-/// returns (ca.pem, server.pem, server.key).
+/// A CA and a server certificate it signs for 127.0.0.1 (and localhost), made with openssl in
+/// `dir`: returns (ca.pem, server.pem, server.key).
 async fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let ca_key = dir.join("ca.key");
-    let ca = dir.join("ca.pem");
-    let key = dir.join("server.key");
-    let csr = dir.join("server.csr");
-    let cert = dir.join("server.pem");
-    let ext = dir.join("server.ext");
     std::fs::write(
-        &ext,
+        dir.join("server.ext"),
         "subjectAltName = IP:127.0.0.1, DNS:localhost\nextendedKeyUsage = serverAuth\n\
          basicConstraints = CA:FALSE\n",
     )
     .expect("the extensions file");
-    let steps: [Vec<String>; 3] = [
-        [
+    // Run in `dir`, so every file is named by a plain relative name.
+    let steps: [&[&str]; 3] = [
+        &[
             "req",
             "-x509",
             "-newkey",
@@ -304,16 +298,11 @@ async fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
             "-subj",
             "/CN=happyhorse test CA",
             "-keyout",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([
-            ca_key.display().to_string(),
-            "-out".into(),
-            ca.display().to_string(),
-        ])
-        .collect(),
-        [
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+        &[
             "req",
             "-newkey",
             "rsa:2048",
@@ -321,38 +310,40 @@ async fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
             "-subj",
             "/CN=127.0.0.1",
             "-keyout",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([
-            key.display().to_string(),
-            "-out".into(),
-            csr.display().to_string(),
-        ])
-        .collect(),
-        ["x509", "-req", "-days", "2", "-set_serial", "2", "-in"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain([
-                csr.display().to_string(),
-                "-CA".into(),
-                ca.display().to_string(),
-                "-CAkey".into(),
-                ca_key.display().to_string(),
-                "-extfile".into(),
-                ext.display().to_string(),
-                "-out".into(),
-                cert.display().to_string(),
-            ])
-            .collect(),
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-set_serial",
+            "2",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ],
     ];
     for step in steps {
         let mut openssl = Command::new("openssl");
-        openssl.args(&step);
+        openssl.current_dir(dir).args(step);
         let made = run(openssl, Duration::from_secs(60)).await;
         assert!(made.success, "openssl {step:?}\n{}", made.describe());
     }
-    (ca, cert, key)
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
 }
 
 /// The line `publish` prints as `LABEL: value`.
