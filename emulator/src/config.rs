@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::clip::ClipFault;
 use crate::farm::JobModel;
 
 /// Settings for one [`Emulator`](crate::Emulator) instance.
@@ -56,6 +57,9 @@ pub struct EmulatorConfig {
     /// Refuse a request whose body comes without a `Content-Length` (sent chunked) with
     /// `411 length_required`, as strict servers and gateways do (default: `true`).
     pub require_content_length: bool,
+    /// Serve every completed job's clip wrong in this way (default: `None`, the right clip).
+    /// A prompt marker ([`ClipFault::marker`]) takes precedence for its own job.
+    pub clip_fault: Option<ClipFault>,
 }
 
 impl Default for EmulatorConfig {
@@ -75,6 +79,7 @@ impl Default for EmulatorConfig {
             status_style: StatusStyle::Documented,
             url_ttl: Duration::from_secs(24 * 60 * 60),
             require_content_length: true,
+            clip_fault: None,
         }
     }
 }
@@ -114,6 +119,7 @@ impl fmt::Debug for EmulatorConfig {
             .field("status_style", &self.status_style)
             .field("url_ttl", &self.url_ttl)
             .field("require_content_length", &self.require_content_length)
+            .field("clip_fault", &self.clip_fault)
             .finish()
     }
 }

@@ -25,7 +25,7 @@
 //!   own times from `queued_ms_range` / `running_ms_range`).
 //! - `GET /v1/account/usage`: `{"data":[...]}`, one entry per finished job.
 //! - `GET /files/{job_id}/output.mp4?expires=<unix>&sig=<hex>`: the signed output URL, serving
-//!   a 2 s test-pattern MP4 with sound.
+//!   an MP4 clip made for the job (see *Output clips* below).
 //!
 //! # Decisions where the provider documents nothing
 //! Each is a plausible reading of the real API; a client must not depend on any of them.
@@ -65,6 +65,24 @@
 //!   (`404 file_not_found`), the signature (`403 invalid_signature`; a changed `expires` breaks
 //!   it), the expiry (`403 url_expired`). Range requests are not supported: the whole clip is
 //!   always sent, with `Content-Length`.
+//! - **Output clips** are real, playable MP4 files made for each job at run time: H.264
+//!   Constrained Baseline video of a flat mid-gray picture at [`FRAMES_PER_SECOND`] and silent
+//!   mono AAC-LC at 48 kHz, the index (`moov`) ahead of the samples so that a player reading
+//!   front to back can start. The frame size is [`frame_size`] of the request's `resolution`
+//!   and `aspect_ratio` (the resolution is the short side: 720p 16:9 is 1280×720, 1080p 9:16
+//!   is 1080×1920), except for `i2v` and for `auto` with exactly one image: the real API
+//!   follows the source image's aspect there, and the emulator, which reads no image, uses
+//!   16:9. The video track and the movie last the requested `duration` exactly (fractional
+//!   seconds too, to 1/90000 s); the sound covers it in whole 1024-sample frames, trimmed to
+//!   it by an edit list. The same request always gets the same bytes ([`ClipSpec::render`]).
+//! - **Wrong clips**: a prompt containing `[emulator:clip=short]`,
+//!   `[emulator:clip=other-resolution]`, `[emulator:clip=no-audio]`,
+//!   `[emulator:clip=truncated]` or `[emulator:clip=not-mp4]` makes that job's clip wrong in
+//!   that way ([`ClipFault`]): about 2 s shorter (never under 1 s), the other resolution's
+//!   frame size, no audio track, the first half of the right clip's bytes, or an HTML error
+//!   page. [`EmulatorConfig::clip_fault`] does the same for every job, and a prompt's marker
+//!   wins over it. The download still answers `200`, `video/mp4` and a true `Content-Length`:
+//!   only the bytes are wrong. A failed job (`[emulator:fail]`) has no clip at all.
 //! - **Usage** lists completed and failed jobs in creation order, each with `created_at` too.
 //!   A completed job costs `duration × rate` (0.14 USD/s at 720p, 0.18 at 1080p), rounded to
 //!   1/10000; a failed job is listed with cost 0 (nothing is charged for a failed generation).
@@ -86,6 +104,7 @@
 //! - **Secrets**: key values are compared and dropped; they are never logged, stored in the
 //!   request log or shown by `Debug`.
 
+mod clip;
 mod clock;
 mod config;
 mod conn;
@@ -107,6 +126,7 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use clip::{ClipFault, ClipSpec, FRAMES_PER_SECOND, frame_size};
 pub use config::{EmulatorConfig, StatusStyle};
 pub use farm::{JobModel, RenderFarm, shape as farm_shape};
 pub use faults::{Fault, Route};

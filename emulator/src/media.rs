@@ -1,13 +1,11 @@
-//! The output clip every completed job serves, and the signed, expiring URLs that point at it.
+//! The signed, expiring URLs that point at a completed job's clip (the clip itself is
+//! `clip`'s).
 
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
 use crate::clock::since_epoch;
-
-/// A 2 s, 320×180 H.264 + AAC test-pattern clip (see `assets/README.md` for how it was made).
-pub(crate) const SAMPLE_MP4: &[u8] = include_bytes!("../assets/sample.mp4");
 
 /// The file name under which a job's clip is served.
 pub(crate) const OUTPUT_FILE: &str = "output.mp4";
@@ -120,12 +118,6 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sample_is_a_small_mp4() {
-        assert_eq!(&SAMPLE_MP4[4..8], b"ftyp", "an MP4 starts with an ftyp box");
-        assert!(SAMPLE_MP4.len() < 60 * 1024, "{} bytes", SAMPLE_MP4.len());
-    }
 
     #[test]
     fn hmac_matches_rfc4231_shape() {

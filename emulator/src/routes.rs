@@ -17,11 +17,12 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::json;
 use tokio::sync::watch;
 
+use crate::clip::ClipSpec;
 use crate::config::EmulatorConfig;
 use crate::conn::ConnectionHandle;
 use crate::error::ApiError;
 use crate::faults::{Fault, FaultAction, Route, Spoil, spoiled_body};
-use crate::media::{OUTPUT_FILE, SAMPLE_MP4, UrlCheck};
+use crate::media::{OUTPUT_FILE, UrlCheck};
 use crate::render;
 use crate::state::{Phase, RateDecision, RequestRecord, Shared};
 use crate::validation::parse_submit;
@@ -407,7 +408,11 @@ async fn download(
     match check {
         UrlCheck::Valid => (
             [(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"))],
-            Bytes::from_static(SAMPLE_MP4),
+            // Every answer says video/mp4, even a deliberately wrong clip's: a client must
+            // check the bytes, not trust the label.
+            app.shared
+                .clips
+                .serve(ClipSpec::for_request(&job.request), job.clip_fault),
         )
             .into_response(),
         UrlCheck::Expired => ApiError::new(

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
+use crate::clip::{ClipCache, ClipFault};
 use crate::config::EmulatorConfig;
 use crate::farm::{Farm, JobModel, JobShape};
 use crate::faults::{Fault, FaultQueues, Route};
@@ -61,6 +62,9 @@ pub(crate) struct Job {
     pub first_seen_ended: Option<Instant>,
     /// How a render-farm job reports itself; `None` for a linear one.
     pub shape: Option<JobShape>,
+    /// How its clip is served wrong, if it is: fixed at creation from the prompt's marker or
+    /// the config.
+    pub clip_fault: Option<ClipFault>,
 }
 
 /// Where a job is at a given instant.
@@ -176,6 +180,8 @@ pub(crate) struct Shared {
     pub started: Instant,
     pub base_url: String,
     pub signer: UrlSigner,
+    /// Rendered clips, under a lock of their own so a download never waits on the API.
+    pub clips: ClipCache,
     data: Mutex<Data>,
 }
 
@@ -194,6 +200,7 @@ impl Shared {
             started: Instant::now(),
             base_url,
             signer: UrlSigner::random(),
+            clips: ClipCache::default(),
             data: Mutex::new(Data {
                 farm,
                 ..Data::default()
@@ -246,6 +253,7 @@ impl Shared {
             })
         });
         let config = &self.config;
+        let clip_fault = ClipFault::in_prompt(&request.prompt).or(config.clip_fault);
         let created = Instant::now();
         let (queued, running, shape) = match data.farm.as_mut() {
             Some(farm) => {
@@ -268,6 +276,7 @@ impl Shared {
             running,
             first_seen_ended: None,
             shape,
+            clip_fault,
         };
         data.jobs.insert(job.id.clone(), job.clone());
         data.job_order.push(job.id.clone());
