@@ -534,3 +534,60 @@ async fn generate_checks_and_prices_without_submitting_when_asked() {
     assert_eq!(emu.submits_received(), 0, "nothing submitted");
     assert!(!home.path().join("out").exists(), "nothing written");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clip_not_as_paid_for_exits_5_says_paid_for_and_received_and_is_not_paid_again() {
+    let home = tempfile::tempdir().unwrap();
+    let emu = common::emulator(30, 150).await;
+    let base = emu.base_url();
+    let out = host(
+        &[
+            "generate",
+            "--prompt",
+            "a horse [emulator:clip=short]",
+            "--duration",
+            "5",
+            "--base-url",
+            &base,
+        ],
+        home.path(),
+    )
+    .await;
+    let text = printed(&out);
+    assert_eq!(out.status.code(), Some(5), "{text}");
+    assert!(
+        text.contains(
+            "NOT AS PAID FOR: paid for 5 s of 1280×720 video with audio ($0.70), received 3.0 s"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("nothing is resubmitted"), "{text}");
+
+    // A storyboard: the run keeps the clip, names it, and exits 5; a second run pays nothing.
+    let board = home.path().join("board.toml");
+    std::fs::write(
+        &board,
+        "[[shot]]\nname = \"good\"\nprompt = \"fine\"\nduration = 3\n\
+         [[shot]]\nname = \"mute\"\nprompt = \"silent [emulator:clip=no-audio]\"\nduration = 3\n",
+    )
+    .unwrap();
+    let first = run_at("board.toml", &base, home.path()).await;
+    let text = printed(&first);
+    assert_eq!(first.status.code(), Some(5), "{text}");
+    assert!(
+        text.contains("1 clip(s) downloaded are NOT what was paid for"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mute is downloaded")
+            && text.contains("received 3.0 s of 1280×720 h264 video without audio"),
+        "{text}"
+    );
+    let again = run_at("board.toml", &base, home.path()).await;
+    assert_eq!(again.status.code(), Some(5), "{}", printed(&again));
+    assert_eq!(
+        emu.submits_received(),
+        3,
+        "one generate and two shots, never again"
+    );
+}

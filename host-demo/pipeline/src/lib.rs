@@ -58,6 +58,7 @@
 #![deny(unnameable_types)]
 
 mod advice;
+mod clip;
 mod download;
 mod images;
 mod journal;
@@ -75,6 +76,10 @@ mod storyboard;
 mod untrusted;
 
 pub use advice::{describe, is_transient, money};
+pub use clip::{
+    ClipCheck, DURATION_TOLERANCE_MS, Found, Frame, PaidFor, Verdict, inspect as inspect_clip,
+    judge as judge_clip,
+};
 pub use download::{DownloadPolicy, Downloaded, client as download_client, download, redact_query};
 pub use images::{check_shot_total, request_image};
 pub use journal::{
@@ -84,7 +89,9 @@ pub use observe::{BudgetView, LogObserver, Observer, displayable, progress_perce
 pub use one_shot::{generate, resume};
 pub use plan::{Plan, PlannedShot, check as check_plan};
 pub use registry::default_state_dir;
-pub use reports::{INDEX as INDEX_FILE, MANIFEST as MANIFEST_FILE, shot_json};
+pub use reports::{
+    INDEX as INDEX_FILE, MANIFEST as MANIFEST_FILE, clips_not_as_paid_for, shot_json,
+};
 pub use run::{Priced, RunConfig, RunOutcome, RunSummary, ShowRun, price, run, run_priced};
 pub use runner::{Cause, DEFAULT_CONCURRENCY, Ended, Runner, RunnerOptions};
 pub use scheduler::learn::{JobClass, Reading as JobReading, Record as LearnedJob};

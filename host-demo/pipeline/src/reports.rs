@@ -4,6 +4,7 @@
 //! holds it (the sandbox does), and base URLs are written without user information.
 
 use crate::advice::money;
+use crate::clip::{ClipCheck, Verdict};
 use crate::journal::{ShotRow, State};
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
@@ -100,10 +101,23 @@ pub fn manifest(rows: &[ShotRow], context: &ReportContext) -> Value {
             "failed": count("failed"),
             "unknown": count("unknown"),
             "unfinished": rows.len() - count("downloaded") - count("failed") - count("unknown"),
+            "clips_not_as_paid_for": clips_not_as_paid_for(rows),
             "estimated_cost": { "currency": currency, "micros": total, "amount": money(total, currency) },
         },
         "shots": rows.iter().map(shot_json).collect::<Vec<_>>(),
     })
+}
+
+/// How many downloaded clips failed their check ([`crate::clip`]): paid for, not delivered.
+pub fn clips_not_as_paid_for(rows: &[ShotRow]) -> usize {
+    rows.iter()
+        .filter_map(|r| match &r.state {
+            State::Downloaded { files, .. } => Some(files),
+            _ => None,
+        })
+        .flatten()
+        .filter(|f| f.check.as_ref().is_some_and(ClipCheck::failed))
+        .count()
 }
 
 /// The estimates' sum; a sum past the largest amount shows as that amount, never wraps to a
@@ -176,7 +190,10 @@ header p {{ color: #aaa; }}
 .sheet {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 1rem; }}
 .shot {{ background: #1c1c1c; border-radius: 8px; padding: .75rem; border-top: 4px solid #555; }}
 .shot.downloaded {{ border-top-color: #3a9d5d; }}
-.shot.failed, .shot.unknown {{ border-top-color: #c0392b; }}
+.shot.failed, .shot.unknown, .shot.not-as-paid-for {{ border-top-color: #c0392b; }}
+.check {{ margin: .35rem 0 0; font-size: .9rem; }}
+.check.matches {{ color: #7fd19b; }}
+.check.mismatch, .check.unreadable {{ color: #ff8a7a; font-weight: 600; }}
 video, .placeholder {{ width: 100%; aspect-ratio: 16 / 9; background: #000; border-radius: 4px; }}
 .placeholder {{ display: flex; align-items: center; justify-content: center; color: #bbb; text-align: center; padding: .5rem; box-sizing: border-box; }}
 h2 {{ font-size: 1.05rem; margin: .5rem 0 .25rem; }}
@@ -189,13 +206,17 @@ dd {{ margin: 0; overflow-wrap: anywhere; }}
 <body>
 <header>
 <h1>{title}</h1>
-<p>{n} shots · {downloaded} downloaded · estimated {cost}{api}</p>
+<p>{n} shots · {downloaded} downloaded{wrong} · estimated {cost}{api}</p>
 </header>
 <main class="sheet">
 "#,
         title = esc(&title),
         n = rows.len(),
         cost = esc(&money(total, currency)),
+        wrong = match clips_not_as_paid_for(rows) {
+            0 => String::new(),
+            n => format!(" · <strong>{n} clip(s) not as paid for</strong>"),
+        },
         api = match context.emulated {
             Some(true) => " · built-in emulator (nothing billed)",
             _ => "",
@@ -203,18 +224,17 @@ dd {{ margin: 0; overflow-wrap: anywhere; }}
     );
     for row in rows {
         let state = row.state.name();
+        let wrong = matches!(&row.state, State::Downloaded { files, .. }
+            if files.iter().any(|f| f.check.as_ref().is_some_and(ClipCheck::failed)));
         html.push_str(&format!(
-            "<article class=\"shot {state}\" id=\"shot-{id}\" data-shot=\"{id}\" data-state=\"{state}\">\n",
-            id = esc(&row.plan.name)
+            "<article class=\"shot {state}{extra}\" id=\"shot-{id}\" data-shot=\"{id}\" data-state=\"{state}\">\n",
+            id = esc(&row.plan.name),
+            extra = if wrong { " not-as-paid-for" } else { "" },
         ));
         match &row.state {
             State::Downloaded { files, .. } => {
                 for f in files {
-                    html.push_str(&format!(
-                        "<video controls preload=\"metadata\" src=\"{}\" title=\"{}\"></video>\n",
-                        esc(&href(&f.path)),
-                        esc(&row.plan.name)
-                    ));
+                    html.push_str(&clip_html(f, &row.plan.name));
                 }
             }
             State::Failed { failure, .. } | State::Unknown { failure } => html.push_str(&format!(
@@ -305,6 +325,48 @@ dd {{ margin: 0; overflow-wrap: anywhere; }}
         html.push_str("</dl>\n</article>\n");
     }
     html.push_str("</main>\n</body>\n</html>\n");
+    html
+}
+
+/// One downloaded clip on the contact sheet: the video, opened at its first frame's time so
+/// the browser draws that frame as the poster (a media fragment: nothing is decoded here), and
+/// its check — what it was found to be, or "paid for X, received Y" — with the facts as
+/// `data-` attributes a test (or a script) can read.
+fn clip_html(file: &crate::journal::FileRecord, shot: &str) -> String {
+    let mut html = format!(
+        "<video controls preload=\"metadata\" src=\"{}#t=0.1\" title=\"{}\"></video>\n",
+        esc(&href(&file.path)),
+        esc(shot)
+    );
+    let Some(check) = &file.check else {
+        return html;
+    };
+    let verdict = match check.verdict {
+        Verdict::Matches => "matches",
+        Verdict::Mismatch => "mismatch",
+        Verdict::Unreadable => "unreadable",
+        Verdict::Unchecked => "unchecked",
+    };
+    let mut data = format!(
+        " data-verdict=\"{verdict}\" data-file=\"{}\"",
+        esc(&file.path)
+    );
+    if let Some(found) = &check.found {
+        if let Some(ms) = found.duration_ms {
+            data.push_str(&format!(" data-duration-ms=\"{ms}\""));
+        }
+        if let Some(frame) = &found.video {
+            data.push_str(&format!(
+                " data-width=\"{}\" data-height=\"{}\"",
+                frame.width, frame.height
+            ));
+        }
+        data.push_str(&format!(" data-audio=\"{}\"", found.audio.is_some()));
+    }
+    html.push_str(&format!(
+        "<p class=\"check {verdict}\"{data}>{}</p>\n",
+        esc(&check.summary)
+    ));
     html
 }
 

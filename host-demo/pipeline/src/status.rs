@@ -97,7 +97,19 @@ pub fn settle(journal: &Journal, shot: &str, resolution: &Resolution) -> Result<
 pub fn advice(row: &ShotRow, storyboard: &str, run_only: &str) -> Option<String> {
     let name = &row.plan.name;
     match &row.state {
-        State::Downloaded { .. } => None,
+        State::Downloaded { files, job_id } => {
+            let wrong: Vec<&str> = files
+                .iter()
+                .filter_map(|f| f.check.as_ref().filter(|c| c.failed()))
+                .map(|c| c.summary.as_str())
+                .collect();
+            (!wrong.is_empty()).then(|| {
+                format!(
+                    "the clip is not what was paid for ({}). It is kept and nothing is resubmitted (that would pay twice): raise it with the provider, quoting job {job_id}",
+                    wrong.join("; ")
+                )
+            })
+        }
         State::Pending | State::Submitted { .. } | State::Completed { .. } => Some(format!(
             "run `host-demo run {storyboard}{run_only}` again to continue"
         )),
@@ -155,7 +167,12 @@ pub fn table(rows: &[ShotRow], in_storyboard: &dyn Fn(&str) -> bool) -> String {
             State::Failed { failure, .. } | State::Unknown { failure } => failure.message.clone(),
             State::Downloaded { files, .. } => files
                 .iter()
-                .map(|f| f.path.as_str())
+                .map(|f| match &f.check {
+                    Some(check) if check.failed() => {
+                        format!("{} (NOT AS PAID FOR: {})", f.path, check.summary)
+                    }
+                    _ => f.path.clone(),
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
             _ => String::new(),

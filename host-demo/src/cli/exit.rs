@@ -24,6 +24,10 @@ pub enum Exit {
     /// 4: a job failed (the provider ended it without a clip) or a submit was refused after
     /// the run began (such as a refused key): nothing to pick up.
     Failed,
+    /// 5: a clip was downloaded but is not what was paid for (its length, frame or sound, or
+    /// not a readable MP4): kept, reported as "paid for X, received Y" in the output, the
+    /// manifest and the contact sheet, and never resubmitted (that would pay twice).
+    NotAsPaidFor,
 }
 
 impl Exit {
@@ -35,6 +39,7 @@ impl Exit {
             Exit::Refused => 2,
             Exit::Resumable => 3,
             Exit::Failed => 4,
+            Exit::NotAsPaidFor => 5,
         }
     }
 }
@@ -58,6 +63,8 @@ Exit codes (every command):
        the output folder, a rejected request, a cost over --max-cost; nothing billed
   3    submitted, not finished: resumable with the command printed last
   4    a job failed at the provider, or a submit was refused after the run began
+  5    a clip was downloaded but is not what was paid for (length, frame, sound, or
+       not a readable MP4): kept and reported, never resubmitted
   130  Ctrl-C before anything was submitted, or a second Ctrl-C: stopped at once";
 
 /// An input problem found before anything was sent: `main` maps it to [`Exit::Refused`].
@@ -114,6 +121,7 @@ mod tests {
             Exit::Refused,
             Exit::Resumable,
             Exit::Failed,
+            Exit::NotAsPaidFor,
         ] {
             let code = format!("\n  {:<4} ", exit.code());
             assert_eq!(TABLE.matches(&code).count(), 1, "{exit:?} in\n{TABLE}");

@@ -180,8 +180,16 @@ pub fn report(ended: Ended, out_dir: &Path, bar: &JobBar) -> ExitCode {
                     file.bytes,
                     file.sha256
                 );
+                match &file.check {
+                    Some(check) if check.failed() => tell!(
+                        "NOT AS PAID FOR: {}. The file is kept and nothing is resubmitted (that would pay twice): raise it with the provider, quoting job {job}",
+                        shown(&check.summary)
+                    ),
+                    Some(check) => say!("Checked: {}", shown(&check.summary)),
+                    None => {}
+                }
             }
-            return Exit::Done.into();
+            return exit.into();
         }
         (_, Some(Cause::Error(e))) => tell!("{}", describe(&e)),
         (_, Some(Cause::UnusableJobId(problem))) => tell!(
@@ -214,7 +222,16 @@ pub fn report(ended: Ended, out_dir: &Path, bar: &JobBar) -> ExitCode {
 /// What a shot's journaled state means for the exit code.
 pub fn exit_of(state: &State) -> Exit {
     match state {
-        State::Downloaded { .. } => Exit::Done,
+        State::Downloaded { files, .. } => {
+            if files
+                .iter()
+                .any(|f| f.check.as_ref().is_some_and(|c| c.failed()))
+            {
+                Exit::NotAsPaidFor
+            } else {
+                Exit::Done
+            }
+        }
         State::Pending
         | State::Submitting
         | State::Unknown { .. }

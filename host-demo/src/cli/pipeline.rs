@@ -7,8 +7,9 @@ use anyhow::{Context, Result, bail};
 use clap::{ArgGroup, Args};
 use happyhorse_pipeline::{
     BUILT_IN_EMULATOR, INDEX_FILE, Journal, MANIFEST_FILE, Observer, REAL_BASE_URL, Resolution,
-    RunConfig, RunOutcome, Session, ShotRow, ShowRun, State, Storyboard, default_state_dir, money,
-    output_dir, price, resolution_advice, run_priced, settle, shot_json, shown, status_table,
+    RunConfig, RunOutcome, Session, ShotRow, ShowRun, State, Storyboard, clips_not_as_paid_for,
+    default_state_dir, money, output_dir, price, resolution_advice, run_priced, settle, shot_json,
+    shown, status_table,
 };
 use happyhorse_sandbox::Origin;
 use std::future::Future;
@@ -255,6 +256,12 @@ fn print_summary(
                 summary.out_dir.join(INDEX_FILE).display(),
                 summary.out_dir.join(MANIFEST_FILE).display(),
             );
+            let wrong = clips_not_as_paid_for(&summary.rows);
+            if wrong > 0 {
+                tell!(
+                    "{wrong} clip(s) downloaded are NOT what was paid for (kept, not resubmitted; each is named below)."
+                );
+            }
             for (name, error) in &summary.errors {
                 tell!("  - {name}: error: {}", shown(error));
             }
@@ -357,7 +364,8 @@ fn print_money(rows: &[ShotRow], emulated: bool) {
 
 /// The exit code of a finished run: a job that exists and is not finished comes first (the
 /// printed command picks it up), then a halt (a refused key, no credits), then Ctrl-C before
-/// any job existed, then anything else left to pick up, then failures, else done.
+/// any job existed, then anything else left to pick up, then a clip not as paid for (billed
+/// and wrong: a person must look), then failures (nothing billed), else done.
 fn summary_exit(summary: &happyhorse_pipeline::RunSummary) -> ExitCode {
     let exits: Vec<(Exit, bool)> = summary
         .rows
@@ -373,6 +381,8 @@ fn summary_exit(summary: &happyhorse_pipeline::RunSummary) -> ExitCode {
         return ExitCode::from(super::exit::INTERRUPTED as u8);
     } else if !summary.errors.is_empty() || exits.iter().any(|(e, _)| *e == Exit::Resumable) {
         Exit::Resumable
+    } else if exits.iter().any(|(e, _)| *e == Exit::NotAsPaidFor) {
+        Exit::NotAsPaidFor
     } else if exits.iter().any(|(e, _)| *e == Exit::Failed) {
         Exit::Failed
     } else {
@@ -444,10 +454,10 @@ pub fn status(args: StatusArgs) -> Result<ExitCode> {
         }
         let rerun = format!("{storyboard_shown}{}{out_flag}", base_url_flag(endpoint));
         for row in &here {
-            let hint = if endpoint == BUILT_IN_EMULATOR {
-                (!matches!(row.state, State::Downloaded { .. })).then(|| {
-                    "the built-in emulator's jobs ended with its process: a run without a key generates it anew (nothing is billed)".to_string()
-                })
+            let hint = if endpoint == BUILT_IN_EMULATOR
+                && !matches!(row.state, State::Downloaded { .. })
+            {
+                Some("the built-in emulator's jobs ended with its process: a run without a key generates it anew (nothing is billed)".to_string())
             } else {
                 resolution_advice(row, &rerun, "")
             };

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use video_gen_tests::*;
 
+mod clips;
+
 type Test = Result<(), Box<dyn std::error::Error>>;
 
 fn sha256_hex(path: &Path) -> String {
@@ -587,90 +589,6 @@ async fn the_shipped_example_storyboard_runs() -> Test {
 }
 
 /// `CI` set to anything but empty, `0` or `false`.
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false" | "FALSE" | "False"))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_contact_sheet_renders_in_headless_chromium_and_lists_every_shot() -> Test {
-    let chromium = Path::new("/usr/bin/chromium");
-    if !chromium.exists() {
-        assert!(
-            !in_ci(),
-            "CI is set but /usr/bin/chromium is missing: .ci/run installs it (apt-get install -y chromium)"
-        );
-        eprintln!("SKIPPED: /usr/bin/chromium is not installed (apt-get install -y chromium)");
-        return Ok(());
-    }
-    let emu = emulator(fast()).await;
-    let session = session(&emu).await;
-    let (dir, path) = storyboard_dir(
-        r#"
-        [[shot]]
-        name = "sunrise"
-        prompt = "Sunrise over <the> hills & a horse."
-        [[shot]]
-        name = "portrait"
-        mode = "i2v"
-        images = ["ref.png"]
-        prompt = "The horse turns its head."
-        [[shot]]
-        name = "refused"
-        prompt = "Fails [emulator:fail]."
-        "#,
-    );
-    let summary = finished(run_once(&path, &session, &config(dir.path())).await);
-    let index = summary.out_dir.join("index.html");
-    let profile = tempfile::tempdir()?;
-    // coreutils' `timeout` bounds a browser that hangs; the process runs off the async threads.
-    let mut command = std::process::Command::new("timeout");
-    command
-        .arg("60")
-        .arg(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", index.display()));
-    let output = tokio::task::spawn_blocking(move || command.output()).await??;
-    assert!(
-        output.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let dom = String::from_utf8(output.stdout)?;
-    for row in &summary.rows {
-        assert!(
-            dom.contains(&format!("data-shot=\"{}\"", row.plan.name)),
-            "{} missing from the rendered page",
-            row.plan.name
-        );
-    }
-    assert_eq!(
-        dom.matches("<video").count(),
-        2,
-        "one player per downloaded clip"
-    );
-    assert!(dom.contains("src=\"sunrise.mp4\""));
-    assert!(
-        dom.contains("Sunrise over &lt;the&gt; hills &amp; a horse."),
-        "the prompt, escaped"
-    );
-    assert!(
-        dom.contains("content_policy") || dom.contains("flagged"),
-        "the failure is shown"
-    );
-    assert!(dom.contains("$0.70"), "the cost is shown");
-    Ok(())
-}
-
 /// The previous scheduler (a line through progress readings, kept as
 /// `ScheduleConfig::learn: false`), in a whole run on linear jobs: each job is polled about
 /// twice — once to read its progress, once just after the end that reading predicts — and

@@ -172,6 +172,10 @@ pub struct FileRecord {
     pub bytes: u64,
     /// Its SHA-256, hex.
     pub sha256: String,
+    /// Whether it is the clip that was paid for; `None` for files journaled before clips were
+    /// checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<crate::clip::ClipCheck>,
 }
 
 /// Where a shot stands.

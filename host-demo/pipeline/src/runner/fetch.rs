@@ -1,10 +1,13 @@
 //! A completed job's outputs downloaded into the output folder, each file named after its
-//! shot (never the URL) and journaled with its size and SHA-256.
+//! shot (never the URL), checked against what was paid for ([`crate::clip`]) and journaled
+//! with its size, SHA-256 and that check. A clip that fails the check is kept and reported,
+//! never resubmitted (that would pay twice).
 
 use super::OutputNames;
 use super::step::Outcome;
 use super::{Cause, Flow, MAX_DOWNLOAD_ATTEMPTS, Runner};
 use crate::advice::describe;
+use crate::clip::{self, PaidFor};
 use crate::download::{download, redact_query};
 use crate::journal::{FileRecord, State};
 use crate::untrusted::job_file_stem;
@@ -18,6 +21,8 @@ pub(super) struct Fetch<'s> {
     pub(super) name: &'s str,
     pub(super) output: &'s str,
     pub(super) job_id: &'s str,
+    /// What the job was billed for, when known: each clip is checked against it.
+    pub(super) paid_for: Option<PaidFor>,
 }
 
 impl Runner<'_> {
@@ -29,6 +34,7 @@ impl Runner<'_> {
             name,
             output,
             job_id,
+            paid_for,
         }: Fetch<'_>,
         mut urls: Vec<String>,
         slot: &mut Option<Plugin>,
@@ -45,7 +51,10 @@ impl Runner<'_> {
             }
             attempt += 1;
             self.progress.state(name, "downloading", "");
-            let error = match self.download_all(output, job_id, &urls).await {
+            let error = match self
+                .download_all(output, job_id, &urls, paid_for.as_ref())
+                .await
+            {
                 Ok(files) => {
                     self.apply(name, &here, Outcome::Downloaded { files })?;
                     return Ok(Flow::Next);
@@ -111,6 +120,7 @@ impl Runner<'_> {
         output: &str,
         job_id: &str,
         urls: &[String],
+        paid_for: Option<&PaidFor>,
     ) -> Result<Vec<FileRecord>> {
         let mut files = Vec::new();
         for (i, url) in urls.iter().enumerate() {
@@ -130,10 +140,19 @@ impl Runner<'_> {
             )
             .await
             .with_context(|| format!("downloading {}", redact_query(url)))?;
+            let path = file.path.clone();
+            let read = tokio::task::spawn_blocking(move || clip::inspect(&path))
+                .await
+                .unwrap_or_else(|e| Err(format!("the check did not finish: {e}")));
+            let check = clip::judge(paid_for.cloned(), read);
+            if check.failed() {
+                tracing::warn!(file = %file.file_name, summary = %check.summary, "the clip is not what was paid for");
+            }
             files.push(FileRecord {
                 path: file.file_name,
                 bytes: file.bytes,
                 sha256: file.sha256,
+                check: Some(check),
             });
         }
         Ok(files)

@@ -13,6 +13,7 @@ mod step;
 mod submit;
 mod wait;
 
+use crate::clip::PaidFor;
 use crate::journal::{Journal, State};
 use crate::observe::{BudgetView, Observer};
 use crate::plan::{Plan, PlannedShot};
@@ -438,6 +439,7 @@ impl<'a> Runner<'a> {
                         name,
                         output: &row.plan.output,
                         job_id: &job_id,
+                        paid_for: PaidFor::of(&planned.request, &planned.cost),
                     };
                     self.fetch(fetch, urls, &mut plugin, &mut cause).await?
                 }

@@ -306,6 +306,7 @@ mod tests {
             path: "a.mp4".into(),
             bytes: 3,
             sha256: "00".into(),
+            check: None,
         };
         vec![
             ("granted", Outcome::Granted),
