@@ -460,6 +460,18 @@ async fn open_session(conn: ConnectionArgs, verbose: bool) -> Result<(Session, O
     Ok((session, conn.out_dir))
 }
 
+/// Where `generate` and `resume` put clips: `--out-dir` (default `out`), or its `emulator`
+/// folder for the built-in emulator, as `run` does: a demo's clip must never be taken for a
+/// paid one, nor stand in a real clip's way (`--output` refuses names that are taken).
+fn clips_folder(session: &Session, out_dir: Option<PathBuf>) -> PathBuf {
+    let out_dir = out_dir.unwrap_or_else(|| PathBuf::from("out"));
+    if session.is_emulated() {
+        out_dir.join(happyhorse_pipeline::EMULATOR_FOLDER)
+    } else {
+        out_dir
+    }
+}
+
 async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
     args.output.check()?;
     let max_cost = args
@@ -487,7 +499,7 @@ async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
     };
     let flags = args.conn.pickup_flags() + &args.output.flag();
     let (session, out_dir) = open_session(args.conn, verbose).await?;
-    let out_dir = out_dir.unwrap_or_else(|| PathBuf::from("out"));
+    let out_dir = clips_folder(&session, out_dir);
     let mut plugin = session.plugin().await?;
 
     let validated = match plugin.validate(&request).await? {
@@ -558,7 +570,7 @@ async fn resume(
     output.check()?;
     let flags = conn.pickup_flags() + &output.flag();
     let (session, out_dir) = open_session(conn, verbose).await?;
-    let out_dir = out_dir.unwrap_or_else(|| PathBuf::from("out"));
+    let out_dir = clips_folder(&session, out_dir);
     check_out_dir(&out_dir)?;
     output.check_free(&out_dir)?;
     let bar = JobBar::new(Pickup {

@@ -591,3 +591,42 @@ async fn a_clip_not_as_paid_for_exits_5_says_paid_for_and_received_and_is_not_pa
         "one generate and two shots, never again"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demo_generate_keeps_its_clip_apart_from_the_paid_ones() {
+    let home = tempfile::tempdir().unwrap();
+    let args = [
+        "generate",
+        "--prompt",
+        "a horse",
+        "--duration",
+        "3",
+        "--output",
+        "intro",
+    ];
+    let demo = host_command(home.path())
+        .env_remove("EMPIRIOLABS_API_KEY")
+        .args(args)
+        .current_dir(home.path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(demo.status.code(), Some(0), "{}", printed(&demo));
+    let out = home.path().join("out");
+    assert!(
+        out.join("emulator/intro.mp4").exists(),
+        "{}",
+        printed(&demo)
+    );
+    assert!(!out.join("intro.mp4").exists());
+
+    // The same name against an endpoint that bills: not refused as taken, saved beside it.
+    let emu = common::emulator(30, 150).await;
+    let base = emu.base_url();
+    let mut paid = args.to_vec();
+    paid.extend(["--base-url", &base]);
+    let real = host(&paid, home.path()).await;
+    assert_eq!(real.status.code(), Some(0), "{}", printed(&real));
+    assert!(out.join("intro.mp4").exists());
+    assert_eq!(emu.submits_received(), 1);
+}

@@ -92,7 +92,9 @@ pub use registry::default_state_dir;
 pub use reports::{
     INDEX as INDEX_FILE, MANIFEST as MANIFEST_FILE, clips_not_as_paid_for, shot_json,
 };
-pub use run::{Priced, RunConfig, RunOutcome, RunSummary, ShowRun, price, run, run_priced};
+pub use run::{
+    EMULATOR_FOLDER, Priced, RunConfig, RunOutcome, RunSummary, ShowRun, price, run, run_priced,
+};
 pub use runner::{Cause, DEFAULT_CONCURRENCY, Ended, Runner, RunnerOptions};
 pub use scheduler::learn::{JobClass, Reading as JobReading, Record as LearnedJob};
 pub use scheduler::{PollCounts, PollScheduler, ScheduleConfig};
