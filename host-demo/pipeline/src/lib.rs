@@ -77,8 +77,8 @@ mod untrusted;
 
 pub use advice::{describe, is_transient, money};
 pub use clip::{
-    ClipCheck, DURATION_TOLERANCE_MS, Found, Frame, PaidFor, Verdict, inspect as inspect_clip,
-    judge as judge_clip,
+    ClipCheck, DURATION_TOLERANCE_MS, Found, Frame, PaidFor, ReadError, Verdict,
+    inspect as inspect_clip, judge as judge_clip,
 };
 pub use download::{DownloadPolicy, Downloaded, client as download_client, download, redact_query};
 pub use images::{check_shot_total, request_image};

@@ -64,7 +64,8 @@ Exit codes (every command):
   3    submitted, not finished: resumable with the command printed last
   4    a job failed at the provider, or a submit was refused after the run began
   5    a clip was downloaded but is not what was paid for (length, frame, sound, or
-       not a readable MP4): kept and reported, never resubmitted
+       not a readable MP4): kept and reported, never resubmitted; do not retry on 5,
+       its job was billed
   130  Ctrl-C before anything was submitted, or a second Ctrl-C: stopped at once";
 
 /// An input problem found before anything was sent: `main` maps it to [`Exit::Refused`].

@@ -32,7 +32,9 @@ fn probe_players(
     const PROBE: &str = r#"<script>
 const players = [...document.querySelectorAll('video')];
 Promise.all(players.map(v => new Promise(done => {
-  const report = (event) => {
+  // The frame at the fragment's time may reach the player a moment after `loadeddata` (it
+  // seeks there): draw until it is there, for a while.
+  const report = (event, tries = 0) => {
     let pixel = null;
     if (v.videoWidth > 0) {
       const canvas = document.createElement('canvas');
@@ -40,6 +42,10 @@ Promise.all(players.map(v => new Promise(done => {
       const g = canvas.getContext('2d');
       g.drawImage(v, 0, 0);
       pixel = [...g.getImageData(v.videoWidth >> 1, v.videoHeight >> 1, 1, 1).data];
+      if (pixel[3] === 0 && tries < 100) {
+        setTimeout(() => report(event, tries + 1), 100);
+        return;
+      }
     }
     done({ src: v.getAttribute('src'), event, duration: v.duration, width: v.videoWidth,
            height: v.videoHeight, ready: v.readyState, error: v.error && v.error.code, pixel });

@@ -10,7 +10,7 @@
 
 mod read;
 
-pub use read::inspect;
+pub use read::{ReadError, inspect};
 
 use crate::advice::money;
 use happyhorse_core::limits::{frame_size, short_side};
@@ -67,10 +67,11 @@ impl PaidFor {
         let duration_seconds = request.duration_seconds?;
         let resolution = request.resolution.clone()?;
         let short_side = short_side(&resolution)?;
-        let frame = match request.aspect_ratio.as_deref() {
-            Some(ratio) => Some(frame_size(&resolution, ratio)?),
-            None => None,
-        };
+        // A ratio with no known frame is held to its resolution alone, as an image's is.
+        let frame = request
+            .aspect_ratio
+            .as_deref()
+            .and_then(|ratio| frame_size(&resolution, ratio));
         Some(PaidFor {
             duration_seconds,
             resolution,
@@ -153,10 +154,20 @@ impl Found {
 
 /// Judge what was read (`read`: the file's facts, or why it could not be read) against what
 /// was paid for.
-pub fn judge(paid_for: Option<PaidFor>, read: Result<Found, String>) -> ClipCheck {
+pub fn judge(paid_for: Option<PaidFor>, read: Result<Found, ReadError>) -> ClipCheck {
     let found = match read {
         Ok(found) => found,
-        Err(why) => {
+        // Nothing is known about the clip: the host's failure is not the provider's.
+        Err(ReadError::Host(why)) => {
+            return ClipCheck {
+                verdict: Verdict::Unchecked,
+                found: None,
+                paid_for,
+                summary: format!("could not be checked: {why}"),
+                problems: vec![why],
+            };
+        }
+        Err(ReadError::NotMp4(why)) => {
             let summary = match &paid_for {
                 Some(p) => format!(
                     "paid for {}, received a file that is not a readable MP4: {why}",
@@ -210,6 +221,50 @@ pub fn judge(paid_for: Option<PaidFor>, read: Result<Found, String>) -> ClipChec
     }
 }
 
+/// How far a frame's aspect ratio may be from the asked one (rounding to even sides).
+const RATIO_TOLERANCE: f64 = 0.02;
+/// How far a frame's area may be from the equal-area reading's.
+const AREA_TOLERANCE: f64 = 0.05;
+
+/// Whether a `width`×`height` frame is what `paid` asked for, or the sentence saying how not.
+///
+/// The provider documents resolutions, not pixels, and services read them two ways: the
+/// short side is the line count (720p at 1:1 is 720×720, [`frame_size`]'s reading), or the
+/// area is the 16:9 frame's at any ratio (720p at 1:1 is 960×960). Either is accepted, at the
+/// asked ratio within 2%, and a side padded to a multiple of 16 (1088) passes as its line
+/// count: a frame is wrong when it is another resolution or another shape, not when it
+/// follows the other reading. Without a known ratio (`i2v`: the image's), the size alone.
+fn frame_problem(paid: &PaidFor, width: u32, height: u32) -> Option<String> {
+    let (w, h) = (f64::from(width), f64::from(height));
+    let short = f64::from(paid.short_side);
+    let short_side_ok = (w.min(h) - short).abs() <= short * RATIO_TOLERANCE;
+    let wide_area = short * short * 16.0 / 9.0;
+    let area_ok = ((w * h) - wide_area).abs() <= wide_area * AREA_TOLERANCE;
+    let size_ok = short_side_ok || area_ok;
+    match paid.frame {
+        Some((aw, ah)) if (width, height) == (aw, ah) => None,
+        Some((aw, ah)) => {
+            let asked = f64::from(aw) / f64::from(ah);
+            let shape_ok = h > 0.0 && ((w / h) / asked - 1.0).abs() <= RATIO_TOLERANCE;
+            (!(shape_ok && size_ok)).then(|| {
+                format!(
+                    "frame: {width}×{height}, not {aw}×{ah} ({} at the requested aspect ratio)",
+                    paid.resolution
+                )
+            })
+        }
+        None => (!size_ok).then(|| {
+            format!(
+                "frame: {width}×{height} is not {} (a short side of {} or the area of {}×{})",
+                paid.resolution,
+                paid.short_side,
+                paid.short_side * 16 / 9,
+                paid.short_side
+            )
+        }),
+    }
+}
+
 /// Every way `found` falls short of `paid`, one sentence each.
 fn differences(paid: &PaidFor, found: &Found) -> Vec<String> {
     let mut problems = Vec::new();
@@ -224,17 +279,13 @@ fn differences(paid: &PaidFor, found: &Found) -> Vec<String> {
         )),
         None => problems.push("duration: the file does not say how long it is".into()),
     }
-    match (&found.video, paid.frame) {
-        (None, _) => problems.push("video: the file has no video track".into()),
-        (Some(f), Some((w, h))) if (f.width, f.height) != (w, h) => problems.push(format!(
-            "frame: {}×{}, not {w}×{h} ({} at the requested aspect ratio)",
-            f.width, f.height, paid.resolution
-        )),
-        (Some(f), None) if f.width.min(f.height) != paid.short_side => problems.push(format!(
-            "frame: {}×{}, whose short side is not {} ({})",
-            f.width, f.height, paid.short_side, paid.resolution
-        )),
-        _ => {}
+    match &found.video {
+        None => problems.push("video: the file has no video track".into()),
+        Some(f) => {
+            if let Some(problem) = frame_problem(paid, f.width, f.height) {
+                problems.push(problem);
+            }
+        }
     }
     if found.audio.is_none() {
         problems.push("audio: the file has no audio track (the model always adds sound)".into());
@@ -303,23 +354,60 @@ mod tests {
     }
 
     #[test]
-    fn a_clip_whose_aspect_follows_its_image_is_held_to_its_short_side() {
+    fn a_clip_whose_aspect_follows_its_image_is_held_to_its_size_alone() {
         let portrait = judge(Some(paid(5, None)), Ok(found(5_000, 720, 1280, true)));
         assert_eq!(portrait.verdict, Verdict::Matches, "{portrait:?}");
         let small = judge(Some(paid(5, None)), Ok(found(5_000, 640, 360, true)));
         assert_eq!(small.verdict, Verdict::Mismatch);
-        assert!(
-            small.problems[0].contains("short side is not 720"),
-            "{small:?}"
-        );
+        assert!(small.problems[0].contains("is not 720p"), "{small:?}");
     }
 
     #[test]
     fn an_unreadable_file_says_what_was_paid_for() {
-        let check = judge(Some(paid(5, Some((1280, 720)))), Err("no movie box".into()));
+        let check = judge(
+            Some(paid(5, Some((1280, 720)))),
+            Err(ReadError::NotMp4("no movie box".into())),
+        );
         assert_eq!(check.verdict, Verdict::Unreadable);
         assert!(check.failed());
         assert!(check.summary.starts_with("paid for 5 s of 1280×720 video with audio ($0.70), received a file that is not a readable MP4"), "{}", check.summary);
+    }
+
+    #[test]
+    fn either_reading_of_a_resolution_passes_and_another_size_or_shape_does_not() {
+        let square = PaidFor {
+            frame: Some((720, 720)),
+            ..paid(5, None)
+        };
+        for (w, h) in [(720, 720), (960, 960), (1280, 720 + 8)] {
+            let shape = if w == h {
+                &square
+            } else {
+                &paid(5, Some((1280, 720)))
+            };
+            assert_eq!(frame_problem(shape, w, h), None, "{w}×{h}");
+        }
+        // Coded 1088 lines for 1080p passes; 1080p for 720p, or a square for 16:9, does not.
+        let tall = PaidFor {
+            resolution: "1080p".into(),
+            frame: Some((1080, 1920)),
+            short_side: 1080,
+            ..paid(5, None)
+        };
+        assert_eq!(frame_problem(&tall, 1088, 1920), None);
+        assert!(frame_problem(&paid(5, Some((1280, 720))), 1920, 1080).is_some());
+        assert!(frame_problem(&paid(5, Some((1280, 720))), 960, 960).is_some());
+        assert!(frame_problem(&square, 1280, 720).is_some());
+    }
+
+    #[test]
+    fn a_host_that_cannot_read_its_own_file_blames_no_one() {
+        let check = judge(
+            Some(paid(5, Some((1280, 720)))),
+            Err(ReadError::Host("disk error".into())),
+        );
+        assert_eq!(check.verdict, Verdict::Unchecked);
+        assert!(!check.failed());
     }
 
     #[test]

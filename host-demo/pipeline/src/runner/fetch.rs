@@ -7,7 +7,7 @@ use super::OutputNames;
 use super::step::Outcome;
 use super::{Cause, Flow, MAX_DOWNLOAD_ATTEMPTS, Runner};
 use crate::advice::describe;
-use crate::clip::{self, PaidFor};
+use crate::clip::{self, PaidFor, ReadError};
 use crate::download::{download, redact_query};
 use crate::journal::{FileRecord, State};
 use crate::untrusted::job_file_stem;
@@ -52,7 +52,13 @@ impl Runner<'_> {
             attempt += 1;
             self.progress.state(name, "downloading", "");
             let error = match self
-                .download_all(output, job_id, &urls, paid_for.as_ref())
+                .download_all(
+                    output,
+                    job_id,
+                    &urls,
+                    paid_for.as_ref(),
+                    attempt >= MAX_DOWNLOAD_ATTEMPTS,
+                )
                 .await
             {
                 Ok(files) => {
@@ -121,6 +127,7 @@ impl Runner<'_> {
         job_id: &str,
         urls: &[String],
         paid_for: Option<&PaidFor>,
+        last_attempt: bool,
     ) -> Result<Vec<FileRecord>> {
         let mut files = Vec::new();
         for (i, url) in urls.iter().enumerate() {
@@ -143,7 +150,16 @@ impl Runner<'_> {
             let path = file.path.clone();
             let read = tokio::task::spawn_blocking(move || clip::inspect(&path))
                 .await
-                .unwrap_or_else(|e| Err(format!("the check did not finish: {e}")));
+                .unwrap_or_else(|e| Err(ReadError::Host(format!("the check did not finish: {e}"))));
+            // A file that is not a readable MP4 may be the storage's passing failure (an error
+            // page, a cut-off object): downloading again is free, so it is, with fresh URLs,
+            // before the last attempt keeps it as what was delivered.
+            if let (Err(ReadError::NotMp4(why)), false) = (&read, last_attempt) {
+                anyhow::bail!(
+                    "{} is not a readable MP4 ({why}); downloading it again",
+                    file.file_name
+                );
+            }
             let check = clip::judge(paid_for.cloned(), read);
             if check.failed() {
                 tracing::warn!(file = %file.file_name, summary = %check.summary, "the clip is not what was paid for");
