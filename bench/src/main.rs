@@ -14,6 +14,7 @@
 mod bound;
 mod common;
 mod economy;
+mod lone;
 mod overhead;
 mod scale;
 mod size;
@@ -45,6 +46,8 @@ enum Figure {
     Size(size::Args),
     /// 5. Polling economy: jobs per minute inside 50 requests per minute, and detection lag.
     Economy(economy::Args),
+    /// 6. Lone jobs: one at a time with the budget idle, against a 5 s poller, on several worlds.
+    Lone(lone::Args),
     /// Every figure with its default settings (the economy figure time-scaled: see its help).
     All,
     /// Internal: one scale measurement in this (fresh) process; prints one JSON line.
@@ -70,13 +73,15 @@ fn main() -> Result<()> {
             Figure::Scale(args) => scale::run(args).await,
             Figure::Size(args) => size::run(args),
             Figure::Economy(args) => economy::run(args).await,
+            Figure::Lone(args) => lone::run(args).await,
             Figure::All => {
                 common::machine_banner();
                 overhead::run(overhead::Args::default()).await?;
                 startup::run(startup::Args::default()).await?;
                 scale::run(scale::Args::default()).await?;
                 size::run(size::Args::default())?;
-                economy::run(economy::Args::default()).await
+                economy::run(economy::Args::default()).await?;
+                lone::run(lone::Args::default()).await
             }
             Figure::ScaleChild(args) => scale::child(args).await,
             Figure::StartupChild(args) => startup::child(args).await,

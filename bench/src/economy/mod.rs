@@ -100,6 +100,10 @@ pub struct Args {
     /// scheduler's own; for polls without a reading, it stays the scheduler's own).
     #[arg(long)]
     pub lag_allowance_secs: Option<f64>,
+    /// Pipeline: the scheduler's idle gap (emulated s; 0 turns idle polls off; default: the
+    /// scheduler's own).
+    #[arg(long)]
+    pub idle_gap_secs: Option<f64>,
     /// Write every job of each strategy's (first) run to `DIR/<strategy>.csv`: its id, when
     /// it was created, started rendering and ended, when a poll first found it ended (-1 if
     /// none did), and every poll, in emulated ms from the emulator's start (a job still
@@ -123,6 +127,7 @@ impl Default for Args {
             budget: 50,
             concurrency: DEFAULT_CONCURRENCY,
             lag_allowance_secs: None,
+            idle_gap_secs: None,
             dump_jobs: None,
             jobs: Jobs::Farm,
             second_run_minutes: 3.0,
@@ -276,13 +281,14 @@ pub async fn run(args: Args) -> Result<()> {
             if let Some(e) = early {
                 println!(
                     "    {run}: started knowing {} finished jobs; in its first {} min: {} polls found a job \
-                     still running, {} found one ended ({:.2} per ended), {} planned by the learner; 429s so far: {}; longest grant-to-answer {} ms",
+                     still running, {} found one ended ({:.2} per ended), {} planned by the learner, {} sent early on an idle budget; 429s so far: {}; longest grant-to-answer {} ms",
                     e.learned_at_start,
                     args.second_run_minutes,
                     e.counts.found_running,
                     e.counts.found_ended,
                     e.counts.found_running as f64 / e.counts.found_ended.max(1) as f64,
                     e.counts.planned_by_learner,
+                    e.counts.idle,
                     e.total_429,
                     e.longest_hold.as_millis(),
                 );

@@ -43,6 +43,10 @@ pub(super) async fn pipeline(
             schedule.blind_lag_allowance = blind;
         }
     }
+    if let Some(secs) = args.idle_gap_secs {
+        schedule.idle_gap = Duration::try_from_secs_f64(secs)
+            .context("--idle-gap-secs must be a non-negative number of seconds")?;
+    }
     let mut session = Session::open(ConnectOptions {
         emulator,
         schedule: Some(schedule.scaled(scale)),

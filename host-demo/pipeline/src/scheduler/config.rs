@@ -42,6 +42,13 @@ pub struct ScheduleConfig {
     /// The longest gap between two polls of one job, whatever a prediction says: a wrong
     /// one (a job whose progress stalls) must not leave a job unwatched for long.
     pub max_gap: Duration,
+    /// While the account's budget is idle — at least half its window free beside every
+    /// reserved poll and probe due soon — no job goes longer than this between polls,
+    /// whatever its plan says: budget that would otherwise lapse buys a lone job's end seen
+    /// within this gap (a one-shot `generate`, the last shots of a run). When jobs compete
+    /// for the budget, the plan alone decides. Zero turns it off; a budget without a limit
+    /// is never idle in this sense (there is no share of it to lapse).
+    pub idle_gap: Duration,
     /// How often a blocked turn looks at the budget again even when nothing woke it.
     pub recheck: Duration,
     /// Plan polls from what finished jobs taught (`learn`) once it knows enough;
@@ -61,6 +68,9 @@ impl Default for ScheduleConfig {
             min_gap: Duration::from_secs(1),
             probe_horizon: Duration::from_secs(20),
             max_gap: Duration::from_secs(10 * 60),
+            // Median lag 1.5 s and at most 3 s plus a round trip for a lone job, at 20 polls
+            // a minute: under half the budget, so two lone jobs share it without a 429.
+            idle_gap: Duration::from_secs(3),
             recheck: Duration::from_secs(1),
             learn: true,
         }
@@ -93,6 +103,7 @@ impl ScheduleConfig {
             min_gap: f(self.min_gap),
             probe_horizon: f(self.probe_horizon),
             max_gap: f(self.max_gap),
+            idle_gap: f(self.idle_gap),
             recheck: f(self.recheck),
             learn: self.learn,
         }

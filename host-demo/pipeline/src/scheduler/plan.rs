@@ -42,6 +42,9 @@ pub(super) struct Watch {
     pub(super) seen: Option<Seen>,
     /// Whether its next poll was planned by the learner.
     pub(super) by_learner: bool,
+    /// When its last answer (its submit's, then each poll's) arrived: an idle budget polls
+    /// it again `idle_gap` after.
+    pub(super) answered: Option<Instant>,
 }
 
 /// A job's latest observation: when, its age then (ms), and its progress if it had one.
@@ -73,6 +76,7 @@ impl Watch {
             load: None,
             seen: None,
             by_learner: false,
+            answered: submitted.map(|(_, received)| received),
         }
     }
 }
@@ -127,6 +131,8 @@ pub struct PollCounts {
     pub found_ended: u64,
     /// Polls planned from the learner's prediction.
     pub planned_by_learner: u64,
+    /// Polls sent before their plan because the budget was idle (`idle_gap`).
+    pub idle: u64,
 }
 
 impl PollPlan {
@@ -269,8 +275,27 @@ impl PollPlan {
             // Already let out: the caller is cancelling and retrying, or racing itself.
             return Turn::Go;
         }
-        if watch.next > now {
-            return Turn::Wait(watch.next);
+        let (next, answered) = (watch.next, watch.answered);
+        if next > now {
+            // Before its plan: only when the budget is idle, `idle_gap` after its last answer.
+            // (A budget without a limit has no share to lapse: its polls keep their plan.)
+            let idle_at = answered
+                .filter(|_| !self.config.idle_gap.is_zero() && budget.per_minute() >= 2)
+                .map(|t| t + self.config.idle_gap.max(self.config.min_gap))
+                .filter(|&at| at < next);
+            return match idle_at {
+                None => Turn::Wait(next),
+                Some(at) if at > now => Turn::Wait(at),
+                Some(_) if self.budget_idle(now, budget) => {
+                    self.counts.idle += 1;
+                    let watch = self.watch(job_id, now);
+                    // Held from now, where it goes, not at its old plan.
+                    watch.next = now;
+                    watch.place = Place::LetOut;
+                    Turn::Go
+                }
+                Some(_) => Turn::Wait(next.min(self.recheck(now, budget))),
+            };
         }
         // A reserved poll goes when due: the room was kept for it.
         let go = watch.purpose == Purpose::Final || {
@@ -307,6 +332,15 @@ impl PollPlan {
         }
     }
 
+    /// Whether the budget is idle at `now`: a limit, and room for half of it at once beside
+    /// every reserved poll, request let out and probe due within the probe horizon.
+    fn budget_idle(&self, now: Instant, budget: &RequestBudget) -> bool {
+        let half = budget.per_minute() / 2;
+        let mut reserved = self.reserved(now, Some(now + self.config.probe_horizon));
+        reserved.extend(std::iter::repeat_n(now, half as usize));
+        budget.fits(now, &reserved)
+    }
+
     pub(super) fn recheck(&self, now: Instant, budget: &RequestBudget) -> Instant {
         let by = now + self.config.recheck;
         budget.next_expiry().map_or(by, |t| t.min(by))
@@ -335,6 +369,7 @@ impl PollPlan {
         }
         let watch = self.watch(job_id, sent);
         watch.place = Place::Planned;
+        watch.answered = Some(received);
         if watch.created.is_none() {
             watch.created = creation(
                 status.created_at.as_deref(),

@@ -685,3 +685,64 @@ async fn a_job_older_than_every_job_like_it_is_read_again_after_a_tenth_of_its_a
     let gap = plan.watches["a"].next - (t0 + 200 * SEC);
     assert!((20 * SEC..=21 * SEC).contains(&gap), "{gap:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_lone_job_on_an_idle_budget_is_polled_every_idle_gap_not_left_to_its_plan() {
+    let budget = budget(50);
+    let mut plan = PollPlan::new(ScheduleConfig::default());
+    let gap = plan.config.idle_gap;
+    let t0 = Instant::now();
+    plan.submitted("lone", t0, t0 + SEC);
+    let planned = plan.watches["lone"].next;
+    assert!(
+        planned > t0 + SEC + gap,
+        "its first probe is later than the idle gap"
+    );
+    // Before the gap: it waits for the gap, not for its plan.
+    assert_eq!(
+        plan.poll_turn("lone", t0 + SEC, &budget),
+        Turn::Wait(t0 + SEC + gap)
+    );
+    // At the gap, with the budget idle, it goes, held in the budget from now.
+    let at = t0 + SEC + gap;
+    assert_eq!(plan.poll_turn("lone", at, &budget), Turn::Go);
+    assert_eq!(plan.watches["lone"].next, at);
+    assert_eq!(plan.counts.idle, 1);
+    // Found queued: the next one is at most a gap after that answer.
+    found_at(&mut plan, "lone", t0, JobState::Queued, SEC + gap);
+    match plan.poll_turn("lone", at, &budget) {
+        Turn::Wait(until) => assert!(until > at && until <= at + gap, "{until:?}"),
+        Turn::Go => panic!("polled again at once"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_busy_budget_or_one_without_a_limit_leaves_polls_to_their_plan() {
+    let t0 = Instant::now();
+    // Half the window spent: not idle, so the job waits for its plan (looking again soon).
+    let busy = budget(50);
+    for _ in 0..26 {
+        drop(busy.acquire_unpaced().await);
+    }
+    let mut plan = PollPlan::new(ScheduleConfig::default());
+    plan.submitted("a", t0, t0);
+    let planned = plan.watches["a"].next;
+    let at = t0 + plan.config.idle_gap;
+    match plan.poll_turn("a", at, &busy) {
+        Turn::Wait(until) => assert!(until <= planned && until > at, "{until:?}"),
+        Turn::Go => panic!("polled early on a busy budget"),
+    }
+    assert_eq!(plan.counts.idle, 0);
+    // No limit at all (the tests' sandbox): nothing lapses, so nothing is polled early.
+    let unlimited = budget(0);
+    let mut plan = PollPlan::new(ScheduleConfig::default());
+    plan.submitted("a", t0, t0);
+    assert_eq!(plan.poll_turn("a", at, &unlimited), Turn::Wait(planned));
+    // And `idle_gap` zero turns it off.
+    let mut plan = PollPlan::new(ScheduleConfig {
+        idle_gap: Duration::ZERO,
+        ..ScheduleConfig::default()
+    });
+    plan.submitted("a", t0, t0);
+    assert_eq!(plan.poll_turn("a", at, &budget(50)), Turn::Wait(planned));
+}
