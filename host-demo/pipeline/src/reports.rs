@@ -4,7 +4,7 @@
 //! holds it (the sandbox does), and base URLs are written without user information.
 
 use crate::advice::money;
-use crate::clip::{ClipCheck, Verdict};
+use crate::clip::Verdict;
 use crate::journal::{ShotRow, State};
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
@@ -111,13 +111,8 @@ pub fn manifest(rows: &[ShotRow], context: &ReportContext) -> Value {
 /// How many downloaded clips failed their check ([`crate::clip`]): paid for, not delivered.
 pub fn clips_not_as_paid_for(rows: &[ShotRow]) -> usize {
     rows.iter()
-        .filter_map(|r| match &r.state {
-            State::Downloaded { files, .. } => Some(files),
-            _ => None,
-        })
-        .flatten()
-        .filter(|f| f.check.as_ref().is_some_and(ClipCheck::failed))
-        .count()
+        .map(|r| r.state.failed_clip_checks().count())
+        .sum()
 }
 
 /// The estimates' sum; a sum past the largest amount shows as that amount, never wraps to a
@@ -224,8 +219,7 @@ dd {{ margin: 0; overflow-wrap: anywhere; }}
     );
     for row in rows {
         let state = row.state.name();
-        let wrong = matches!(&row.state, State::Downloaded { files, .. }
-            if files.iter().any(|f| f.check.as_ref().is_some_and(ClipCheck::failed)));
+        let wrong = row.state.failed_clip_checks().next().is_some();
         html.push_str(&format!(
             "<article class=\"shot {state}{extra}\" id=\"shot-{id}\" data-shot=\"{id}\" data-state=\"{state}\">\n",
             id = esc(&row.plan.name),

@@ -97,10 +97,10 @@ pub fn settle(journal: &Journal, shot: &str, resolution: &Resolution) -> Result<
 pub fn advice(row: &ShotRow, storyboard: &str, run_only: &str) -> Option<String> {
     let name = &row.plan.name;
     match &row.state {
-        State::Downloaded { files, job_id } => {
-            let wrong: Vec<&str> = files
-                .iter()
-                .filter_map(|f| f.check.as_ref().filter(|c| c.failed()))
+        State::Downloaded { job_id, .. } => {
+            let wrong: Vec<&str> = row
+                .state
+                .failed_clip_checks()
                 .map(|c| c.summary.as_str())
                 .collect();
             (!wrong.is_empty()).then(|| {

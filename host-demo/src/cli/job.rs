@@ -222,16 +222,10 @@ pub fn report(ended: Ended, out_dir: &Path, bar: &JobBar) -> ExitCode {
 /// What a shot's journaled state means for the exit code.
 pub fn exit_of(state: &State) -> Exit {
     match state {
-        State::Downloaded { files, .. } => {
-            if files
-                .iter()
-                .any(|f| f.check.as_ref().is_some_and(|c| c.failed()))
-            {
-                Exit::NotAsPaidFor
-            } else {
-                Exit::Done
-            }
+        State::Downloaded { .. } if state.failed_clip_checks().next().is_some() => {
+            Exit::NotAsPaidFor
         }
+        State::Downloaded { .. } => Exit::Done,
         State::Pending
         | State::Submitting
         | State::Unknown { .. }

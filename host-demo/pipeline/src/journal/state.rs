@@ -237,6 +237,19 @@ impl State {
         self.kind().as_str()
     }
 
+    /// The checks that failed of this shot's downloaded clips ([`crate::clip`]): paid for and
+    /// not delivered. Empty for any other state, and for files journaled before clips were
+    /// checked.
+    pub fn failed_clip_checks(&self) -> impl Iterator<Item = &crate::clip::ClipCheck> {
+        let files = match self {
+            State::Downloaded { files, .. } => files.as_slice(),
+            _ => &[],
+        };
+        files
+            .iter()
+            .filter_map(|f| f.check.as_ref().filter(|c| c.failed()))
+    }
+
     /// The job id, when one is known.
     pub fn job_id(&self) -> Option<&str> {
         match self {
