@@ -83,6 +83,11 @@
 //!   page. [`EmulatorConfig::clip_fault`] does the same for every job, and a prompt's marker
 //!   wins over it. The download still answers `200`, `video/mp4` and a true `Content-Length`:
 //!   only the bytes are wrong. A failed job (`[emulator:fail]`) has no clip at all.
+//! - **Scripted progress**: a prompt containing `[emulator:progress=0.6,6,40]` makes that
+//!   job, once out of its queue, answer each poll with the next of those numbers as its
+//!   `progress`, exactly as written (a percent job whose first reading is under 1, a job whose
+//!   progress goes back); the poll after the last finds it completed. Up to 100 numbers, each
+//!   from 0 to 100; a malformed list is ignored. The job's own timing model is set aside.
 //! - **Usage** lists completed and failed jobs in creation order, each with `created_at` too.
 //!   A completed job costs `duration × rate` (0.14 USD/s at 720p, 0.18 at 1080p), rounded to
 //!   1/10000; a failed job is listed with cost 0 (nothing is charged for a failed generation).

@@ -97,6 +97,12 @@ pub(crate) fn job_object(shared: &Shared, job: &Job, now: Instant, wall: SystemT
                 }
                 _ => {}
             }
+            // A scripted job writes its numbers exactly as its prompt gave them.
+            if let (Phase::Running(_), Some(written)) =
+                (&phase, job.script.as_ref().and_then(|s| s.written()))
+            {
+                object["progress"] = json!(written);
+            }
             object
         }
         StatusStyle::Variant => {

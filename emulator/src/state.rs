@@ -65,7 +65,55 @@ pub(crate) struct Job {
     /// How its clip is served wrong, if it is: fixed at creation from the prompt's marker or
     /// the config.
     pub clip_fault: Option<ClipFault>,
+    /// Progress readings its prompt asked for, one per poll while it runs (see
+    /// [`ProgressScript`]).
+    pub script: Option<ProgressScript>,
 }
+
+/// The progress a job writes poll by poll, as its prompt's `[emulator:progress=0.6,6,40]`
+/// asked: each poll while it runs answers the next number exactly as written (so a test can
+/// play a percent job whose first reading is under 1); the poll after the last finds it
+/// ended. Its queue time stays as configured.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ProgressScript {
+    /// The numbers, in order.
+    pub readings: Vec<f64>,
+    /// How many polls it has answered while running.
+    pub served: usize,
+}
+
+impl ProgressScript {
+    const OPEN: &'static str = "[emulator:progress=";
+
+    /// The script in `prompt`, if it holds a well-formed marker: up to 100 numbers, each
+    /// finite and from 0 to 100.
+    pub fn in_prompt(prompt: &str) -> Option<ProgressScript> {
+        let rest = &prompt[prompt.find(Self::OPEN)? + Self::OPEN.len()..];
+        let list = &rest[..rest.find(']')?];
+        let readings: Vec<f64> = list
+            .split(',')
+            .map(|n| n.trim().parse::<f64>().ok())
+            .collect::<Option<_>>()?;
+        let in_range = |n: &f64| n.is_finite() && (0.0..=100.0).contains(n);
+        (!readings.is_empty() && readings.len() <= 100 && readings.iter().all(in_range)).then_some(
+            ProgressScript {
+                readings,
+                served: 0,
+            },
+        )
+    }
+
+    /// The number the current poll answers: the one last served.
+    pub fn written(&self) -> Option<f64> {
+        self.served
+            .checked_sub(1)
+            .and_then(|i| self.readings.get(i))
+            .copied()
+    }
+}
+
+/// How long a scripted job runs before its readings are used up: longer than any test.
+const SCRIPTED_RUNNING: Duration = Duration::from_secs(24 * 3600);
 
 /// Where a job is at a given instant.
 #[derive(Clone, Debug, PartialEq)]
@@ -254,6 +302,7 @@ impl Shared {
         });
         let config = &self.config;
         let clip_fault = ClipFault::in_prompt(&request.prompt).or(config.clip_fault);
+        let script = ProgressScript::in_prompt(&request.prompt);
         let created = Instant::now();
         let (queued, running, shape) = match data.farm.as_mut() {
             Some(farm) => {
@@ -266,6 +315,11 @@ impl Shared {
                 None,
             ),
         };
+        // A scripted job runs until its readings are used up, whatever its model says.
+        let (running, shape) = match &script {
+            Some(_) => (SCRIPTED_RUNNING, None),
+            None => (running, shape),
+        };
         let job = Job {
             id: format!("job_{}", hex(&rand::random::<[u8; 16]>())),
             created,
@@ -277,6 +331,7 @@ impl Shared {
             first_seen_ended: None,
             shape,
             clip_fault,
+            script,
         };
         data.jobs.insert(job.id.clone(), job.clone());
         data.job_order.push(job.id.clone());
@@ -294,6 +349,15 @@ impl Shared {
     pub fn poll_job(&self, id: &str, now: Instant) -> Option<Job> {
         let mut data = self.data();
         let job = data.jobs.get_mut(id)?;
+        let running = matches!(job.phase(now), Phase::Running(_));
+        if let Some(script) = job.script.as_mut().filter(|_| running) {
+            if script.served < script.readings.len() {
+                script.served += 1;
+            } else {
+                // Used up: the job ends now.
+                job.running = now.saturating_duration_since(job.created + job.queued);
+            }
+        }
         if job.first_seen_ended.is_none()
             && matches!(job.phase(now), Phase::Completed | Phase::Failed(_))
         {
@@ -485,5 +549,46 @@ mod tests {
         );
         assert_eq!(shared.data().jobs_created, 3);
         assert_eq!(shared.jobs_in_order().len(), 3);
+    }
+
+    #[test]
+    fn a_scripted_job_answers_its_numbers_poll_by_poll_then_ends() {
+        let shared = Shared::new(
+            EmulatorConfig {
+                queued_ms: 0,
+                ..EmulatorConfig::linear()
+            },
+            "http://x".into(),
+        );
+        let mut scripted = request(5.0, Resolution::P720);
+        scripted.prompt = "a horse [emulator:progress=0.6, 6,40] galloping".into();
+        let job = shared.create_job(scripted);
+        let now = Instant::now();
+        let written = |job: &Job| job.script.as_ref().and_then(ProgressScript::written);
+        for expected in [0.6, 6.0, 40.0] {
+            let seen = shared.poll_job(&job.id, now).unwrap();
+            assert!(matches!(seen.phase(now), Phase::Running(_)));
+            assert_eq!(written(&seen), Some(expected));
+        }
+        let ended = shared.poll_job(&job.id, now).unwrap();
+        assert_eq!(ended.phase(now), Phase::Completed);
+        assert_eq!(ended.first_seen_ended, Some(now));
+        assert_eq!(
+            ended.completed_wall(),
+            ended.created_wall + (now - ended.created)
+        );
+    }
+
+    #[test]
+    fn only_a_well_formed_script_counts() {
+        let script = |p: &str| ProgressScript::in_prompt(p).map(|s| s.readings);
+        assert_eq!(script("[emulator:progress=1,100]"), Some(vec![1.0, 100.0]));
+        assert_eq!(script("[emulator:progress=]"), None);
+        assert_eq!(script("[emulator:progress=5,x]"), None);
+        assert_eq!(script("[emulator:progress=101]"), None);
+        assert_eq!(script("[emulator:progress=-1]"), None);
+        assert_eq!(script("[emulator:progress=NaN]"), None);
+        assert_eq!(script("[emulator:progress=5"), None);
+        assert_eq!(script("a horse"), None);
     }
 }

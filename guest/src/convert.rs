@@ -103,6 +103,10 @@ pub fn status_out(s: core::JobStatus) -> wit::JobStatus {
             core::JobState::Cancelled => wit::JobState::Cancelled,
             core::JobState::Expired => wit::JobState::Expired,
         },
+        progress_reading: s.progress_reading.map(|r| wit::ProgressReading {
+            value: r.value,
+            marked_percent: r.marked_percent,
+        }),
         raw_status: s.raw_status,
         created_at: s.created_at,
         completed_at: s.completed_at,

@@ -630,3 +630,63 @@ async fn a_demo_generate_keeps_its_clip_apart_from_the_paid_ones() {
     assert!(out.join("intro.mp4").exists());
     assert_eq!(emu.submits_received(), 1);
 }
+
+/// The percentages `generate` drew for its job, in order, from its log lines (`progress=N`).
+fn drawn_percentages(stderr: &str) -> Vec<u64> {
+    stderr
+        .lines()
+        .filter(|line| line.contains("job status"))
+        .filter_map(|line| {
+            let at = line.find("progress=")? + "progress=".len();
+            let digits: String = line[at..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().ok()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_percent_job_whose_first_reading_is_under_one_is_never_drawn_backwards_or_ahead() {
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("clips");
+    let emu = common::emulator(0, 4_000).await;
+    let base = emu.base_url();
+    // The job writes 0.6 (meaning 0.6 %), then 6, 40, 90: the job, whose first
+    // reading alone reads as 60 %.
+    let output = host_command(home.path())
+        .env("RUST_LOG", "host_demo=info")
+        .args([
+            "generate",
+            "--prompt",
+            "a horse [emulator:progress=0.6,6,40,90]",
+            "--duration",
+            "3",
+            "--base-url",
+            &base,
+            "--out-dir",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .await
+        .unwrap();
+    let text = printed(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    let drawn = drawn_percentages(&String::from_utf8_lossy(&output.stderr));
+    assert!(
+        drawn.windows(2).all(|w| w[0] <= w[1]),
+        "the bar moved back: {drawn:?}\n{text}"
+    );
+    assert!(
+        drawn.iter().all(|p| [0, 6, 40, 90, 100].contains(p)),
+        "a reading was drawn on the wrong scale (60 % or 1 % for 0.6): {drawn:?}\n{text}"
+    );
+    for expected in [6, 40, 90, 100] {
+        assert!(
+            drawn.contains(&expected),
+            "{expected} % never drawn: {drawn:?}\n{text}"
+        );
+    }
+    assert_eq!(emu.submits_received(), 1, "{text}");
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the `happyhorse` npm package: transpile the component into generated/, then pack.
 #
-#   packages/node/build.sh OUT_DIR COMPONENT_WASM    →  OUT_DIR/happyhorse-0.2.0.tgz
+#   packages/node/build.sh OUT_DIR COMPONENT_WASM    →  OUT_DIR/happyhorse-0.3.0.tgz
 #
 # The bindings are made here, at build time, and ship in the tarball: installing the package
 # runs no script and needs no jco. jco 1.35.0 is this package's devDependency (pinned in

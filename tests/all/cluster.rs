@@ -28,7 +28,7 @@ mod batch_pacing;
 
 type Test = Result<(), Box<dyn std::error::Error>>;
 
-const BATCH_FFQN: &str = "empiriolabs:happyhorse-workflow/batch@0.2.0.run";
+const BATCH_FFQN: &str = "empiriolabs:happyhorse-workflow/batch@0.3.0.run";
 
 /// The provider's limit, which the emulator enforces by its own clock.
 const ACCOUNT_LIMIT: usize = 50;

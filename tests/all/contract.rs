@@ -29,12 +29,20 @@ const RELEASED: &[(&str, &str)] = &[
         "3df16f07b51b4f2c0a3344a7141dbc0a4fb2ca9d005545c8596f23a1604e0355",
     ),
     (
+        "empiriolabs:happyhorse@0.3.0",
+        "01eab74c23a9c94d8da154c946e657200f8d2768d6d6cf7186e8d57d18ce69d9",
+    ),
+    (
         "videogen:api@0.1.0",
         "490619b947be322859cf4035327d049a281cad7a87bcf053081e8bf2a45242d7",
     ),
     (
         "videogen:api@0.2.0",
         "78aa2a52b4205de1682e37f1042818b570ea376a4c3009255b1292c0e820576b",
+    ),
+    (
+        "videogen:api@0.3.0",
+        "53d0fdd8f5b833c245b96bb56cde23ae91a27c06658bde74dca01d39b5d1c6dd",
     ),
 ];
 
@@ -131,7 +139,7 @@ fn released_dir(name: &PackageName) -> String {
 }
 
 /// A package's meaning, item by item (`interface video-gen`, `world happyhorse`), each as text.
-/// Types are named as callers name them (`videogen:api/video-gen@0.2.0.client-config`), so a
+/// Types are named as callers name them (`videogen:api/video-gen@0.3.0.client-config`), so a
 /// `use` of another package's type is its name and version, not that type's contents: each
 /// package is checked against its own released copy.
 fn meaning(resolve: &Resolve, package: PackageId) -> BTreeMap<String, String> {

@@ -747,7 +747,7 @@ async fn serverless_function_composed_with_wac_serves_generate_and_jobs() -> Tes
 
 // ---- Obelisk: the component as an activity, a durable workflow ------------------------------------
 
-const WORKFLOW_FFQN: &str = "empiriolabs:happyhorse-workflow/generation@0.2.0.generate";
+const WORKFLOW_FFQN: &str = "empiriolabs:happyhorse-workflow/generation@0.3.0.generate";
 
 /// Builds the example workflow as the README does (its own small workspace, a target of its
 /// own) and returns the path of its `.wasm`.

@@ -2,11 +2,11 @@
 //!
 //! ```text
 //! dist/
-//!   happyhorse-0.2.0.wasm                  the component, the bytes the tests load
-//!   wit/empiriolabs-happyhorse@0.2.0.wasm  the world's WIT package, encoded
-//!   wit/videogen-api@0.2.0.wasm            the contract's WIT package, encoded
-//!   python/happyhorse-0.2.0-py3-none-any.whl  the Python package (packages/python)
-//!   npm/happyhorse-0.2.0.tgz               the npm package (packages/node)
+//!   happyhorse-0.3.0.wasm                  the component, the bytes the tests load
+//!   wit/empiriolabs-happyhorse@0.3.0.wasm  the world's WIT package, encoded
+//!   wit/videogen-api@0.3.0.wasm            the contract's WIT package, encoded
+//!   python/happyhorse-0.3.0-py3-none-any.whl  the Python package (packages/python)
+//!   npm/happyhorse-0.3.0.tgz               the npm package (packages/node)
 //!   release.json                           version, revision, dirty, every file's digest
 //!   SHA256SUMS                             `sha256sum -c SHA256SUMS` checks every file above
 //! ```

@@ -9,7 +9,7 @@ use std::process::Command;
 
 /// One built package: its path under `dist/` and its bytes.
 pub struct BuiltPackage {
-    /// `python/happyhorse-0.2.0-py3-none-any.whl` or `npm/happyhorse-0.2.0.tgz`.
+    /// `python/happyhorse-0.3.0-py3-none-any.whl` or `npm/happyhorse-0.3.0.tgz`.
     pub path: String,
     /// The file.
     pub bytes: Vec<u8>,

@@ -68,13 +68,13 @@ impl Release {
         })
     }
 
-    /// The component's file name in `dist/`: `happyhorse-0.2.0.wasm`.
+    /// The component's file name in `dist/`: `happyhorse-0.3.0.wasm`.
     pub fn component_file_name(&self) -> String {
         let short = self.name.rsplit(':').next().unwrap_or(&self.name);
         format!("{short}-{}.wasm", self.version)
     }
 
-    /// The world the component targets, `empiriolabs:happyhorse/happyhorse@0.2.0` (its package
+    /// The world the component targets, `empiriolabs:happyhorse/happyhorse@0.3.0` (its package
     /// names the world after itself).
     pub fn world(&self) -> String {
         let (_, short) = self.name.split_once(':').unwrap_or(("", &self.name));

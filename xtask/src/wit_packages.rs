@@ -8,7 +8,7 @@ use wit_parser::Resolve;
 
 /// One encoded package.
 pub struct EncodedPackage {
-    /// `videogen-api@0.2.0`: the package's id as a file name (as in `wit/released/`).
+    /// `videogen-api@0.3.0`: the package's id as a file name (as in `wit/released/`).
     pub file_stem: String,
     /// The package's binary encoding.
     pub wasm: Vec<u8>,

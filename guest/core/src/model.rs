@@ -193,6 +193,33 @@ impl JobState {
     }
 }
 
+/// A job's progress as the provider wrote it, before scaling (WIT `progress-reading`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProgressReading {
+    /// The number written, 0 to 100.
+    pub value: f64,
+    /// Whether it was written with a `%`.
+    pub marked_percent: bool,
+}
+
+impl ProgressReading {
+    /// This reading alone as a fraction 0.0–1.0: a number up to 1 is a fraction, one above
+    /// it (or marked `%`) a percentage. 1 itself reads as done, not 1 %.
+    pub fn fraction(self) -> f64 {
+        let fraction = if self.marked_percent || self.value > 1.0 {
+            self.value / 100.0
+        } else {
+            self.value
+        };
+        // Normalises -0.0 and keeps the documented range even for rounding surprises.
+        if fraction == 0.0 {
+            0.0
+        } else {
+            fraction.clamp(0.0, 1.0)
+        }
+    }
+}
+
 /// One reading of a job (WIT `job-status`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobStatus {
@@ -200,6 +227,8 @@ pub struct JobStatus {
     pub job_id: String,
     /// Normalized state.
     pub state: JobState,
+    /// The progress as written, when the provider wrote a readable one.
+    pub progress_reading: Option<ProgressReading>,
     /// The provider's status word, verbatim.
     pub raw_status: String,
     /// Submission time as the provider wrote it.
@@ -373,8 +402,8 @@ pub struct ParsedJob {
     pub state: JobState,
     /// The provider's status word, verbatim.
     pub raw_status: String,
-    /// Progress from 0.0 to 1.0, when reported in a readable form.
-    pub progress: Option<f64>,
+    /// The progress as written, when reported in a readable form (0 to 100).
+    pub progress: Option<ProgressReading>,
     /// Submission time as the provider wrote it (numbers as their decimal string).
     pub created_at: Option<String>,
     /// End time as the provider wrote it.

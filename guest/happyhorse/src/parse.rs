@@ -11,7 +11,7 @@
 
 use serde_json::{Map, Value};
 
-use video_gen_core::model::{ApiError, JobFailure, JobState, ParsedJob};
+use video_gen_core::model::{ApiError, JobFailure, JobState, ParsedJob, ProgressReading};
 
 /// Longest message taken from a non-JSON error body: enough for a proxy's one-line error,
 /// short enough that an HTML error page does not flood a log.
@@ -80,7 +80,7 @@ pub fn parse_job(body: &[u8]) -> Result<ParsedJob, String> {
     let progress = job.get("progress").and_then(progress_value);
     let state = match status_group(&raw_status) {
         StatusGroup::Queued => JobState::Queued,
-        StatusGroup::Running => JobState::Running(progress),
+        StatusGroup::Running => JobState::Running(progress.map(ProgressReading::fraction)),
         StatusGroup::Completed => JobState::Completed(outputs(job)?),
         StatusGroup::Failed => JobState::Failed(failure(job, top)),
         StatusGroup::Cancelled => JobState::Cancelled,
@@ -141,30 +141,27 @@ fn status_group(raw: &str) -> StatusGroup {
     }
 }
 
-/// Progress from 0.0 to 1.0: a fraction (0–1) as is, a percentage (above 1, up to 100)
-/// divided by 100, the same as a string, or `"50%"`. Anything else is `None`.
-fn progress_value(value: &Value) -> Option<f64> {
-    let fraction = match value {
-        Value::Number(n) => scale_progress(n.as_f64()?),
-        Value::String(s) => progress_from_str(s),
-        _ => None,
-    }?;
-    // Normalises -0.0 and keeps the documented range even for rounding surprises.
-    Some(if fraction == 0.0 {
-        0.0
-    } else {
-        fraction.clamp(0.0, 1.0)
+/// Progress as written: a number from 0 to 100, or the same as a string, or `"50%"` (marked
+/// as a percentage, 0 to 100). Anything else (negative, above 100, not a number) is `None`.
+/// Scaling it is the reader's choice ([`ProgressReading::fraction`] for one reading alone).
+fn progress_value(value: &Value) -> Option<ProgressReading> {
+    let (value, marked_percent) = match value {
+        Value::Number(n) => (n.as_f64()?, false),
+        Value::String(s) => progress_from_str(s)?,
+        _ => return None,
+    };
+    (value.is_finite() && (0.0..=100.0).contains(&value)).then_some(ProgressReading {
+        // Normalises -0.0.
+        value: if value == 0.0 { 0.0 } else { value },
+        marked_percent,
     })
 }
 
-fn progress_from_str(s: &str) -> Option<f64> {
+fn progress_from_str(s: &str) -> Option<(f64, bool)> {
     let s = s.trim();
     match s.strip_suffix('%') {
-        Some(percent) => {
-            let p = decimal(percent.trim())?;
-            (p.is_finite() && (0.0..=100.0).contains(&p)).then_some(p / 100.0)
-        }
-        None => scale_progress(decimal(s)?),
+        Some(percent) => Some((decimal(percent.trim())?, true)),
+        None => Some((decimal(s)?, false)),
     }
 }
 
@@ -174,19 +171,6 @@ fn progress_from_str(s: &str) -> Option<f64> {
 /// form a provider writes. What only `str::parse` accepts (`+5`, `.5`, `inf`) is no progress.
 fn decimal(s: &str) -> Option<f64> {
     serde_json::from_str(s).ok()
-}
-
-/// `0..=1` is a fraction, `(1, 100]` a percentage; 1 itself is read as done, not 1 %.
-fn scale_progress(p: f64) -> Option<f64> {
-    if !p.is_finite() || p < 0.0 {
-        None
-    } else if p <= 1.0 {
-        Some(p)
-    } else if p <= 100.0 {
-        Some(p / 100.0)
-    } else {
-        None
-    }
 }
 
 /// Output URLs of a completed job: from `result` (a URL, a list, or an object), falling back

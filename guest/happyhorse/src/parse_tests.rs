@@ -147,40 +147,53 @@ fn job_under_data_and_envelope_status() {
 
 #[test]
 fn progress_forms() {
+    // (as written, the reading kept (value, marked %), this reading alone as a fraction)
     let cases = [
-        (json!(0.5), Some(0.5)),
-        (json!(0), Some(0.0)),
-        (json!(1), Some(1.0)),
-        (json!(50), Some(0.5)),
-        (json!(100), Some(1.0)),
-        (json!("50%"), Some(0.5)),
-        (json!(" 12.5 % "), Some(0.125)),
-        (json!("0.5"), Some(0.5)),
-        (json!("50"), Some(0.5)),
-        (json!(150), None),
-        (json!(-1), None),
-        (json!("150%"), None),
-        (json!("-5%"), None),
-        (json!("NaN"), None),
-        (json!("inf"), None),
-        (json!("half"), None),
-        (json!("1e1"), Some(0.1)),
-        (json!(".5"), None),
-        (json!("+50%"), None),
-        (json!("0x10"), None),
-        (json!(null), None),
-        (json!(true), None),
-        (json!([0.5]), None),
-        (json!(-0.0), Some(0.0)),
+        (json!(0.5), Some((0.5, false)), Some(0.5)),
+        (json!(0), Some((0.0, false)), Some(0.0)),
+        (json!(1), Some((1.0, false)), Some(1.0)),
+        (json!(50), Some((50.0, false)), Some(0.5)),
+        (json!(100), Some((100.0, false)), Some(1.0)),
+        (json!("50%"), Some((50.0, true)), Some(0.5)),
+        (json!(" 12.5 % "), Some((12.5, true)), Some(0.125)),
+        // Marked: 0.5 % is not half done.
+        (json!("0.5%"), Some((0.5, true)), Some(0.005)),
+        (json!("0.5"), Some((0.5, false)), Some(0.5)),
+        (json!("50"), Some((50.0, false)), Some(0.5)),
+        (json!(150), None, None),
+        (json!(-1), None, None),
+        (json!("150%"), None, None),
+        (json!("-5%"), None, None),
+        (json!("NaN"), None, None),
+        (json!("inf"), None, None),
+        (json!("half"), None, None),
+        (json!("1e1"), Some((10.0, false)), Some(0.1)),
+        (json!(".5"), None, None),
+        (json!("+50%"), None, None),
+        (json!("0x10"), None, None),
+        (json!(null), None, None),
+        (json!(true), None, None),
+        (json!([0.5]), None, None),
+        (json!(-0.0), Some((0.0, false)), Some(0.0)),
     ];
-    for (raw, expected) in cases {
+    for (raw, reading, fraction) in cases {
         let p = job(json!({"status": "running", "progress": raw})).unwrap();
-        assert_eq!(p.progress, expected, "{raw}");
-        assert_eq!(p.state, JobState::Running(expected), "{raw}");
-        if let Some(x) = p.progress {
-            assert!(x.is_sign_positive(), "{raw}");
+        let kept = p.progress.map(|r| (r.value, r.marked_percent));
+        assert_eq!(kept, reading, "{raw}");
+        assert_eq!(p.state, JobState::Running(fraction), "{raw}");
+        if let Some(r) = p.progress {
+            assert!(r.value.is_sign_positive(), "{raw}");
         }
     }
+}
+
+#[test]
+fn progress_is_kept_whatever_the_state() {
+    // A queued job that writes 0, or a completed one that writes 100: the reading is kept
+    // for a caller that settles the job's scale.
+    let p = job(json!({"status": "queued", "progress": 0.4})).unwrap();
+    assert_eq!(p.state, JobState::Queued);
+    assert_eq!(p.progress.map(|r| r.value), Some(0.4));
 }
 
 // ---- outputs ----
@@ -541,15 +554,16 @@ fn arb_job() -> impl Strategy<Value = Value> {
 
 fn check_job_invariants(body: &[u8]) -> Result<(), TestCaseError> {
     if let Ok(p) = parse_job(body) {
-        if let Some(x) = p.progress {
-            prop_assert!((0.0..=1.0).contains(&x));
+        if let Some(r) = p.progress {
+            prop_assert!((0.0..=100.0).contains(&r.value));
+            prop_assert!((0.0..=1.0).contains(&r.fraction()));
         }
         match p.state {
             JobState::Completed(urls) => {
                 prop_assert!(!urls.is_empty());
                 prop_assert!(urls.iter().all(|u| !u.trim().is_empty()));
             }
-            JobState::Running(x) => prop_assert_eq!(x, p.progress),
+            JobState::Running(x) => prop_assert_eq!(x, p.progress.map(|r| r.fraction())),
             JobState::Failed(f) => prop_assert!(!f.code.is_empty() && !f.message.is_empty()),
             _ => {}
         }

@@ -65,6 +65,7 @@ mod journal;
 mod observe;
 mod one_shot;
 mod plan;
+mod progress;
 mod registry;
 mod reports;
 mod run;
@@ -88,6 +89,7 @@ pub use journal::{
 pub use observe::{BudgetView, LogObserver, Observer, displayable, progress_percent};
 pub use one_shot::{generate, resume};
 pub use plan::{Plan, PlannedShot, check as check_plan};
+pub use progress::{ProgressScale, ScaledProgress};
 pub use registry::default_state_dir;
 pub use reports::{
     INDEX as INDEX_FILE, MANIFEST as MANIFEST_FILE, clips_not_as_paid_for, shot_json,

@@ -6,7 +6,7 @@ import { checkJobId, toWitRates, toWitRequest } from './request.js';
 import { runInWorker } from './runner.js';
 
 /**
- * A client of the HappyHorse 1.1 API, through the bundled `videogen:api/video-gen@0.2.0`
+ * A client of the HappyHorse 1.1 API, through the bundled `videogen:api/video-gen@0.3.0`
  * component. Every call runs the component in a worker thread of its own, so none blocks the
  * event loop, and calls may run concurrently.
  */

@@ -22,6 +22,12 @@ export function toJobStatus(s) {
       status.failure = s.state.val;
       break;
   }
+  if (s.progressReading !== undefined) {
+    status.progressReading = {
+      value: s.progressReading.value,
+      markedPercent: s.progressReading.markedPercent,
+    };
+  }
   status.rawStatus = s.rawStatus;
   if (s.createdAt !== undefined) status.createdAt = s.createdAt;
   if (s.completedAt !== undefined) status.completedAt = s.completedAt;

@@ -10,7 +10,7 @@
 
 import { toJobStatus } from './convert.js';
 
-/** Error cases of `videogen:api/video-gen@0.2.0`, in the WIT's order, spelled as there. */
+/** Error cases of `videogen:api/video-gen@0.3.0`, in the WIT's order, spelled as there. */
 export const WIT_ERROR_CASES = Object.freeze([
   'permanent-invalid-request',
   'permanent-unauthorized',

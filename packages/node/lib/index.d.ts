@@ -1,5 +1,5 @@
 // Types of the `happyhorse` package. Hand-written: this is the package's API, a thin layer
-// over the `videogen:api/video-gen@0.2.0` component; jco's generated types are not shipped.
+// over the `videogen:api/video-gen@0.3.0` component; jco's generated types are not shipped.
 
 /** How the provider should interpret the request. */
 export type Mode = 'auto' | 't2v' | 'i2v' | 'r2v';
@@ -129,12 +129,26 @@ export interface JobFailure {
   message: string;
 }
 
+/**
+ * A job's progress as the provider wrote it, before scaling. One reading alone cannot always
+ * tell a fraction from a percentage: a job that ever writes a number above 1, or a `%`,
+ * reports percentages, and its earlier readings too.
+ */
+export interface ProgressReading {
+  /** The number written, 0 to 100. */
+  value: number;
+  /** Whether it was written with a `%`. */
+  markedPercent: boolean;
+}
+
 /** One reading of a job. */
 export interface JobStatus {
   jobId: string;
   state: JobState;
-  /** 0 to 1, when the job is running and the provider reports progress. */
+  /** 0 to 1 from this one reading, when the job is running and the provider reports progress. */
   progress?: number;
+  /** The progress as written, whatever the state, to settle the job's scale across readings. */
+  progressReading?: ProgressReading;
   /** The output URLs, when completed (signed and short-lived: download promptly). */
   outputs?: string[];
   /** Why, when failed. */

@@ -95,6 +95,23 @@ test('submit, then poll and wait by job id', TIMEOUT, async () => {
   assert.ok(result.outputs.length >= 1);
 });
 
+test('poll hands over the progress as written, beside the one-reading fraction', TIMEOUT, async () => {
+  // The emulator answers this job's polls with 0.6, then 6: a percent job's first readings.
+  const jobId = await client.submit({ prompt: 'A horse. [emulator:progress=0.6,6]', durationSeconds: 3 });
+  let status = await client.poll(jobId);
+  while (status.state === 'queued') {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    status = await client.poll(jobId);
+  }
+  assert.equal(status.state, 'running');
+  assert.deepEqual(status.progressReading, { value: 0.6, markedPercent: false });
+  assert.equal(status.progress, 0.6);
+  status = await client.poll(jobId);
+  assert.deepEqual(status.progressReading, { value: 6, markedPercent: false });
+  assert.equal(status.progress, 0.06);
+  assert.equal((await client.wait(jobId)).status.state, 'completed');
+});
+
 test('an invalid request is refused before any request is sent', async () => {
   const server = await countingServer();
   try {

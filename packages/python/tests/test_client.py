@@ -25,7 +25,7 @@ def test_imports_the_installed_wheel_with_its_component() -> None:
     assert "site-packages" in package.parts, package
     assert (package / "happyhorse.wasm").is_file()
     assert (package / "py.typed").is_file()
-    assert happyhorse.__version__ == "0.2.0"
+    assert happyhorse.__version__ == "0.3.0"
 
 
 def test_generate_end_to_end(client: happyhorse.Client, emulator_url: str) -> None:
@@ -141,6 +141,22 @@ def test_on_progress_is_called(client: happyhorse.Client) -> None:
     assert seen and seen[-1].state is happyhorse.JobState.COMPLETED and seen[-1] == result.status
     assert {s.job_id for s in seen} == {result.job_id}
     assert not any(s.state.is_terminal for s in seen[:-1])
+
+
+def test_progress_as_written(client: happyhorse.Client) -> None:
+    # The emulator answers this job's polls with 0.6, then 6: a percent job's first readings.
+    job_id = client.submit(prompt=f"{PROMPT} [emulator:progress=0.6,6]")
+    status = client.poll(job_id)
+    while status.state is happyhorse.JobState.QUEUED:
+        time.sleep(0.1)
+        status = client.poll(job_id)
+    assert status.state is happyhorse.JobState.RUNNING
+    assert status.progress_reading == happyhorse.ProgressReading(0.6, False)
+    assert status.progress == 0.6
+    status = client.poll(job_id)
+    assert status.progress_reading == happyhorse.ProgressReading(6.0, False)
+    assert status.progress == 0.06
+    assert client.wait(job_id).status.state is happyhorse.JobState.COMPLETED
 
 
 def test_threads_share_one_client(client: happyhorse.Client) -> None:

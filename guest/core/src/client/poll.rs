@@ -98,10 +98,12 @@ impl<P: Provider, T: Transport, E: Env> Client<P, T, E> {
             .filter(|&created| created <= now)
             .map(|created| now - created)
             .or(local_age_ms);
-        let next = next_poll_ms(&self.config.poll, parsed.progress, age, retry_after_ms);
+        let progress = parsed.progress.map(|p| p.fraction());
+        let next = next_poll_ms(&self.config.poll, progress, age, retry_after_ms);
         JobStatus {
             job_id: job_id.to_string(),
             state: parsed.state,
+            progress_reading: parsed.progress,
             raw_status: parsed.raw_status,
             created_at: parsed.created_at,
             completed_at: parsed.completed_at,

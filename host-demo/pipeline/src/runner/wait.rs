@@ -73,7 +73,7 @@ impl Runner<'_> {
             match polled {
                 Ok(Ok(status)) => {
                     transient = 0;
-                    scheduler.observed(job_id, &status, sent, received);
+                    let progress = scheduler.observed(job_id, &status, sent, received);
                     // What the job taught outlives the run: the next one starts informed.
                     let learned = scheduler.take_learned();
                     if let Err(e) = self.journal.save_learned(&learned) {
@@ -84,8 +84,8 @@ impl Runner<'_> {
                             self.progress.progress(name, "queued", Some(0.0));
                             Outcome::Working
                         }
-                        JobState::Running(p) => {
-                            self.progress.progress(name, "running", p);
+                        JobState::Running(_) => {
+                            self.progress.progress(name, "running", progress.shown);
                             Outcome::Working
                         }
                         JobState::Completed(urls) => Outcome::Completed { urls },

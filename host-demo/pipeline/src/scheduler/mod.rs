@@ -41,6 +41,7 @@ mod tests;
 pub use config::ScheduleConfig;
 pub use plan::PollCounts;
 
+use crate::progress::ScaledProgress;
 use happyhorse_sandbox::api::JobStatus;
 use happyhorse_sandbox::{OutboundPolicy, RequestBudget};
 use learn::{JobClass, Record};
@@ -208,11 +209,21 @@ impl PollScheduler {
     }
 
     /// What a poll of `job_id`, sent at `sent` and answered at `received`, found: plans the
-    /// next poll, or learns from the job and stops watching it if it ended.
-    pub fn observed(&self, job_id: &str, status: &JobStatus, sent: Instant, received: Instant) {
-        self.plan()
+    /// next poll, or learns from the job and stops watching it if it ended. Returns the job's
+    /// progress read on its settled scale ([`crate::ProgressScale`]): what was planned with,
+    /// and what a screen may draw.
+    pub fn observed(
+        &self,
+        job_id: &str,
+        status: &JobStatus,
+        sent: Instant,
+        received: Instant,
+    ) -> ScaledProgress {
+        let progress = self
+            .plan()
             .observed(job_id, status, sent, received, SystemTime::now());
         self.changed.notify_waiters();
+        progress
     }
 
     /// A poll of `job_id` failed: the same poll again after `delay` (at most `max-gap`).

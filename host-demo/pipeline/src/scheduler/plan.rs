@@ -5,6 +5,7 @@
 use super::config::{DAY, LEARN_AFTER, LEARN_FROM, ScheduleConfig};
 use super::learn::{JobClass, Learner, Reading, Record, Remaining};
 use super::predict::{ProgressReading, implied_queue_ms, predict_completion_ms};
+use crate::progress::{ProgressScale, ScaledProgress};
 use happyhorse_sandbox::RequestBudget;
 use happyhorse_sandbox::api::{JobState, JobStatus};
 use std::collections::{HashMap, VecDeque};
@@ -32,6 +33,8 @@ pub(super) struct Watch {
     /// time lies between, whatever the two clocks say.
     pub(super) submitted: Option<(Instant, Instant)>,
     pub(super) readings: Vec<ProgressReading>,
+    /// The scale its progress is written on, settled from its readings.
+    pub(super) scale: ProgressScale,
     pub(super) place: Place,
     /// What it renders, which decides what the learner compares it with.
     pub(super) class: JobClass,
@@ -71,6 +74,7 @@ impl Watch {
             created: None,
             submitted,
             readings: Vec::new(),
+            scale: ProgressScale::default(),
             place: Place::Planned,
             class: JobClass::default(),
             load: None,
@@ -348,10 +352,50 @@ impl PollPlan {
 
     /// What a poll sent at `sent` and answered at `received` (`wall`, on the wall clock)
     /// found; plans the job's next poll, or learns from it and lets it go if it ended.
+    /// Returns the job's progress on its settled scale (see [`ProgressScale`]): the value
+    /// planned with here, and what a screen may draw of it.
     pub(super) fn observed(
         &mut self,
         job_id: &str,
         status: &JobStatus,
+        sent: Instant,
+        received: Instant,
+        wall: SystemTime,
+    ) -> ScaledProgress {
+        let watch = self.watch(job_id, sent);
+        if watch.created.is_none() {
+            watch.created = creation(
+                status.created_at.as_deref(),
+                received,
+                wall,
+                watch.submitted,
+            );
+        }
+        let created = watch.created.or(watch.submitted.map(|(_, r)| r));
+        let age = created.map(|c| midpoint(sent, received).saturating_duration_since(c));
+        let scaled = watch.scale.read(status, age);
+        if scaled.now_percent {
+            // What looked like fractions were percentages: read them again that way.
+            for reading in &mut watch.readings {
+                reading.progress /= 100.0;
+            }
+            if let Some((_, _, Some(p))) = &mut watch.seen {
+                *p /= 100.0;
+            }
+        }
+        let running = scaled
+            .fraction
+            .filter(|_| matches!(status.state, JobState::Running(_)));
+        self.plan_after(job_id, status, running, sent, received, wall);
+        scaled
+    }
+
+    /// [`PollPlan::observed`] once `progress` (the job's, if running) is read on its scale.
+    fn plan_after(
+        &mut self,
+        job_id: &str,
+        status: &JobStatus,
+        progress: Option<f64>,
         sent: Instant,
         received: Instant,
         wall: SystemTime,
@@ -370,34 +414,21 @@ impl PollPlan {
         let watch = self.watch(job_id, sent);
         watch.place = Place::Planned;
         watch.answered = Some(received);
-        if watch.created.is_none() {
-            watch.created = creation(
-                status.created_at.as_deref(),
-                received,
-                wall,
-                watch.submitted,
-            );
-        }
         let created = watch.created.or(watch.submitted.map(|(_, r)| r));
-        // The provider read its clock somewhere between sending and receiving.
-        let at = sent + (received.saturating_duration_since(sent)) / 2;
+        let at = midpoint(sent, received);
         let age_ms = |t: Instant| created.map(|c| ms(t.saturating_duration_since(c)));
-        if let (JobState::Running(Some(p)), Some(age)) = (&status.state, age_ms(at))
-            && *p > 0.0
-            && *p < 1.0
+        if let (Some(p), Some(age)) = (progress, age_ms(at))
+            && p > 0.0
+            && p < 1.0
         {
             watch.readings.push(ProgressReading {
                 age_ms: age,
-                progress: *p,
+                progress: p,
                 uncertainty_ms: ms(received.saturating_duration_since(sent)) / 2.0,
             });
         }
         if !ended && let Some(age) = age_ms(at) {
             let (class, load) = (watch.class.clone(), watch.load);
-            let progress = match status.state {
-                JobState::Running(p) => p,
-                _ => None,
-            };
             let seen = (at, age, progress);
             let planned = self.learned_poll(&class, load, seen);
             let watch = self.watch(job_id, sent);
@@ -567,6 +598,11 @@ pub(super) fn creation(
         (None, Some((sent, _))) => Some(sent),
         (None, None) => None,
     }
+}
+
+/// When the provider read its clock for an answer: somewhere between sending and receiving.
+fn midpoint(sent: Instant, received: Instant) -> Instant {
+    sent + received.saturating_duration_since(sent) / 2
 }
 
 pub(super) fn ms(d: Duration) -> f64 {

@@ -25,6 +25,7 @@ fn status(state: JobState, created_ago: Duration) -> JobStatus {
     JobStatus {
         job_id: "job".into(),
         state,
+        progress_reading: None,
         raw_status: "running".into(),
         created_at: Some(stamp(created_ago)),
         completed_at: None,

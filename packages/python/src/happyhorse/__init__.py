@@ -5,7 +5,7 @@
     result = client.generate(prompt="A horse gallops along a beach at sunset.")
     print(result.outputs)
 
-The package bundles the `videogen:api/video-gen@0.2.0` component and runs it in Wasmtime
+The package bundles the `videogen:api/video-gen@0.3.0` component and runs it in Wasmtime
 (`wasmtime` from PyPI). See the README for what that sandbox does and does not restrict.
 """
 
@@ -16,10 +16,10 @@ from .errors import (ApiError, ComponentError, Error, ExecutionFailedError,
                      MalformedResponseError, NotFoundError, RateLimitedError, ServerError,
                      SubmitOutcomeUnknownError, TimeoutError, TransportError, UnauthorizedError)
 from .types import (CostEstimate, FieldViolation, FieldWarning, JobFailure, JobResult, JobState,
-                    JobStatus, Mode, PollPolicy, ResolutionRate, TransportKind, ValidatedRequest,
-                    VideoRequest, VideoRequestArgs)
+                    JobStatus, Mode, PollPolicy, ProgressReading, ResolutionRate, TransportKind,
+                    ValidatedRequest, VideoRequest, VideoRequestArgs)
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "AsyncClient", "Client", "DEFAULT_BASE_URL", "ProgressCallback",
@@ -28,6 +28,6 @@ __all__ = [
     "ServerError", "TransportError", "SubmitOutcomeUnknownError", "TimeoutError",
     "MalformedResponseError", "ExecutionFailedError",
     "CostEstimate", "FieldViolation", "FieldWarning", "JobFailure", "JobResult", "JobState",
-    "JobStatus", "Mode", "PollPolicy", "ResolutionRate", "TransportKind", "ValidatedRequest",
+    "JobStatus", "Mode", "PollPolicy", "ProgressReading", "ResolutionRate", "TransportKind", "ValidatedRequest",
     "VideoRequest", "VideoRequestArgs",
 ]

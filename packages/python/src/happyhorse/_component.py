@@ -20,7 +20,7 @@ from .errors import ComponentError, ExecutionFailedError
 #: The component shipped inside the wheel. Tests point this elsewhere to simulate damage.
 COMPONENT_FILE = Path(__file__).with_name("happyhorse.wasm")
 
-INTERFACE = "videogen:api/video-gen@0.2.0"
+INTERFACE = "videogen:api/video-gen@0.3.0"
 FUNCTIONS = ("validate", "estimate-cost", "submit", "poll", "wait", "generate")
 
 #: Linear memory a call may grow to, as `host-demo` allows a plugin (64 MiB).

@@ -15,8 +15,8 @@ from wasmtime.component import Record, Variant
 
 from . import errors
 from .types import (CostEstimate, FieldViolation, FieldWarning, JobFailure, JobResult,
-                    JobState, JobStatus, Mode, PollPolicy, ResolutionRate, TransportKind,
-                    ValidatedRequest, VideoRequest)
+                    JobState, JobStatus, Mode, PollPolicy, ProgressReading, ResolutionRate,
+                    TransportKind, ValidatedRequest, VideoRequest)
 
 U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
@@ -179,7 +179,14 @@ def job_status(value: Any) -> JobStatus:
         progress=payload if tag is JobState.RUNNING else None,
         outputs=tuple(payload) if tag is JobState.COMPLETED else (),
         failure=job_failure(payload) if tag is JobState.FAILED else None,
-        created_at=_get(value, "created_at"), completed_at=_get(value, "completed_at"))
+        created_at=_get(value, "created_at"), completed_at=_get(value, "completed_at"),
+        progress_reading=progress_reading(_get(value, "progress_reading")))
+
+
+def progress_reading(value: Any) -> ProgressReading | None:
+    if value is None:
+        return None
+    return ProgressReading(_get(value, "value"), _get(value, "marked_percent"))
 
 
 def job_result(value: Any) -> JobResult:

@@ -138,11 +138,25 @@ class JobFailure:
 
 
 @dataclass(frozen=True)
+class ProgressReading:
+    """A job's progress as the provider wrote it, before scaling (WIT `progress-reading`).
+
+    One reading alone cannot always tell a fraction from a percentage: a job that ever writes
+    a number above 1, or a `%`, reports percentages, and its earlier readings too.
+    """
+
+    value: float
+    marked_percent: bool
+
+
+@dataclass(frozen=True)
 class JobStatus:
     """One reading of a job (WIT `job-status`).
 
     The WIT variant `job-state` is flattened: `state` is its case, and its payload is
-    `progress` (running, 0.0-1.0, when reported), `outputs` (completed) or `failure` (failed).
+    `progress` (running, 0.0-1.0 from this one reading, when reported), `outputs` (completed)
+    or `failure` (failed). `progress_reading` is the number as written, to settle a job's
+    scale across its readings.
     """
 
     job_id: str
@@ -154,6 +168,7 @@ class JobStatus:
     failure: JobFailure | None = None
     created_at: str | None = None
     completed_at: str | None = None
+    progress_reading: ProgressReading | None = None
 
 
 @dataclass(frozen=True)
