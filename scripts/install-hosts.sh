@@ -41,7 +41,13 @@ fi
 for host in "${hosts[@]}"; do
   case "$host" in
     wasmtime)
-      "${build[@]}" cargo install --locked "${root[@]}" "wasmtime-cli@${WASMTIME_VERSION}"
+      # Only what `wasmtime run` and `wasmtime serve` need for a WASI 0.2 component (the
+      # examples and tests/all/hosts.rs use nothing else): no explorer, wast, objdump,
+      # Winch, Pulley, GC proposals, wizer, wasi-nn/-tls/-keyvalue/-config or profiling.
+      # `serve` names WASIp3 types whatever its features, hence component-model-async.
+      "${build[@]}" cargo install --locked "${root[@]}" --no-default-features \
+        --features run,serve,cranelift,wasi-http,component-model,component-model-async,cache,parallel-compilation,pooling-allocator,wat,logging \
+        "wasmtime-cli@${WASMTIME_VERSION}"
       ;;
     obelisk)
       # Obelisk's build compiles protobuf definitions and needs protoc.
