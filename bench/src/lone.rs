@@ -238,6 +238,8 @@ async fn strategy(args: &Args, world: &World, strategy: Strategy) -> Result<Outc
                     dir.path(),
                     None,
                     &observer,
+                    // A benchmark's jobs are not the user's: none in their registry.
+                    None,
                 )
                 .await?;
                 anyhow::ensure!(

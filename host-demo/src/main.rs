@@ -4,13 +4,15 @@ mod cli;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use cli::events::Events;
 use cli::exit::{Exit, RefuseInput, refuse};
 use cli::job::{JobBar, Phase, Pickup};
+use cli::tee::Tee;
 use cli::{say, tell};
 use happyhorse_emulator::{Emulator, EmulatorConfig, JobModel, RenderFarm};
 use happyhorse_pipeline::{
-    ConnectOptions, EMULATOR_KEY, Session, check_job_id, check_shot_total, describe, money,
-    request_image, shown, shown_lines,
+    ConnectOptions, EMULATOR_KEY, Observer, Session, State, check_job_id, check_shot_total,
+    describe, money, request_image, shown, shown_lines,
 };
 use happyhorse_sandbox::api::{Mode, VideoRequest};
 use happyhorse_sandbox::{KEY_ENV, RedactingMakeWriter, SandboxPolicy};
@@ -45,6 +47,11 @@ enum Command {
         job_id: String,
         #[command(flatten)]
         output: OutputArg,
+        /// Write JSON Lines to stdout instead: one event a line (progress, completed,
+        /// downloaded, failed, finished), flushed per line; human text goes to stderr, no
+        /// progress bar (the events: docs/pipeline.md).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         conn: ConnectionArgs,
     },
@@ -60,6 +67,9 @@ enum Command {
     Status(cli::pipeline::StatusArgs),
     /// Settle a shot whose submit outcome is unknown: attach its job id, or forget it.
     Resolve(cli::pipeline::ResolveArgs),
+    /// List the jobs recorded last (per user): state, estimate, files, and the command that
+    /// picks each unfinished one up.
+    Jobs(cli::jobs::JobsArgs),
     /// Run the local emulator of the EmpirioLabs API until Ctrl-C.
     Emulator(EmulatorArgs),
 }
@@ -201,6 +211,11 @@ struct GenerateArgs {
     /// USD).
     #[arg(long)]
     max_cost: Option<String>,
+    /// Write JSON Lines to stdout instead: one event a line (submitted, progress, completed,
+    /// downloaded, failed, finished), flushed per line; human text goes to stderr, no
+    /// progress bar (the events: docs/pipeline.md).
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     output: OutputArg,
     #[command(flatten)]
@@ -285,30 +300,50 @@ async fn main() -> ExitCode {
         .with_writer(RedactingMakeWriter)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    // From here, with `--json`, stdout carries events only (`say!` turns to stderr).
+    let events = wants_json(&cli.command).then(cli::events::Events::stdout);
+    let events = events.as_ref();
     let outcome = match cli.command {
-        Command::Generate(args) => generate(args, cli.verbose).await,
+        Command::Generate(args) => generate(args, cli.verbose, events).await,
         Command::Resume {
             job_id,
             output,
             conn,
-        } => resume(job_id, output, conn, cli.verbose).await,
+            ..
+        } => resume(job_id, output, conn, cli.verbose, events).await,
         Command::Run { run, conn } => {
             let flags = cli::pipeline::RerunFlags {
                 place: conn.place_flags(),
-                run_only: conn.run_only_flags(),
+                run_only: conn.run_only_flags() + &run.setting_flags(),
             };
-            cli::pipeline::run(run, flags, open_session(conn, cli.verbose)).await
+            cli::pipeline::run(run, flags, open_session(conn, cli.verbose), events).await
         }
         Command::Status(args) => cli::pipeline::status(args),
         Command::Resolve(args) => cli::pipeline::resolve(args),
+        Command::Jobs(args) => cli::jobs::list(args),
         Command::Emulator(args) => emulator(args).await,
     };
     match outcome {
         Ok(code) => code,
         Err(e) => {
             tell!("error: {}", shown_lines(&format!("{e:#}")));
-            cli::exit::of_error(&e).into()
+            let exit = cli::exit::of_error(&e);
+            // A script reading events learns the end from the last line, errors included.
+            if let Some(events) = events {
+                events.finish_early(exit.code(), &format!("{e:#}"));
+            }
+            exit.into()
         }
+    }
+}
+
+/// Whether the command was given `--json`.
+fn wants_json(command: &Command) -> bool {
+    match command {
+        Command::Generate(args) => args.json,
+        Command::Resume { json, .. } => *json,
+        Command::Run { run, .. } => run.json,
+        _ => false,
     }
 }
 
@@ -472,7 +507,10 @@ fn clips_folder(session: &Session, out_dir: Option<PathBuf>) -> PathBuf {
     }
 }
 
-async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
+async fn generate(args: GenerateArgs, verbose: bool, events: Option<&Events>) -> Result<ExitCode> {
+    if let Some(events) = events {
+        events.one_shot(args.output.output.as_deref());
+    }
     args.output.check()?;
     let max_cost = args
         .max_cost
@@ -499,26 +537,26 @@ async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
     };
     let flags = args.conn.pickup_flags() + &args.output.flag();
     let (session, out_dir) = open_session(args.conn, verbose).await?;
+    if let Some(events) = events {
+        events.connected(&session);
+    }
     let out_dir = clips_folder(&session, out_dir);
     let mut plugin = session.plugin().await?;
 
     let validated = match plugin.validate(&request).await? {
         Ok(v) => v,
-        Err(e) => {
-            tell!("{}", describe(&e));
-            return Ok(Exit::Refused.into());
-        }
+        Err(e) => return Ok(refused_with(events, &describe(&e))),
     };
     for w in &validated.warnings {
         tell!("warning: {}: {}", shown(&w.field), shown(&w.message));
     }
     let cost = match plugin.estimate_cost(&validated.request, None).await? {
         Ok(c) => c,
-        Err(e) => {
-            tell!("{}", describe(&e));
-            return Ok(Exit::Refused.into());
-        }
+        Err(e) => return Ok(refused_with(events, &describe(&e))),
     };
+    if let Some(events) = events {
+        events.priced_one(&cost);
+    }
     say!(
         "Estimated cost: {} ({} s at {}/s, {})",
         money(cost.total_micros, &cost.currency),
@@ -531,29 +569,49 @@ async fn generate(args: GenerateArgs, verbose: bool) -> Result<ExitCode> {
     if let Some(max) = max_cost
         && cost.total_micros > max
     {
-        tell!(
+        let over = format!(
             "The estimate {} is over --max-cost {}; nothing was submitted.",
             money(cost.total_micros, &cost.currency),
             money(max, &cost.currency)
         );
-        return Ok(Exit::Refused.into());
+        return Ok(refused_with(events, &over));
     }
     if args.dry_run {
         say!("Dry run: the request is valid; nothing was submitted.");
+        if let Some(events) = events {
+            events.dry_run(1);
+        }
         return Ok(Exit::Done.into());
     }
     check_out_dir(&out_dir)?;
     args.output.check_free(&out_dir)?;
+    // Recorded there before the submit is sent, for `host-demo jobs` and `resume`.
+    let registry = cli::jobs::registry_for_generate(&session)?;
     let bar = JobBar::new(Pickup {
         flags,
         emulated: session.is_emulated(),
     });
     let name = args.output.output.as_deref();
-    let job =
-        happyhorse_pipeline::generate(&session, validated.request, cost, &out_dir, name, &bar);
-    let Some(ended) = until_ctrl_c(job, &bar).await? else {
-        return Ok(stopped(&bar));
+    let tee = events.map(|events| Tee(&bar, events));
+    let observer: &dyn Observer = match &tee {
+        Some(tee) => tee,
+        None => &bar,
     };
+    let job = happyhorse_pipeline::generate(
+        &session,
+        validated.request,
+        cost,
+        &out_dir,
+        name,
+        observer,
+        registry.as_ref(),
+    );
+    let Some(ended) = until_ctrl_c(job, &bar).await? else {
+        return Ok(stopped(&bar, events));
+    };
+    if let Some(events) = events {
+        cli::job::report_events(&ended, &bar, events);
+    }
     Ok(cli::job::report(ended, &out_dir, &bar))
 }
 
@@ -562,27 +620,58 @@ async fn resume(
     output: OutputArg,
     conn: ConnectionArgs,
     verbose: bool,
+    events: Option<&Events>,
 ) -> Result<ExitCode> {
+    if let Some(events) = events {
+        events.one_shot(output.output.as_deref());
+    }
     if let Err(problem) = check_job_id(&job_id) {
-        tell!("{problem}");
-        return Ok(Exit::Refused.into());
+        return Ok(refused_with(events, &problem));
     }
     output.check()?;
     let flags = conn.pickup_flags() + &output.flag();
     let (session, out_dir) = open_session(conn, verbose).await?;
+    if let Some(events) = events {
+        events.connected(&session);
+    }
     let out_dir = clips_folder(&session, out_dir);
     check_out_dir(&out_dir)?;
     output.check_free(&out_dir)?;
+    let registry = cli::jobs::registry_for_resume();
     let bar = JobBar::new(Pickup {
         flags,
         emulated: session.is_emulated(),
     });
     let name = output.output.as_deref();
-    let job = happyhorse_pipeline::resume(&session, &job_id, &out_dir, name, &bar);
-    let Some(ended) = until_ctrl_c(job, &bar).await? else {
-        return Ok(stopped(&bar));
+    let tee = events.map(|events| Tee(&bar, events));
+    let observer: &dyn Observer = match &tee {
+        Some(tee) => tee,
+        None => &bar,
     };
+    let job = happyhorse_pipeline::resume(
+        &session,
+        &job_id,
+        &out_dir,
+        name,
+        observer,
+        registry.as_ref(),
+    );
+    let Some(ended) = until_ctrl_c(job, &bar).await? else {
+        return Ok(stopped(&bar, events));
+    };
+    if let Some(events) = events {
+        cli::job::report_events(&ended, &bar, events);
+    }
     Ok(cli::job::report(ended, &out_dir, &bar))
+}
+
+/// Refuse the request in words and, with `--json`, in the last event: exit 2, nothing sent.
+fn refused_with(events: Option<&Events>, reason: &str) -> ExitCode {
+    tell!("{reason}");
+    if let Some(events) = events {
+        events.finish_early(Exit::Refused.code(), reason);
+    }
+    Exit::Refused.into()
 }
 
 /// Drive `job` until it ends, or until Ctrl-C: then `None`. A submit in flight at the first
@@ -621,21 +710,26 @@ async fn until_ctrl_c<T>(
     }
 }
 
-/// What Ctrl-C leaves, on its own lines: the job submitted and the command that picks it
-/// up, or that nothing was.
-fn stopped(bar: &JobBar) -> ExitCode {
+/// What Ctrl-C leaves, on its own lines (and, with `--json`, in the last event): the job
+/// submitted and the command that picks it up, or that nothing was.
+fn stopped(bar: &JobBar, events: Option<&Events>) -> ExitCode {
     bar.abandon();
-    match bar.phase() {
+    let (state, code) = match bar.phase() {
         Phase::Submitted(job) => {
             tell!("\nStopped. Job {job} was submitted and goes on at the provider.");
             tell!("Pick it up with: {}", bar.pickup(&job));
-            Exit::Resumable.into()
+            (State::Submitted { job_id: job }, Exit::Resumable.code())
         }
         Phase::NotSent | Phase::Submitting => {
             tell!("\nStopped before anything was submitted: nothing was billed.");
-            ExitCode::from(cli::exit::INTERRUPTED as u8)
+            (State::Pending, cli::exit::INTERRUPTED as u8)
         }
+    };
+    if let Some(events) = events {
+        let resume = state.job_id().and_then(|job| bar.pickup_command(job));
+        events.finish_one_shot(&state, code, resume, Some("stopped by Ctrl-C".into()));
     }
+    ExitCode::from(code)
 }
 
 async fn emulator(args: EmulatorArgs) -> Result<ExitCode> {
@@ -742,6 +836,33 @@ mod tests {
             pickup_flags(&["--timeout-secs", "900"]),
             "",
             "the default is not repeated"
+        );
+    }
+
+    #[test]
+    fn a_printed_run_command_repeats_the_runs_settings_but_never_pay_again() {
+        let cli = Cli::try_parse_from([
+            "host-demo",
+            "run",
+            "sb.toml",
+            "--max-cost",
+            "$5",
+            "--concurrency",
+            "3",
+            "--poll-interval-ms",
+            "500",
+            "--pay-again",
+            "--base-url",
+            "http://127.0.0.1:9",
+        ])
+        .expect("valid arguments");
+        let Command::Run { run, conn } = cli.command else {
+            unreachable!("a run command")
+        };
+        assert_eq!(conn.place_flags(), " --base-url http://127.0.0.1:9");
+        assert_eq!(
+            conn.run_only_flags() + &run.setting_flags(),
+            " --max-cost '$5' --concurrency 3 --poll-interval-ms 500"
         );
     }
 }

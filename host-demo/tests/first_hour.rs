@@ -5,33 +5,11 @@
 
 mod common;
 
-use common::{KEY, host_command, printed};
+use common::{KEY, host, host_command, interrupt, printed, storyboard};
 use happyhorse_emulator::{Emulator, EmulatorConfig};
 use std::path::Path;
-use std::process::{Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Output;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-
-/// A storyboard of `n` three-second shots in `dir`.
-fn storyboard(dir: &Path, n: usize) -> std::path::PathBuf {
-    let board = dir.join("trailer.toml");
-    let shots: String = (1..=n)
-        .map(|i| format!("[[shot]]\nname = \"s{i}\"\nprompt = \"shot {i}\"\nduration = 3\n"))
-        .collect();
-    std::fs::write(&board, shots).unwrap();
-    board
-}
-
-/// `host-demo args…` in `home`, to its end.
-async fn host(args: &[&str], home: &Path) -> Output {
-    host_command(home)
-        .args(args)
-        .current_dir(home)
-        .output()
-        .await
-        .expect("host-demo runs")
-}
 
 /// `host-demo run board` against the emulator at `base`, polling fast.
 async fn run_at(board: &str, base: &str, home: &Path) -> Output {
@@ -69,56 +47,6 @@ fn printed_command(text: &str, marker: &str) -> Vec<String> {
     );
     words.remove(0);
     words
-}
-
-/// Start `host-demo args…`, wait until its output holds `ready`, press Ctrl-C (SIGINT), and
-/// return everything it printed.
-async fn interrupt(args: &[&str], home: &Path, ready: &str) -> Output {
-    let mut child = host_command(home)
-        // The pipeline's progress lines, as a piped run shows them.
-        .env("RUST_LOG", "warn,happyhorse_pipeline=info")
-        .args(args)
-        .current_dir(home)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("host-demo starts");
-    let seen = Arc::new(Mutex::new(String::new()));
-    let collect = |stream: Box<dyn tokio::io::AsyncRead + Unpin + Send>| {
-        let seen = seen.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stream).lines();
-            let mut all = String::new();
-            while let Ok(Some(line)) = lines.next_line().await {
-                seen.lock().unwrap().push_str(&format!("{line}\n"));
-                all.push_str(&format!("{line}\n"));
-            }
-            all
-        })
-    };
-    let stdout = collect(Box::new(child.stdout.take().unwrap()));
-    let stderr = collect(Box::new(child.stderr.take().unwrap()));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !seen.lock().unwrap().contains(ready) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never printed {ready:?}:\n{}",
-            seen.lock().unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let pid = child.id().expect("running").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
-    let status = child.wait().await.unwrap();
-    Output {
-        status,
-        stdout: stdout.await.unwrap().into_bytes(),
-        stderr: stderr.await.unwrap().into_bytes(),
-    }
 }
 
 /// An emulator whose jobs take `secs` seconds to render.

@@ -105,6 +105,25 @@ async fn a_key_the_provider_echoes_back_is_never_printed() {
     );
     assert!(!text.contains(SECRET), "the echoed key was printed: {text}");
 
+    // Nor in the per-user registry, which keeps the refusal's words: not in what `jobs`
+    // prints without the key set (nothing to redact with there), nor in its files.
+    let listed = host_command(home)
+        .env_remove("EMPIRIOLABS_API_KEY")
+        .args(["jobs", "--json"])
+        .output()
+        .await
+        .expect("host-demo runs");
+    let text = printed(&listed);
+    assert!(text.contains("[REDACTED]"), "the refusal is listed: {text}");
+    assert!(!text.contains(SECRET), "the echoed key was listed: {text}");
+    for file in std::fs::read_dir(home.join("state")).unwrap() {
+        let bytes = std::fs::read(file.unwrap().path()).unwrap();
+        assert!(
+            !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+            "the echoed key was stored"
+        );
+    }
+
     // `run`: the shot's failure is printed, logged and shown in the summary.
     emulator.push_fault(Route::Submit, echo(400));
     let board = dir.path().join("sb.toml");

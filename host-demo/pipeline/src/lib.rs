@@ -61,6 +61,7 @@ mod advice;
 mod clip;
 mod download;
 mod images;
+mod job_record;
 mod journal;
 mod observe;
 mod one_shot;
@@ -90,7 +91,10 @@ pub use observe::{BudgetView, LogObserver, Observer, displayable, progress_perce
 pub use one_shot::{generate, resume};
 pub use plan::{Plan, PlannedShot, check as check_plan};
 pub use progress::{ProgressScale, ScaledProgress};
-pub use registry::default_state_dir;
+pub use registry::{
+    JobFile, JobState, OneShotJob, RecentJob, Registry, STATE_DIR_ENV, StoryboardSubmit,
+    default_state_dir,
+};
 pub use reports::{
     INDEX as INDEX_FILE, MANIFEST as MANIFEST_FILE, clips_not_as_paid_for, shot_json,
 };
@@ -100,7 +104,9 @@ pub use run::{
 pub use runner::{Cause, DEFAULT_CONCURRENCY, Ended, Runner, RunnerOptions};
 pub use scheduler::learn::{JobClass, Reading as JobReading, Record as LearnedJob};
 pub use scheduler::{PollCounts, PollScheduler, ScheduleConfig};
-pub use session::{BUILT_IN_EMULATOR, ConnectOptions, EMULATOR_KEY, REAL_BASE_URL, Session};
+pub use session::{
+    BUILT_IN_EMULATOR, ConnectOptions, EMULATOR_KEY, REAL_BASE_URL, Session, endpoint_of,
+};
 pub use status::{Resolution, advice as resolution_advice, settle, table as status_table};
 pub use storyboard::{
     ImageSource, Problem, RunSettings, Shot, Storyboard, output_dir, output_name_problem,

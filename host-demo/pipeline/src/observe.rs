@@ -3,6 +3,8 @@
 //! total ([`BudgetView`]), and [`LogObserver`]: one structured `tracing` line per change,
 //! which is what a log collector wants (the command line draws bars on a terminal instead).
 
+use crate::journal::State;
+use std::path::Path;
 use std::time::Duration;
 
 /// Text from the plugin or the provider (failure messages, job ids), fit for a terminal and a
@@ -25,6 +27,11 @@ pub trait Observer: Send + Sync {
     /// A shot's submit created `job_id`, journaled: from here a crash loses nothing, so
     /// this is the moment to tell a person the id to resume by.
     fn submitted(&self, _shot: &str, _job_id: &str) {}
+    /// A shot ended for this run at its journaled `state` (downloaded, failed or unknown),
+    /// its files named relative to `folder`; called just before [`Observer::finish`] words
+    /// it. For an observer that reports the facts rather than a sentence (the command line's
+    /// `--json` events: the job, each file's path, size and clip check, the failure's stage).
+    fn ended(&self, _shot: &str, _state: &State, _folder: &Path) {}
     /// The run is over: leave the display as it stands.
     fn close(&self) {}
 }

@@ -3,6 +3,7 @@
 //! it exists, one progress bar, and a last line saying how the job ended — worded as these commands
 //! always have.
 
+use super::events::{Events, stdout_reserved};
 use super::exit::Exit;
 use happyhorse_pipeline::{Cause, Ended, Observer, Stage, State, describe, shown, shown_lines};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -25,11 +26,15 @@ pub struct Pickup {
 impl Pickup {
     /// The command that picks `job` up, or why none can.
     pub fn resume(&self, job: &str) -> String {
-        if self.emulated {
+        self.command(job).unwrap_or_else(|| {
             "the built-in emulator's jobs end with this process: there is nothing to resume later (nothing was billed)".into()
-        } else {
-            format!("host-demo resume {job}{}", self.flags)
-        }
+        })
+    }
+
+    /// The command that picks `job` up; `None` for the built-in emulator's, which end with
+    /// this process.
+    pub fn command(&self, job: &str) -> Option<String> {
+        (!self.emulated).then(|| format!("host-demo resume {job}{}", self.flags))
     }
 }
 
@@ -86,6 +91,11 @@ impl JobBar {
         self.pickup.resume(job)
     }
 
+    /// The command that picks this job up, when one can ([`Pickup::command`]).
+    pub fn pickup_command(&self, job: &str) -> Option<String> {
+        self.pickup.command(job)
+    }
+
     /// Leave the bar where it is, ending its line, before the last words are printed.
     pub fn abandon(&self) {
         if let Some(bar) = self.bar.get() {
@@ -110,8 +120,9 @@ impl JobBar {
         bar.set_position(position);
         bar.set_message(happyhorse_sandbox::redact(label).into_owned());
         // On a terminal the bar shows this; elsewhere a log line per reading does, under the
-        // binary's target as it always was, so log filters written for it still match.
-        if bar.is_hidden() {
+        // binary's target as it always was, so log filters written for it still match. With
+        // `--json` the events say it: no line.
+        if bar.is_hidden() && !stdout_reserved() {
             let job = self.job.lock().unwrap_or_else(|e| e.into_inner()).clone();
             tracing::info!(target: "host_demo", job = %shown(&job), state = %label, progress = position, "job status");
         }
@@ -153,7 +164,8 @@ impl Observer for JobBar {
 }
 
 fn progress_bar() -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
+    // With `--json` a script is reading: events, not a bar.
+    if !std::io::stderr().is_terminal() || stdout_reserved() {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(100);
@@ -217,6 +229,17 @@ pub fn report(ended: Ended, out_dir: &Path, bar: &JobBar) -> ExitCode {
         tell!("The job goes on; pick it up with: {}", bar.pickup(&job));
     }
     exit.into()
+}
+
+/// `--json`'s last event for the one job, which ended as `ended`: the exit code [`report`]
+/// chooses, and the command that picks the job up while it goes on.
+pub fn report_events(ended: &Ended, bar: &JobBar, events: &Events) {
+    let exit = exit_of(&ended.state);
+    let resume = match (exit, ended.state.job_id()) {
+        (Exit::Resumable, Some(job)) => bar.pickup_command(job),
+        _ => None,
+    };
+    events.finish_one_shot(&ended.state, exit.code(), resume, None);
 }
 
 /// What a shot's journaled state means for the exit code.

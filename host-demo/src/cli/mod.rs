@@ -4,10 +4,17 @@
 // The macros first: the modules below use them.
 
 /// Print a line to stdout, redacted (the key never reaches a terminal): the CLI's `println!`.
+/// Once stdout carries `--json` events ([`events::Events`]), to stderr instead: a script
+/// reading stdout line by line must meet nothing but events.
 macro_rules! say {
-    ($($arg:tt)*) => {
-        println!("{}", happyhorse_sandbox::redact(&format!($($arg)*)))
-    };
+    ($($arg:tt)*) => {{
+        let line = happyhorse_sandbox::redact(&format!($($arg)*)).into_owned();
+        if $crate::cli::events::stdout_reserved() {
+            eprintln!("{line}")
+        } else {
+            println!("{line}")
+        }
+    }};
 }
 
 /// Print a line to stderr, redacted: the CLI's `eprintln!`.
@@ -19,7 +26,10 @@ macro_rules! tell {
 
 pub(crate) use {say, tell};
 
+pub mod events;
 pub mod exit;
 pub mod job;
+pub mod jobs;
 pub mod pipeline;
 pub mod progress;
+pub mod tee;

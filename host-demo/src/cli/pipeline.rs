@@ -1,5 +1,6 @@
 //! The `run`, `status` and `resolve` subcommands: flags, printing and exit codes.
 
+use super::events::Events;
 use super::exit::{Exit, RefuseInput, refuse};
 use super::job::exit_of;
 use super::progress::Progress;
@@ -8,8 +9,8 @@ use clap::{ArgGroup, Args};
 use happyhorse_pipeline::{
     BUILT_IN_EMULATOR, INDEX_FILE, Journal, MANIFEST_FILE, Observer, REAL_BASE_URL, Resolution,
     RunConfig, RunOutcome, Session, ShotRow, ShowRun, State, Storyboard, clips_not_as_paid_for,
-    default_state_dir, money, output_dir, price, resolution_advice, run_priced, settle, shot_json,
-    shown, status_table,
+    default_state_dir, endpoint_of, money, output_dir, price, resolution_advice, run_priced,
+    settle, shot_json, shown, status_table,
 };
 use happyhorse_sandbox::Origin;
 use std::future::Future;
@@ -44,6 +45,30 @@ pub struct RunArgs {
     /// Without it such a run is refused before anything is sent.
     #[arg(long)]
     pub pay_again: bool,
+    /// Write JSON Lines to stdout instead: one event a line (submitted, progress, completed,
+    /// downloaded, failed per shot; finished), flushed per line; the price table and human
+    /// text go to stderr, no progress bars (the events: docs/pipeline.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl RunArgs {
+    /// The run's own settings as given, for a printed `run` command: the budget, the
+    /// concurrency and the poll floor. Never `--pay-again` (a printed command must not pay
+    /// again unasked) nor `--dry-run`.
+    pub fn setting_flags(&self) -> String {
+        let mut flags = String::new();
+        if let Some(cost) = &self.max_cost {
+            flags.push_str(&format!(" --max-cost {}", crate::shell_word(cost)));
+        }
+        if let Some(n) = self.concurrency {
+            flags.push_str(&format!(" --concurrency {n}"));
+        }
+        if let Some(ms) = self.poll_interval_ms {
+            flags.push_str(&format!(" --poll-interval-ms {ms}"));
+        }
+        flags
+    }
 }
 
 /// `host-demo status`.
@@ -121,6 +146,7 @@ pub async fn run(
     args: RunArgs,
     flags: RerunFlags,
     open: impl Future<Output = Result<(Session, Option<PathBuf>)>>,
+    events: Option<&Events>,
 ) -> Result<ExitCode> {
     let max_cost_micros = args
         .max_cost
@@ -132,6 +158,9 @@ pub async fn run(
         .refused(&format!("the storyboard {}", args.storyboard.display()))?;
     let state_dir = default_state_dir()?;
     let (session, out_root) = open.await?;
+    if let Some(events) = events {
+        events.connected(&session);
+    }
     let config = RunConfig {
         out_root,
         state_dir: Some(state_dir),
@@ -159,10 +188,16 @@ pub async fn run(
     let outcome = match price(&storyboard, &session, &config).await {
         Ok(Ok(priced)) => {
             // Shown before anything is sent: what each shot costs and where it stands.
-            print!("{}", happyhorse_sandbox::redact(&priced.table));
+            say!("{}", priced.table.trim_end_matches('\n'));
             let terminal = std::io::stderr().is_terminal();
+            if let Some(events) = events {
+                events.priced_run(&priced.plan);
+            }
             let show: ShowRun = &|shots, done| -> Box<dyn Observer> {
-                Box::new(Progress::new(shots, done, terminal))
+                match events {
+                    Some(events) => Box::new(events.clone()),
+                    None => Box::new(Progress::new(shots, done, terminal)),
+                }
             };
             run_priced(priced, &storyboard, &session, &config, show, stop).await
         }
@@ -175,7 +210,24 @@ pub async fn run(
         crate::shell_word(&args.storyboard.display().to_string()),
         flags.place
     );
-    Ok(print_outcome(outcome?, &rerun, &flags.run_only))
+    let outcome = outcome?;
+    if let Some(events) = events {
+        let resume = format!("host-demo run {rerun}{}", flags.run_only);
+        events.finish_run(&outcome, outcome_code(&outcome), &resume);
+    }
+    Ok(print_outcome(outcome, &rerun, &flags.run_only))
+}
+
+/// The exit code of a run that ended as `outcome`: what [`print_outcome`] returns.
+pub fn outcome_code(outcome: &RunOutcome) -> u8 {
+    match outcome {
+        RunOutcome::Invalid(_)
+        | RunOutcome::OverBudget { .. }
+        | RunOutcome::Conflicts(_)
+        | RunOutcome::Repeats(_) => Exit::Refused.code(),
+        RunOutcome::DryRun(_) => Exit::Done.code(),
+        RunOutcome::Finished(summary) => summary_code(summary),
+    }
 }
 
 /// Print how a run ended, and choose the exit code. `storyboard` is the storyboard as the
@@ -310,7 +362,7 @@ fn print_summary(
                 );
             }
             print_money(&summary.rows, emulated);
-            summary_exit(summary)
+            ExitCode::from(summary_code(summary))
         }
     }
 }
@@ -366,7 +418,7 @@ fn print_money(rows: &[ShotRow], emulated: bool) {
 /// printed command picks it up), then a halt (a refused key, no credits), then Ctrl-C before
 /// any job existed, then anything else left to pick up, then a clip not as paid for (billed
 /// and wrong: a person must look), then failures (nothing billed), else done.
-fn summary_exit(summary: &happyhorse_pipeline::RunSummary) -> ExitCode {
+fn summary_code(summary: &happyhorse_pipeline::RunSummary) -> u8 {
     let exits: Vec<(Exit, bool)> = summary
         .rows
         .iter()
@@ -378,7 +430,7 @@ fn summary_exit(summary: &happyhorse_pipeline::RunSummary) -> ExitCode {
     } else if summary.halted.is_some() {
         Exit::Failed
     } else if summary.stopped {
-        return ExitCode::from(super::exit::INTERRUPTED as u8);
+        return super::exit::INTERRUPTED as u8;
     } else if !summary.errors.is_empty() || exits.iter().any(|(e, _)| *e == Exit::Resumable) {
         Exit::Resumable
     } else if exits.iter().any(|(e, _)| *e == Exit::NotAsPaidFor) {
@@ -388,7 +440,7 @@ fn summary_exit(summary: &happyhorse_pipeline::RunSummary) -> ExitCode {
     } else {
         Exit::Done
     };
-    exit.into()
+    exit.code()
 }
 
 fn journal_path(
@@ -491,7 +543,7 @@ pub fn resolve(args: ResolveArgs) -> Result<ExitCode> {
     }
     let endpoint = match &args.base_url {
         // Not echoed: a malformed URL may still carry a password.
-        Some(url) => Origin::from_url(url).refused("--base-url")?.to_string(),
+        Some(url) => endpoint_of(&Origin::from_url(url).refused("--base-url")?),
         None => {
             // The one endpoint the journal has the shot under; the real service when none.
             let mut found: Vec<String> = Journal::open_read_only(&path)
@@ -504,7 +556,7 @@ pub fn resolve(args: ResolveArgs) -> Result<ExitCode> {
             found.dedup();
             match found.as_slice() {
                 [one] if !one.is_empty() => one.clone(),
-                [] | [_] => Origin::from_url(REAL_BASE_URL)?.to_string(),
+                [] | [_] => endpoint_of(&Origin::from_url(REAL_BASE_URL)?),
                 many => {
                     return refuse(format!(
                         "shot {:?} has jobs at {}: say which with --base-url",

@@ -14,6 +14,7 @@ mod submit;
 mod wait;
 
 use crate::clip::PaidFor;
+use crate::job_record::JobRecord;
 use crate::journal::{Journal, State};
 use crate::observe::{BudgetView, Observer};
 use crate::plan::{Plan, PlannedShot};
@@ -153,6 +154,8 @@ pub struct Runner<'a> {
     /// The per-user registry of submits, this journal's canonical path in it, and whether
     /// a request another journal sent may be paid for again (`--pay-again`).
     registry: Option<(&'a Registry, PathBuf, bool)>,
+    /// A one-shot job's row in the registry, given the job id as soon as a submit creates it.
+    job_record: Option<&'a JobRecord<'a>>,
     /// How output files are named.
     names: OutputNames,
 }
@@ -189,6 +192,7 @@ impl<'a> Runner<'a> {
             first_submit: std::sync::atomic::AtomicBool::new(false),
             first_answered: watch::Sender::new(false),
             registry: None,
+            job_record: None,
             names: OutputNames::Shot,
         })
     }
@@ -196,6 +200,13 @@ impl<'a> Runner<'a> {
     /// Name output files as `names` says (a storyboard's by default).
     pub(crate) fn with_output_names(mut self, names: OutputNames) -> Runner<'a> {
         self.names = names;
+        self
+    }
+
+    /// Tell `record` (a one-shot job's row in the registry) the job id as soon as a submit
+    /// creates it.
+    pub(crate) fn with_job_record(mut self, record: Option<&'a JobRecord<'a>>) -> Runner<'a> {
+        self.job_record = record;
         self
     }
 
@@ -444,6 +455,7 @@ impl<'a> Runner<'a> {
                     self.fetch(fetch, urls, &mut plugin, &mut cause).await?
                 }
                 Action::End { ok, message } => {
+                    self.progress.ended(name, &row.state, &self.options.out_dir);
                     self.progress.finish(name, ok, &message);
                     return Ok(cause);
                 }

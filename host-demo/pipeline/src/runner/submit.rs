@@ -154,6 +154,9 @@ impl Runner<'_> {
         }
         // Only a journaled job is watched: `wait`, which comes next, lets it go again.
         if let State::Submitted { job_id } = &next {
+            if let Some(record) = self.job_record {
+                record.created(job_id);
+            }
             self.progress.submitted(name, job_id);
             self.session
                 .scheduler

@@ -3,9 +3,22 @@
 //! notice that the same shot was already paid for from another one (the storyboard copied
 //! elsewhere, run with another `--out-dir`), and refuse to pay again unless told to.
 //!
+//! It also keeps the one-shot jobs (`one_shots`: what `generate` submitted and `resume` picked
+//! up, with their request, estimate, state and files) and lists the latest of both kinds for
+//! `host-demo jobs` (`recent`).
+//!
 //! It lives in `$HAPPYHORSE_STATE_DIR` when set (tests set it), else
 //! `$XDG_STATE_HOME/happyhorse`, else `~/.local/state/happyhorse`, as `submits.sqlite`. A
 //! request is recorded *before* it is sent, so a crash cannot leave a paid submit unrecorded.
+
+mod one_shots;
+mod recent;
+#[cfg(test)]
+mod tests_one_shots;
+
+pub(crate) use one_shots::{JobEnd, Known, NewJob};
+pub use one_shots::{JobFile, JobState, OneShotJob};
+pub use recent::{RecentJob, StoryboardSubmit};
 
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -33,7 +46,8 @@ CREATE TABLE IF NOT EXISTS submits (
 ";
 
 /// Brings a registry from before endpoints were recorded up to date, in one transaction:
-/// its rows keep a `NULL` endpoint.
+/// its rows keep a `NULL` endpoint. A registry from before one-shot jobs were recorded gains
+/// their table in the same transaction.
 fn migrate(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let old: bool = tx.query_row(
@@ -46,6 +60,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         tx.execute_batch("ALTER TABLE submits RENAME TO submits_v1;")?;
     }
     tx.execute_batch(SCHEMA)?;
+    tx.execute_batch(one_shots::SCHEMA)?;
     if old {
         tx.execute_batch(
             "INSERT INTO submits (fingerprint, journal, shot, job_id, at)
@@ -120,6 +135,20 @@ impl Registry {
         })
     }
 
+    /// Open the registry in `dir` if there is one (bringing it up to date), without creating
+    /// anything: `None` when no run or job has recorded anything there yet.
+    pub fn open_existing(dir: &Path) -> Result<Option<Registry>> {
+        if !Registry::path_in(dir).is_file() {
+            return Ok(None);
+        }
+        Registry::open(dir).map(Some)
+    }
+
+    /// The registry's file in `dir`.
+    pub fn path_in(dir: &Path) -> PathBuf {
+        dir.join(FILE_NAME)
+    }
+
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -129,7 +158,7 @@ impl Registry {
     /// earlier submit is returned. The check and the record are one write transaction, so
     /// two runs (processes) that both passed their start-of-run check cannot both claim the
     /// same request: the second finds the first.
-    pub fn claim(
+    pub(crate) fn claim(
         &self,
         fingerprint: &str,
         endpoint: &str,
@@ -170,7 +199,7 @@ impl Registry {
     }
 
     /// Record the job a recorded submit created.
-    pub fn record_job(
+    pub(crate) fn record_job(
         &self,
         fingerprint: &str,
         endpoint: &str,
@@ -194,7 +223,7 @@ impl Registry {
 
     /// Submits of `fingerprint` to `endpoint` (or to an endpoint not recorded) from journals
     /// other than `journal`.
-    pub fn elsewhere(
+    pub(crate) fn elsewhere(
         &self,
         fingerprint: &str,
         endpoint: &str,
