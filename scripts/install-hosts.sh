@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the hosts that tests/all/hosts.rs runs only when they are present: the wasmtime CLI
 # (wasmtime run / wasmtime serve), Obelisk, and wac (to compose the serverless example).
-# They build from source with cargo, without LTO (below): 13.2, 19.2 and 6.8 min measured on
+# They build from source with cargo, without LTO (below): about 10, 19.2 and 6.8 min measured on
 # a 2-core AMD EPYC.
 #
 #   scripts/install-hosts.sh [--root DIR] [wasmtime] [obelisk] [wac]
