@@ -88,6 +88,7 @@
 //!   `progress`, exactly as written (a percent job whose first reading is under 1, a job whose
 //!   progress goes back); the poll after the last finds it completed. Up to 100 numbers, each
 //!   from 0 to 100; a malformed list is ignored. The job's own timing model is set aside.
+//!   Written in the documented status style only (the variant style writes `"42%"`).
 //! - **Usage** lists completed and failed jobs in creation order, each with `created_at` too.
 //!   A completed job costs `duration × rate` (0.14 USD/s at 720p, 0.18 at 1080p), rounded to
 //!   1/10000; a failed job is listed with cost 0 (nothing is charged for a failed generation).

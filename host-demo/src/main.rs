@@ -536,6 +536,7 @@ async fn generate(args: GenerateArgs, verbose: bool, events: Option<&Events>) ->
         watermark: Some(args.watermark),
     };
     let flags = args.conn.pickup_flags() + &args.output.flag();
+    let run_flags = args.conn.run_only_flags();
     let (session, out_dir) = open_session(args.conn, verbose).await?;
     if let Some(events) = events {
         events.connected(&session);
@@ -586,7 +587,7 @@ async fn generate(args: GenerateArgs, verbose: bool, events: Option<&Events>) ->
     check_out_dir(&out_dir)?;
     args.output.check_free(&out_dir)?;
     // Recorded there before the submit is sent, for `host-demo jobs` and `resume`.
-    let registry = cli::jobs::registry_for_generate(&session)?;
+    let registry = cli::jobs::registry_for_generate(&session)?.map(|r| r.picked_up_with(run_flags));
     let bar = JobBar::new(Pickup {
         flags,
         emulated: session.is_emulated(),
@@ -630,6 +631,7 @@ async fn resume(
     }
     output.check()?;
     let flags = conn.pickup_flags() + &output.flag();
+    let run_flags = conn.run_only_flags();
     let (session, out_dir) = open_session(conn, verbose).await?;
     if let Some(events) = events {
         events.connected(&session);
@@ -637,7 +639,7 @@ async fn resume(
     let out_dir = clips_folder(&session, out_dir);
     check_out_dir(&out_dir)?;
     output.check_free(&out_dir)?;
-    let registry = cli::jobs::registry_for_resume();
+    let registry = cli::jobs::registry_for_resume().map(|r| r.picked_up_with(run_flags));
     let bar = JobBar::new(Pickup {
         flags,
         emulated: session.is_emulated(),

@@ -618,3 +618,68 @@ async fn a_percent_job_whose_first_reading_is_under_one_is_never_drawn_backwards
     }
     assert_eq!(emu.submits_received(), 1, "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_resume_says_the_job_goes_on_and_how_to_pick_it_up() {
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("clips");
+    let emu = slow_emulator(30).await;
+    let base = emu.base_url();
+    let gave_up = host(
+        &[
+            "generate",
+            "--prompt",
+            "a horse",
+            "--duration",
+            "3",
+            "--base-url",
+            &base,
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--timeout-secs",
+            "1",
+        ],
+        home.path(),
+    )
+    .await;
+    let text = printed(&gave_up);
+    assert_eq!(gave_up.status.code(), Some(3), "{text}");
+    let words = printed_command(&text, "If interrupted: ");
+    assert_eq!(words[0], "resume", "{text}");
+    let job = words[1].clone();
+    // Ctrl-C once `resume` has read the job (its first progress event).
+    let stopped = interrupt(
+        &[
+            "resume",
+            &job,
+            "--base-url",
+            &base,
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+        home.path(),
+        r#""event":"progress""#,
+    )
+    .await;
+    let text = printed(&stopped);
+    assert_eq!(stopped.status.code(), Some(3), "resumable, not 130\n{text}");
+    assert!(!text.contains("nothing was billed"), "{text}");
+    assert!(
+        text.contains(&format!("Job {job} was submitted and goes on")),
+        "{text}"
+    );
+    let last = String::from_utf8_lossy(&stopped.stdout)
+        .lines()
+        .last()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("JSON"))
+        .expect("a finished event");
+    assert_eq!(last["event"], "finished", "{text}");
+    assert!(
+        last["resume_command"]
+            .as_str()
+            .is_some_and(|c| c.starts_with(&format!("host-demo resume {job}"))),
+        "{last}"
+    );
+    assert_eq!(emu.submits_received(), 1, "{text}");
+}

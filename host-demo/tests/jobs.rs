@@ -89,8 +89,9 @@ async fn a_generate_that_gave_up_is_listed_and_its_listed_command_downloads_it()
         command.starts_with(&format!("host-demo resume {job_id} --base-url {base}")),
         "{command}"
     );
+    // The flags the job was started with, as `generate`'s own hint repeats them.
     assert!(
-        command.contains("'") && command.ends_with("--output intro"),
+        command.contains("'") && command.ends_with("--output intro --timeout-secs 1"),
         "{command}"
     );
 
@@ -102,6 +103,8 @@ async fn a_generate_that_gave_up_is_listed_and_its_listed_command_downloads_it()
         "{table_text}"
     );
 
+    // That command waits one second, as the user asked: let the 4 s job end first.
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let resumed = shell(command, home.path()).await;
     let text = printed(&resumed);
     assert_eq!(resumed.status.code(), Some(0), "{text}");

@@ -28,15 +28,16 @@ impl<'r> JobRecord<'r> {
         Ok(JobRecord { registry, row })
     }
 
-    /// Record that `job_id` is being picked up (`resume`); returns the record and, when the
-    /// registry has the job from its `generate`, the request and estimate it was paid for.
+    /// Record that `job_id` is being picked up (`resume`); returns the record (none for a
+    /// job the registry has as downloaded: its row stays as it is) and, when the registry
+    /// has the job from its `generate`, the request and estimate it was paid for.
     pub(crate) fn resumed(
         registry: &'r Registry,
         job: &NewJob<'_>,
         job_id: &str,
-    ) -> Result<(JobRecord<'r>, Option<Known>)> {
+    ) -> Result<(Option<JobRecord<'r>>, Option<Known>)> {
         let (row, known) = registry.record_resumed(job, job_id)?;
-        Ok((JobRecord { registry, row }, known))
+        Ok((row.map(|row| JobRecord { registry, row }), known))
     }
 
     /// The submit's answer created `job_id`, journaled: recorded at once, so a crash while

@@ -104,9 +104,7 @@ pub use run::{
 pub use runner::{Cause, DEFAULT_CONCURRENCY, Ended, Runner, RunnerOptions};
 pub use scheduler::learn::{JobClass, Reading as JobReading, Record as LearnedJob};
 pub use scheduler::{PollCounts, PollScheduler, ScheduleConfig};
-pub use session::{
-    BUILT_IN_EMULATOR, ConnectOptions, EMULATOR_KEY, REAL_BASE_URL, Session, endpoint_of,
-};
+pub use session::{BUILT_IN_EMULATOR, ConnectOptions, EMULATOR_KEY, REAL_BASE_URL, Session};
 pub use status::{Resolution, advice as resolution_advice, settle, table as status_table};
 pub use storyboard::{
     ImageSource, Problem, RunSettings, Shot, Storyboard, output_dir, output_name_problem,

@@ -99,7 +99,7 @@ pub async fn resume(
         Some(registry) => {
             let job = new_job(session, &endpoint, &out_dir_recorded, output);
             match JobRecord::resumed(registry, &job, job_id) {
-                Ok((record, known)) => (Some(record), known),
+                Ok(found) => found,
                 // Nothing is sent or paid here: the job is picked up all the same.
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "could not record the job in the per-user registry");

@@ -1,34 +1,42 @@
-//! A job's progress on one scale, settled per job: the value the screen, the reports and the
-//! scheduler all use.
+//! A job's progress on one scale, settled per job: what the scheduler plans with, and what
+//! the screen and the `--json` events draw of it.
 //!
 //! Providers write progress as a fraction (`0.45`, what EmpirioLabs documents) or as a
 //! percentage (`45`, `"45%"`), and one reading alone cannot always tell: the component's
 //! `running` payload reads `0.6` as 60 %, though from a percent job it means 0.6 %. The
 //! component also hands over the reading as written (WIT `progress-reading`), and a job's
-//! readings together settle it: a job that ever writes a number above 1, or a `%`, reports
-//! percentages — from then on, and its earlier readings are read again that way.
+//! readings together settle it: a job that ever writes a number above 1, or a `%`, while it
+//! is queued or running reports percentages — from then on, and its earlier readings are read
+//! again that way. (A finished job's `100` says nothing: it ends either scale.)
 //!
-//! Until then a reading up to 1 is read as the documented fraction (the scheduler plans with
-//! it, and reads it again if the job turns out to write percentages), but the screen does
-//! not draw it while a later reading could still prove it a hundred times too large: a bar
-//! never moves back, so a bar drawn at 60 % for a job at 0.6 % would stay wrong. Such a
-//! reading is drawn once the job is old enough that, were it a percentage, the job would
-//! need more than [`PERCENT_JOB_LIMIT`] to finish — then it settles the job as fractions.
+//! Until then a reading up to 1 is read as the documented fraction — the scheduler plans with
+//! it, and reads it again if the job turns out to write percentages — but it is not drawn
+//! while a later reading could still prove it a hundred times too large: a bar never moves
+//! back, so a bar drawn at 60 % for a job at 0.6 % would stay wrong. The job is settled as
+//! writing fractions, and drawn, once
+//! - a second reading up to 1 follows, no lower than the first: a percent job is that early
+//!   (under 1 %) for a moment only; or
+//! - it has been running long enough that, were the reading a percentage, the job would need
+//!   more than [`PERCENT_JOB_LIMIT`] to finish (time counted from its first reading while
+//!   running, so a long queue proves nothing).
 
 use happyhorse_sandbox::api::{JobState, JobStatus, ProgressReading};
 use std::time::Duration;
 
-/// The longest a job is believed to take: a reading `v` (up to 1) at age `a` is a fraction
-/// for sure once `a × 100 / v` (the job's length were `v` a percentage) exceeds it. An hour:
-/// far beyond the provider's renders (3–15 s clips), yet reached by a fraction reading of
-/// 0.1 at 36 s of age.
+/// The longest a job is believed to run: a reading `v` (up to 1) taken `t` after the job was
+/// first seen running is a fraction for sure once `t × 100 / v` (the job's length, were `v`
+/// a percentage) exceeds it — a reading of 0.5 after 18 s, of 0.1 after 3.6 s.
 pub const PERCENT_JOB_LIMIT: Duration = Duration::from_secs(3600);
 
 /// The scale of one job's progress readings.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ProgressScale {
     /// What the job's readings have shown so far.
     settled: Settled,
+    /// The job's age at its first reading while running: where its running time starts.
+    running_from: Option<Duration>,
+    /// Its last reading up to 1 while the scale was unsettled.
+    held: Option<f64>,
 }
 
 /// What a job's readings have shown of their scale.
@@ -37,7 +45,7 @@ enum Settled {
     /// Nothing yet: readings up to 1 are read as fractions, not drawn.
     #[default]
     Not,
-    /// Fractions: a reading up to 1 came too late in the job to be a percentage.
+    /// Fractions: readings up to 1 that a percent job would not have written.
     Fraction,
     /// Percentages: the job wrote a number above 1, or a `%`.
     Percent,
@@ -67,25 +75,21 @@ impl ProgressScale {
     /// settling the scale on the way.
     pub fn read(&mut self, status: &JobStatus, age: Option<Duration>) -> ScaledProgress {
         let reading = status.progress_reading.as_ref();
-        let now_percent = !self.is_percent() && reading.is_some_and(writes_percent);
+        let live = matches!(status.state, JobState::Queued | JobState::Running(_));
+        let now_percent = live && !self.is_percent() && reading.is_some_and(writes_percent);
         if now_percent {
             self.settled = Settled::Percent;
-        } else if self.settled == Settled::Not
-            && let (Some(r), Some(age)) = (reading, age)
-            && too_late_for_percent(r.value, age)
-        {
-            self.settled = Settled::Fraction;
         }
         let (fraction, shown) = match &status.state {
             JobState::Queued => (Some(0.0), Some(0.0)),
-            // A component that does not hand over the reading as written: its own scaling
-            // of this one reading is all there is.
             JobState::Running(alone) => match reading {
                 Some(r) => {
                     let fraction = self.fraction(r);
-                    let sure = self.settled != Settled::Not || fraction == 0.0;
-                    (Some(fraction), sure.then_some(fraction))
+                    let shown = self.running(r.value, age).then_some(fraction);
+                    (Some(fraction), shown)
                 }
+                // A component that does not hand over the reading as written: its own
+                // scaling of this one reading is all there is.
                 None => (*alone, *alone),
             },
             JobState::Completed(_) => (Some(1.0), Some(1.0)),
@@ -96,6 +100,28 @@ impl ProgressScale {
             shown,
             now_percent,
         }
+    }
+
+    /// Takes a running reading of `value` at `age`: whether it may be drawn.
+    fn running(&mut self, value: f64, age: Option<Duration>) -> bool {
+        if self.running_from.is_none() {
+            self.running_from = age;
+        }
+        if self.settled != Settled::Not || value == 0.0 {
+            // Zero is zero on either scale.
+            return true;
+        }
+        let ran = age
+            .zip(self.running_from)
+            .map(|(age, from)| age.saturating_sub(from));
+        let confirmed = self.held.is_some_and(|held| value >= held);
+        if confirmed || ran.is_some_and(|ran| too_long_for_percent(value, ran)) {
+            self.settled = Settled::Fraction;
+            self.held = None;
+            return true;
+        }
+        self.held = Some(value);
+        false
     }
 
     /// `reading` as a fraction on this job's scale, within 0.0–1.0.
@@ -118,31 +144,24 @@ fn writes_percent(reading: &ProgressReading) -> bool {
     reading.marked_percent || reading.value > 1.0
 }
 
-/// Whether `value` (up to 1) at `age` cannot be a percentage: the job would then take more
-/// than [`PERCENT_JOB_LIMIT`] in all.
-fn too_late_for_percent(value: f64, age: Duration) -> bool {
-    value > 0.0 && age.as_secs_f64() * 100.0 / value > PERCENT_JOB_LIMIT.as_secs_f64()
+/// Whether `value` (up to 1), read after the job ran for `ran`, cannot be a percentage: the
+/// job would then run more than [`PERCENT_JOB_LIMIT`] in all.
+fn too_long_for_percent(value: f64, ran: Duration) -> bool {
+    value > 0.0 && ran.as_secs_f64() * 100.0 / value > PERCENT_JOB_LIMIT.as_secs_f64()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn running(value: f64, marked_percent: bool) -> JobStatus {
-        let reading = ProgressReading {
-            value,
-            marked_percent,
-        };
-        // The component's own scaling of the one reading, as it sends it.
-        let alone = if marked_percent || value > 1.0 {
-            value / 100.0
-        } else {
-            value
-        };
+    fn with_state(state: JobState, value: f64, marked_percent: bool) -> JobStatus {
         JobStatus {
             job_id: "j".into(),
-            state: JobState::Running(Some(alone)),
-            progress_reading: Some(reading),
+            state,
+            progress_reading: Some(ProgressReading {
+                value,
+                marked_percent,
+            }),
             raw_status: "running".into(),
             created_at: None,
             completed_at: None,
@@ -150,35 +169,70 @@ mod tests {
         }
     }
 
+    fn running(value: f64, marked_percent: bool) -> JobStatus {
+        // The component's own scaling of the one reading, as it sends it.
+        let alone = if marked_percent || value > 1.0 {
+            value / 100.0
+        } else {
+            value
+        };
+        with_state(JobState::Running(Some(alone)), value, marked_percent)
+    }
+
     const SECOND: Duration = Duration::from_secs(1);
 
-    /// (fraction, shown, now_percent) of each (value, age in s) read in turn.
-    fn read_all(readings: &[(f64, u64)]) -> Vec<(Option<f64>, Option<f64>, bool)> {
+    /// (fraction, shown, now_percent) of each running (value, age in s) read in turn.
+    fn read_all(readings: &[(f64, u32)]) -> Vec<(Option<f64>, Option<f64>, bool)> {
         let mut scale = ProgressScale::default();
         readings
             .iter()
             .map(|&(value, age)| {
-                let read = scale.read(&running(value, false), Some(SECOND * age as u32));
+                let read = scale.read(&running(value, false), Some(SECOND * age));
                 (read.fraction, read.shown, read.now_percent)
             })
             .collect()
     }
 
     #[test]
-    fn a_fraction_job_is_drawn_once_its_readings_cannot_be_percentages() {
+    fn a_short_fraction_job_is_drawn_from_its_second_reading() {
+        // The built-in emulator's demo: a few seconds, a few readings.
         assert_eq!(
-            read_all(&[(0.0, 1), (0.5, 10), (0.1, 40), (0.5, 60), (1.0, 70)]),
+            read_all(&[(0.0, 1), (0.3, 2), (0.7, 4), (1.0, 5)]),
             [
                 // Zero is zero on either scale.
                 (Some(0.0), Some(0.0), false),
-                // 0.5 at 10 s could be 0.5 % of a 2,000 s job: planned with, not drawn.
-                (Some(0.5), None, false),
-                // 0.1 at 40 s would be a 40,000 s job: fractions, settled.
-                (Some(0.1), Some(0.1), false),
-                (Some(0.5), Some(0.5), false),
+                // 0.3 could be 0.3 %: planned with, not drawn.
+                (Some(0.3), None, false),
+                // A second reading up to 1, no lower: fractions.
+                (Some(0.7), Some(0.7), false),
                 (Some(1.0), Some(1.0), false),
             ]
         );
+    }
+
+    #[test]
+    fn a_reading_after_a_dip_waits_for_one_that_does_not_dip() {
+        let read = read_all(&[(0.31, 2), (0.30, 4), (0.5, 6)]);
+        assert_eq!(read[1].1, None, "lower than the one before: not yet");
+        assert_eq!(read[2].1, Some(0.5));
+    }
+
+    #[test]
+    fn a_long_running_fraction_job_is_drawn_at_its_first_reading_once_it_has_run_long_enough() {
+        let mut scale = ProgressScale::default();
+        // First seen running at 100 s of age (after its queue), reading 0.
+        scale.read(&running(0.0, false), Some(SECOND * 100));
+        // 0.1 after 40 s of running would be a 40,000 s job in percent: a fraction.
+        let read = scale.read(&running(0.1, false), Some(SECOND * 140));
+        assert_eq!(read.shown, Some(0.1));
+    }
+
+    #[test]
+    fn a_long_queue_proves_nothing() {
+        // A percent job queued 40 s, then writing 1 (1 %): its age is no running time.
+        let read = read_all(&[(1.0, 40), (5.0, 45)]);
+        assert_eq!(read[0], (Some(1.0), None, false), "1 is not drawn as done");
+        assert_eq!(read[1], (Some(0.05), Some(0.05), true));
     }
 
     #[test]
@@ -195,14 +249,6 @@ mod tests {
         assert_eq!(read[2], (Some(0.9 / 100.0), Some(0.9 / 100.0), false));
         assert_eq!(read[3], (Some(0.4), Some(0.4), false));
         assert_eq!(read[4], (Some(1.0), Some(1.0), false));
-    }
-
-    #[test]
-    fn a_one_from_an_unsettled_job_is_not_drawn_as_done() {
-        // "0 → 100 → 40": a first 1 meant 1 %.
-        let read = read_all(&[(0.0, 1), (1.0, 5), (40.0, 60)]);
-        assert_eq!(read[1], (Some(1.0), None, false));
-        assert_eq!(read[2], (Some(0.4), Some(0.4), true));
     }
 
     #[test]
@@ -225,11 +271,41 @@ mod tests {
     }
 
     #[test]
-    fn without_an_age_a_reading_up_to_one_stays_undrawn() {
+    fn a_finished_jobs_hundred_says_nothing_of_its_scale() {
         let mut scale = ProgressScale::default();
-        for _ in 0..3 {
-            assert_eq!(scale.read(&running(0.3, false), None).shown, None);
-        }
+        scale.read(&running(0.4, false), Some(SECOND));
+        let done = with_state(
+            JobState::Completed(vec!["https://x/y.mp4".into()]),
+            100.0,
+            false,
+        );
+        let read = scale.read(&done, Some(SECOND * 2));
+        assert_eq!((read.fraction, read.now_percent), (Some(1.0), false));
+        assert!(!scale.is_percent());
+        let failed = with_state(
+            JobState::Failed(happyhorse_sandbox::api::JobFailure {
+                code: "c".into(),
+                message: "m".into(),
+            }),
+            100.0,
+            false,
+        );
+        assert!(!scale.read(&failed, None).now_percent);
+    }
+
+    #[test]
+    fn a_queued_jobs_percentage_settles_it() {
+        let mut scale = ProgressScale::default();
+        let read = scale.read(&with_state(JobState::Queued, 0.0, true), None);
+        assert!(read.now_percent);
+        assert_eq!(scale.read(&running(0.5, false), None).shown, Some(0.005));
+    }
+
+    #[test]
+    fn without_an_age_a_rising_job_is_still_drawn_from_its_second_reading() {
+        let mut scale = ProgressScale::default();
+        assert_eq!(scale.read(&running(0.3, false), None).shown, None);
+        assert_eq!(scale.read(&running(0.3, false), None).shown, Some(0.3));
     }
 
     #[test]
@@ -244,29 +320,10 @@ mod tests {
     }
 
     #[test]
-    fn states_without_a_reading() {
-        let mut scale = ProgressScale::default();
-        let mut status = running(50.0, false);
-        status.state = JobState::Queued;
-        // A queued job's reading still settles the scale.
-        assert_eq!(
-            scale.read(&status, None),
-            ScaledProgress {
-                fraction: Some(0.0),
-                shown: Some(0.0),
-                now_percent: true
-            }
-        );
-        status.state = JobState::Completed(vec!["https://x/y.mp4".into()]);
-        assert_eq!(scale.read(&status, None).shown, Some(1.0));
-        status.state = JobState::Cancelled;
-        assert_eq!(scale.read(&status, None).fraction, None);
-    }
-
-    #[test]
     fn out_of_range_readings_are_kept_in_range() {
         let scale = ProgressScale {
             settled: Settled::Percent,
+            ..ProgressScale::default()
         };
         let r = |value| ProgressReading {
             value,

@@ -22,24 +22,6 @@ pub const EMULATOR_KEY: &str = "emulator-key";
 /// every process, and its jobs end with the process, so they never count for another.
 pub const BUILT_IN_EMULATOR: &str = "built-in emulator";
 
-/// The endpoint an API origin is, as journals and the registry record it: the origin, with
-/// two spellings of one server made one, so a job found under one is found under the other
-/// and never paid for twice — `localhost` is `127.0.0.1` (where the emulator and most local
-/// servers listen), and a fully qualified name's final dot goes (`api.example.` is
-/// `api.example`). Hints print it back as `--base-url`, so it stays a URL that reaches it.
-pub fn endpoint_of(origin: &Origin) -> String {
-    let mut origin = origin.clone();
-    if let Some(name) = origin.host.strip_suffix('.')
-        && !name.is_empty()
-    {
-        origin.host = name.to_string();
-    }
-    if origin.host == "localhost" {
-        origin.host = "127.0.0.1".into();
-    }
-    origin.to_string()
-}
-
 /// How to open a session.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
@@ -215,7 +197,7 @@ impl Session {
         if self.is_emulated() {
             return BUILT_IN_EMULATOR.to_string();
         }
-        endpoint_of(&self.downloads.api_origin)
+        self.downloads.api_origin.to_string()
     }
 
     /// Whether this session talks to the built-in emulator.
@@ -236,45 +218,5 @@ impl Session {
         self.runtime
             .instantiate(self.sandbox.plugin_options())
             .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn endpoint(url: &str) -> String {
-        endpoint_of(&Origin::from_url(url).expect("a URL"))
-    }
-
-    #[test]
-    fn one_server_is_one_endpoint_however_it_is_spelled() {
-        let local = "http://127.0.0.1:8787";
-        for url in [
-            "http://127.0.0.1:8787/v1",
-            "http://localhost:8787",
-            "http://LOCALHOST:8787/",
-            "http://localhost.:8787",
-        ] {
-            assert_eq!(endpoint(url), local, "{url}");
-        }
-        assert_eq!(
-            endpoint("https://api.example./v1"),
-            "https://api.example:443"
-        );
-        assert_eq!(
-            endpoint("https://API.example:443"),
-            "https://api.example:443"
-        );
-        // Other servers stay apart: another port, scheme, host, or the IPv6 loopback (a
-        // server may listen on one family only).
-        for url in [
-            "http://127.0.0.1:8788",
-            "https://127.0.0.1:8787",
-            "http://[::1]:8787",
-            "http://127.0.0.2:8787",
-        ] {
-            assert_ne!(endpoint(url), local, "{url}");
-        }
     }
 }

@@ -165,7 +165,8 @@ pub enum Event {
         #[serde(flatten)]
         totals: Totals,
         /// The estimates of the shots whose job exists (what the provider bills per second
-        /// of video); 0 on the built-in emulator; `null` when a price is unknown (`resume`).
+        /// of video), but not of jobs the provider failed; 0 on the built-in emulator;
+        /// `null` when a price is unknown (a `resume` of a job the registry does not know).
         billed_micros: Option<u64>,
         /// The command that picks the work up, exactly as the human hint prints it, when
         /// there is work left to pick up; `null` otherwise (and for a `generate` on the
@@ -448,7 +449,8 @@ fn pairs(list: &[(String, String)]) -> String {
 }
 
 /// What the shots at `states` (each with its estimate, if known) bill: the estimates of those
-/// whose job exists; nothing on the built-in emulator; `None` when one of them has no price.
+/// whose job exists, but not of a job the provider failed (a failed generation is not
+/// charged); nothing on the built-in emulator; `None` when one of them has no price.
 fn billed<'s>(
     emulated: Option<bool>,
     states: impl IntoIterator<Item = (&'s State, Option<u64>)>,
@@ -458,8 +460,13 @@ fn billed<'s>(
     }
     states
         .into_iter()
-        .filter(|(state, _)| state.job_id().is_some())
+        .filter(|(state, _)| state.job_id().is_some() && !failed_by_provider(state))
         .try_fold(0u64, |sum, (_, cost)| sum.checked_add(cost?))
+}
+
+/// Whether the provider ended the shot's job without a clip.
+fn failed_by_provider(state: &State) -> bool {
+    matches!(state, State::Failed { failure, .. } if failure.stage == Stage::Job)
 }
 
 /// A progress reading in whole hundredths (`None`: not reported, or not a number).
@@ -550,7 +557,8 @@ impl Observer for Events {
                     stage: Some(failure.stage),
                     code: failure.code.as_deref().map(displayable),
                     reason,
-                    resumable: exit_of(state) == Exit::Resumable,
+                    // A lost submit has no job to pick up: it needs `resolve`, not a re-run.
+                    resumable: state.job_id().is_some() && exit_of(state) == Exit::Resumable,
                 };
                 self.emit(&mut facts, &failed);
             }

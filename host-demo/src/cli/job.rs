@@ -141,6 +141,11 @@ impl Observer for JobBar {
             "submitting" => self.set_phase(Phase::Submitting),
             "submitted" => {
                 *self.job.lock().unwrap_or_else(|e| e.into_inner()) = detail.to_string();
+                // `resume` never submits, yet its job exists and goes on: Ctrl-C must say
+                // so and print the command that picks it up, never "nothing was billed".
+                if !detail.is_empty() {
+                    self.set_phase(Phase::Submitted(detail.to_string()));
+                }
                 self.bar();
             }
             "completed" => {

@@ -112,8 +112,9 @@ fn entry(job: &RecentJob) -> Value {
 }
 
 /// The command that picks `job` up, when one can: a job that exists, is not over, and lives
-/// at an endpoint that outlives this process. It names the endpoint and where the files go,
-/// nothing else (the key is read from the environment again; time bounds are the user's).
+/// at an endpoint that outlives this process. It names the endpoint, where the files go, and
+/// the flags the job was started with (the component, time bounds, sandbox), as `generate`'s
+/// own hint does; never the key, which is read from the environment again.
 pub fn resume_command(job: &OneShotJob) -> Option<String> {
     if job.emulated || !job.state.unfinished() {
         return None;
@@ -138,6 +139,8 @@ fn pickup(job: &OneShotJob, job_id: &str) -> String {
     if let Some(name) = &job.output {
         command.push_str(&format!(" --output {}", shell_word(name)));
     }
+    // Recorded as printed (quoted by `shell_word` then), never read as a path.
+    command.push_str(&happyhorse_pipeline::displayable(&job.pickup_flags));
     command
 }
 
@@ -269,6 +272,7 @@ mod tests {
             files: vec![],
             created_at: 0,
             updated_at: 0,
+            pickup_flags: String::new(),
         }
     }
 
@@ -282,6 +286,15 @@ mod tests {
                 )
             );
         }
+        let mut started = job(JobState::Stopped, Some("job_1"));
+        started.pickup_flags = " --component c.wasm --timeout-secs 60".into();
+        assert_eq!(
+            resume_command(&started).as_deref(),
+            Some(
+                "host-demo resume job_1 --base-url http://127.0.0.1:9 --out-dir '/my clips' --output intro --component c.wasm --timeout-secs 60"
+            ),
+            "the flags the job was started with, as generate's own hint repeats them"
+        );
         let mut real = job(JobState::Resumable, Some("job_1"));
         real.base_url = Some(format!("{REAL_BASE_URL}/"));
         real.output = None;

@@ -9,8 +9,8 @@ use clap::{ArgGroup, Args};
 use happyhorse_pipeline::{
     BUILT_IN_EMULATOR, INDEX_FILE, Journal, MANIFEST_FILE, Observer, REAL_BASE_URL, Resolution,
     RunConfig, RunOutcome, Session, ShotRow, ShowRun, State, Storyboard, clips_not_as_paid_for,
-    default_state_dir, endpoint_of, money, output_dir, price, resolution_advice, run_priced,
-    settle, shot_json, shown, status_table,
+    default_state_dir, money, output_dir, price, resolution_advice, run_priced, settle, shot_json,
+    shown, status_table,
 };
 use happyhorse_sandbox::Origin;
 use std::future::Future;
@@ -543,7 +543,7 @@ pub fn resolve(args: ResolveArgs) -> Result<ExitCode> {
     }
     let endpoint = match &args.base_url {
         // Not echoed: a malformed URL may still carry a password.
-        Some(url) => endpoint_of(&Origin::from_url(url).refused("--base-url")?),
+        Some(url) => Origin::from_url(url).refused("--base-url")?.to_string(),
         None => {
             // The one endpoint the journal has the shot under; the real service when none.
             let mut found: Vec<String> = Journal::open_read_only(&path)
@@ -556,7 +556,7 @@ pub fn resolve(args: ResolveArgs) -> Result<ExitCode> {
             found.dedup();
             match found.as_slice() {
                 [one] if !one.is_empty() => one.clone(),
-                [] | [_] => endpoint_of(&Origin::from_url(REAL_BASE_URL)?),
+                [] | [_] => Origin::from_url(REAL_BASE_URL)?.to_string(),
                 many => {
                     return refuse(format!(
                         "shot {:?} has jobs at {}: say which with --base-url",

@@ -116,6 +116,9 @@ fn recorded(r: &rusqlite::Row<'_>) -> rusqlite::Result<Recorded> {
 #[derive(Debug)]
 pub struct Registry {
     conn: Mutex<Connection>,
+    /// The flags a printed `resume` of this process's one-shot jobs repeats (the component,
+    /// time bounds, sandbox: never the key), recorded with each ([`Registry::picked_up_with`]).
+    pickup_flags: String,
 }
 
 impl Registry {
@@ -132,7 +135,17 @@ impl Registry {
         migrate(&mut conn)?;
         Ok(Registry {
             conn: Mutex::new(conn),
+            pickup_flags: String::new(),
         })
+    }
+
+    /// This registry, recording with every one-shot job it records or picks up the flags
+    /// (` --component … --timeout-secs …`, as a printed command carries them; never the
+    /// key) that `host-demo jobs` must repeat in the `resume` command it lists, so that
+    /// command picks the job up as the one `generate` printed would.
+    pub fn picked_up_with(mut self, flags: String) -> Registry {
+        self.pickup_flags = flags;
+        self
     }
 
     /// Open the registry in `dir` if there is one (bringing it up to date), without creating

@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS one_shots (
     out_dir        TEXT NOT NULL,
     output         TEXT,
     files          TEXT,
+    pickup_flags   TEXT,
     created_at     INTEGER NOT NULL,
     updated_at     INTEGER NOT NULL,
     UNIQUE (endpoint, job_id)
@@ -168,6 +169,9 @@ pub struct OneShotJob {
     pub created_at: i64,
     /// When it last changed (Unix ms).
     pub updated_at: i64,
+    /// The flags a command that picks it up repeats, as a printed command carries them
+    /// (` --component … --timeout-secs …`; empty when none were given).
+    pub pickup_flags: String,
 }
 
 impl OneShotJob {
@@ -251,7 +255,8 @@ pub(crate) type Known = (VideoRequest, CostEstimate);
 
 /// The columns [`one_shot`] reads, in its order.
 const COLUMNS: &str = "id, endpoint, base_url, emulated, job_id, state, detail, request, \
-                       cost_micros, currency, out_dir, output, files, created_at, updated_at";
+                       cost_micros, currency, out_dir, output, files, created_at, updated_at, \
+                       pickup_flags";
 
 /// A row of `SELECT COLUMNS FROM one_shots`. Nothing in it is trusted: a value that does not
 /// parse reads as absent.
@@ -279,6 +284,7 @@ fn one_shot(r: &rusqlite::Row<'_>) -> rusqlite::Result<OneShotJob> {
         files,
         created_at: r.get(13)?,
         updated_at: r.get(14)?,
+        pickup_flags: text(15)?.unwrap_or_default(),
     })
 }
 
@@ -290,8 +296,8 @@ impl Registry {
         let now = now_ms();
         conn.execute(
             "INSERT INTO one_shots (endpoint, base_url, emulated, state, request, cost_micros,
-                 billed_seconds, currency, out_dir, output, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+                 billed_seconds, currency, out_dir, output, created_at, updated_at, pickup_flags)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)",
             params![
                 job.endpoint,
                 job.base_url,
@@ -305,6 +311,7 @@ impl Registry {
                 job.out_dir.to_string_lossy(),
                 job.output,
                 now,
+                self.pickup_flags,
             ],
         )?;
         Ok(conn.last_insert_rowid())
@@ -345,18 +352,20 @@ impl Registry {
     /// Record that `job_id` at `job.endpoint` is being picked up (`resume`): its row, aimed
     /// at the new output folder and name and marked `submitted`, or a new row when the
     /// registry does not know the job. Returns the row and, when the row knew them, the
-    /// request and estimate the job was paid for.
+    /// request and estimate the job was paid for. A row whose job was downloaded is left as
+    /// it is (its files stay where they were, listed where they are): no row, then, for this
+    /// pick-up, which only fetches the clip again.
     pub(crate) fn record_resumed(
         &self,
         job: &NewJob<'_>,
         job_id: &str,
-    ) -> Result<(i64, Option<Known>)> {
+    ) -> Result<(Option<i64>, Option<Known>)> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now = now_ms();
         let found = tx
             .query_row(
-                "SELECT id, request, cost_micros, billed_seconds, currency FROM one_shots
+                "SELECT id, request, cost_micros, billed_seconds, currency, state FROM one_shots
                  WHERE endpoint = ?1 AND job_id = ?2",
                 params![job.endpoint, job_id],
                 |r| {
@@ -366,15 +375,21 @@ impl Registry {
                         r.get::<_, Option<i64>>(2)?,
                         r.get::<_, Option<i64>>(3)?,
                         r.get::<_, Option<String>>(4)?,
+                        r.get::<_, String>(5)?,
                     ))
                 },
             )
             .optional()?;
         let (row, known) = match found {
-            Some((row, request, micros, seconds, currency)) => {
+            Some((_, request, micros, seconds, currency, state))
+                if JobState::parse(&state) == JobState::Downloaded =>
+            {
+                (None, known(request, micros, seconds, currency))
+            }
+            Some((row, request, micros, seconds, currency, _)) => {
                 tx.execute(
                     "UPDATE one_shots SET state = ?2, detail = NULL, out_dir = ?3, output = ?4,
-                         base_url = COALESCE(?5, base_url), updated_at = ?6
+                         base_url = COALESCE(?5, base_url), updated_at = ?6, pickup_flags = ?7
                      WHERE id = ?1",
                     params![
                         row,
@@ -382,17 +397,18 @@ impl Registry {
                         job.out_dir.to_string_lossy(),
                         job.output,
                         job.base_url,
-                        now
+                        now,
+                        self.pickup_flags,
                     ],
                 )?;
                 let known = known(request, micros, seconds, currency);
-                (row, known)
+                (Some(row), known)
             }
             None => {
                 tx.execute(
                     "INSERT INTO one_shots (endpoint, base_url, emulated, job_id, state, out_dir,
-                         output, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                         output, created_at, updated_at, pickup_flags)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
                     params![
                         job.endpoint,
                         job.base_url,
@@ -401,10 +417,11 @@ impl Registry {
                         JobState::Submitted.as_str(),
                         job.out_dir.to_string_lossy(),
                         job.output,
-                        now
+                        now,
+                        self.pickup_flags,
                     ],
                 )?;
-                (tx.last_insert_rowid(), None)
+                (Some(tx.last_insert_rowid()), None)
             }
         };
         tx.commit()?;
@@ -463,7 +480,9 @@ pub(crate) fn stored_request(request: &VideoRequest) -> String {
         "seed": request.seed,
         "watermark": request.watermark,
     });
-    redacted(&value.to_string())
+    // Each value redacted before it is written as JSON: a key escaped inside the text
+    // (`\"`, `\\`) would no longer match the text redaction looks for.
+    happyhorse_sandbox::redact_json(&value).to_string()
 }
 
 /// One image as stored: a URL as given (its head, when absurdly long), or an inline `data:`

@@ -205,7 +205,7 @@ fn resume_finds_the_request_a_job_was_paid_for_at_its_endpoint_only() {
         ..new_job(&request, &cost, dir.path())
     };
     let (same, known) = r.record_resumed(&resumed, "job_1").unwrap();
-    assert_eq!(same, row, "the same row");
+    assert_eq!(same, Some(row), "the same row");
     let (known_request, known_cost) = known.expect("the request is known");
     let paid_for = PaidFor::of(&known_request, &known_cost).expect("enough to check a clip");
     assert_eq!(
@@ -225,11 +225,45 @@ fn resume_finds_the_request_a_job_was_paid_for_at_its_endpoint_only() {
         ..resumed
     };
     let (new_row, known) = r.record_resumed(&other, "job_1").unwrap();
-    assert!(new_row != row && known.is_none());
+    assert!(new_row.is_some_and(|new| new != row) && known.is_none());
     let (_, known) = r.record_resumed(&resumed, "job_9").unwrap();
     assert!(known.is_none());
     assert_eq!(r.one_shots(20).unwrap().len(), 3);
     assert_eq!(r.one_shots(2).unwrap().len(), 2, "the limit holds");
+}
+
+#[test]
+fn a_downloaded_jobs_row_is_left_as_it_is_when_the_job_is_fetched_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Registry::open(dir.path()).unwrap();
+    let (request, cost) = (request(), cost());
+    let job = new_job(&request, &cost, dir.path());
+    let row = r.record_submitting(&job).unwrap();
+    r.record_created(row, "job_1").unwrap();
+    let end = JobEnd {
+        state: JobState::Downloaded,
+        job_id: None,
+        detail: None,
+        files: vec![],
+    };
+    r.record_end(row, &end).unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    let again = NewJob {
+        out_dir: &elsewhere,
+        ..job
+    };
+    let (none, known) = r.record_resumed(&again, "job_1").unwrap();
+    assert_eq!(none, None, "no row to keep in step");
+    assert!(
+        known.is_some(),
+        "its request is still known, for the clip check"
+    );
+    let listed = &r.one_shots(20).unwrap()[0];
+    assert_eq!(
+        (listed.state, listed.out_dir.as_path()),
+        (JobState::Downloaded, dir.path()),
+        "where its files are"
+    );
 }
 
 #[test]

@@ -155,6 +155,50 @@ async fn two_readings_extrapolate_the_line() {
     assert!(off < Duration::from_millis(2), "{next:?} vs {expected:?}");
 }
 
+/// A running reading of `value` as written (and as the component scales it alone).
+fn written(value: f64, created_ago: Duration) -> JobStatus {
+    let alone = if value > 1.0 { value / 100.0 } else { value };
+    JobStatus {
+        progress_reading: Some(happyhorse_sandbox::api::ProgressReading {
+            value,
+            marked_percent: false,
+        }),
+        ..status(JobState::Running(Some(alone)), created_ago)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn readings_kept_before_a_job_shows_percentages_are_read_again() {
+    let mut plan = PollPlan::new(ScheduleConfig::default());
+    let t0 = Instant::now();
+    let first = plan.observed("a", &written(0.6, 3 * SEC), t0, t0, wall());
+    assert_eq!((first.fraction, first.shown), (Some(0.6), None));
+    let kept = |plan: &PollPlan| -> Vec<f64> {
+        plan.watches["a"]
+            .readings
+            .iter()
+            .map(|r| r.progress)
+            .collect()
+    };
+    assert_eq!(
+        kept(&plan),
+        [0.6],
+        "planned with as the documented fraction"
+    );
+    let t1 = t0 + 17 * SEC;
+    let second = plan.observed("a", &written(6.0, 20 * SEC), t1, t1, wall() + 17 * SEC);
+    assert!(second.now_percent);
+    assert_eq!(second.shown, Some(0.06));
+    assert_eq!(
+        kept(&plan),
+        [0.6 / 100.0, 0.06],
+        "the first read again as 0.6 %"
+    );
+    // 0.6 % at 3 s and 6 % at 20 s: about 5.4 % per 17 s, so the end is minutes away, not
+    // the seconds 60 % at 3 s would have promised.
+    assert!(plan.watches["a"].next > t1 + 60 * SEC);
+}
+
 #[tokio::test(start_paused = true)]
 async fn queued_jobs_are_read_again_as_the_queue_is_likely_to_clear() {
     let mut plan = PollPlan::new(ScheduleConfig::default());
